@@ -1,0 +1,122 @@
+/*
+ * x86-64 implementation of the atomics layer, in inline assembly.
+ * Include arch/atomic.h, never this file directly.
+ *
+ * Memory model (x86-64 is TSO, "total store order"): the CPU may only reorder
+ * a store with a LATER load from a different address (the store waits in the
+ * store buffer while the load goes ahead).  Load->load, store->store and
+ * load->store orders are kept by the hardware.  Therefore:
+ *
+ *   - lf_smp_rmb() and lf_smp_wmb() need no instruction: they are compiler
+ *     barriers only, to stop GCC from reordering the accesses itself (the
+ *     kernel's x86 smp_rmb/smp_wmb are barrier() for the same reason);
+ *   - an acquire load is a plain mov, a release store is a plain mov;
+ *   - only lf_smp_mb() needs an instruction, to drain the store buffer before
+ *     later loads.  A locked add to the stack does this and is cheaper than
+ *     mfence (the kernel's x86-64 smp_mb uses the same trick);
+ *   - every lock-prefixed instruction and xchg (implicitly locked) is a full
+ *     barrier, so xchg/cmpxchg/xadd/bts/btr here need no extra fence.
+ */
+#ifndef LF_ARCH_X86_64_H
+#define LF_ARCH_X86_64_H
+
+static inline void lf_barrier(void) { __asm__ __volatile__("" ::: "memory"); }
+
+static inline void lf_cpu_relax(void)
+{
+	/* "rep; nop": tells the core this is a spin-wait loop, so it does not
+	 * flood the pipeline with speculative loads of the lock word and, on an
+	 * SMT core, yields execution resources to the sibling thread (which may
+	 * be the lock holder). */
+	__asm__ __volatile__("pause" ::: "memory");
+}
+
+static inline void lf_smp_mb(void)
+{
+	__asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc");
+}
+
+/* TSO keeps load->load and store->store order: compiler barriers only. */
+static inline void lf_smp_rmb(void) { lf_barrier(); }
+static inline void lf_smp_wmb(void) { lf_barrier(); }
+
+/*
+ * LF_ARCH_OPS(W, T, S): the per-width operations for a W-bit unsigned type T
+ * whose instruction suffix is S ("b", "w", "l", "q").  The "q" register
+ * constraint allows any register with an addressable low byte, which on
+ * x86-64 is every general register, so one constraint serves every width.
+ */
+#define LF_ARCH_OPS(W, T, S)                                                  \
+static inline T lf_read##W(const volatile T *p) { return *p; }                \
+static inline void lf_write##W(volatile T *p, T v) { *p = v; }               \
+static inline T lf_load_acquire##W(const volatile T *p)                       \
+{                                                                             \
+	T v = *p;                                                             \
+	lf_barrier();                                                         \
+	return v;                                                             \
+}                                                                             \
+static inline void lf_store_release##W(volatile T *p, T v)                    \
+{                                                                             \
+	lf_barrier();                                                         \
+	*p = v;                                                               \
+}                                                                             \
+static inline T lf_xchg##W(volatile T *p, T v)                                \
+{                                                                             \
+	/* xchg with a memory operand is locked without the prefix. */        \
+	__asm__ __volatile__("xchg" S " %0, %1"                               \
+			     : "+q"(v), "+m"(*p) : : "memory");               \
+	return v;                                                             \
+}                                                                             \
+static inline T lf_cmpxchg##W(volatile T *p, T old, T new_)                   \
+{                                                                             \
+	T prev;                                                               \
+	__asm__ __volatile__("lock; cmpxchg" S " %2, %1"                      \
+			     : "=a"(prev), "+m"(*p)                           \
+			     : "q"(new_), "0"(old) : "memory", "cc");         \
+	return prev;                                                          \
+}                                                                             \
+static inline T lf_xadd##W(volatile T *p, T v)                                \
+{                                                                             \
+	__asm__ __volatile__("lock; xadd" S " %0, %1"                         \
+			     : "+q"(v), "+m"(*p) : : "memory", "cc");         \
+	return v;                                                             \
+}
+
+LF_ARCH_OPS(8, uint8_t, "b")
+LF_ARCH_OPS(16, uint16_t, "w")
+LF_ARCH_OPS(32, uint32_t, "l")
+LF_ARCH_OPS(64, uint64_t, "q")
+#undef LF_ARCH_OPS
+
+/* The kernel's bit group on one 64-bit word; nr must be < 64. */
+static inline bool lf_test_and_set_bit64(volatile uint64_t *p, unsigned nr)
+{
+	bool old;
+	__asm__ __volatile__("lock; btsq %2, %0"
+			     : "+m"(*p), "=@ccc"(old) : "r"((uint64_t)nr)
+			     : "memory");
+	return old;
+}
+
+static inline bool lf_test_and_clear_bit64(volatile uint64_t *p, unsigned nr)
+{
+	bool old;
+	__asm__ __volatile__("lock; btrq %2, %0"
+			     : "+m"(*p), "=@ccc"(old) : "r"((uint64_t)nr)
+			     : "memory");
+	return old;
+}
+
+static inline void lf_set_bit64(volatile uint64_t *p, unsigned nr)
+{
+	__asm__ __volatile__("lock; btsq %1, %0"
+			     : "+m"(*p) : "r"((uint64_t)nr) : "memory", "cc");
+}
+
+static inline void lf_clear_bit64(volatile uint64_t *p, unsigned nr)
+{
+	__asm__ __volatile__("lock; btrq %1, %0"
+			     : "+m"(*p) : "r"((uint64_t)nr) : "memory", "cc");
+}
+
+#endif /* LF_ARCH_X86_64_H */

@@ -1,0 +1,82 @@
+#include "atomic.h"
+#include "arch/atomic.h"
+
+/* Signed <-> unsigned conversions are value-preserving modulo 2^64 on every
+ * target GCC supports, and unsigned arithmetic wraps, so int64 results wrap
+ * like two's complement without signed-overflow undefined behaviour. */
+#define S(u) ((int64_t)(u))
+#define U(s) ((uint64_t)(s))
+
+void lf_atomic_init(lf_atomic_t *a, int64_t v)
+{
+	lf_write64(&a->counter, U(v));
+}
+
+int64_t lf_atomic_load(lf_atomic_t *a)
+{
+	/* A plain load is sequentially consistent on x86-64 because every
+	 * store below is a locked instruction (the C11 mapping). */
+	return S(lf_load_acquire64(&a->counter));
+}
+
+void lf_atomic_store(lf_atomic_t *a, int64_t v)
+{
+	/* xchg, not mov: a later load by this thread must not pass the store
+	 * (store->load is the one reordering TSO allows). */
+	lf_xchg64(&a->counter, U(v));
+}
+
+int64_t lf_atomic_exchange(lf_atomic_t *a, int64_t v)
+{
+	return S(lf_xchg64(&a->counter, U(v)));
+}
+
+int64_t lf_atomic_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_)
+{
+	return S(lf_cmpxchg64(&a->counter, U(old), U(new_)));
+}
+
+int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v)
+{
+	return S(lf_xadd64(&a->counter, U(v)));
+}
+
+int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v)
+{
+	return S(lf_xadd64(&a->counter, -U(v)));
+}
+
+int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v)
+{
+	return S(lf_xadd64(&a->counter, U(v)) + U(v));
+}
+
+int64_t lf_atomic_sub_fetch(lf_atomic_t *a, int64_t v)
+{
+	return S(lf_xadd64(&a->counter, -U(v)) - U(v));
+}
+
+bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr)
+{
+	return lf_test_and_set_bit64(&a->counter, nr & 63);
+}
+
+bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr)
+{
+	return lf_test_and_clear_bit64(&a->counter, nr & 63);
+}
+
+void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr)
+{
+	lf_set_bit64(&a->counter, nr & 63);
+}
+
+void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr)
+{
+	lf_clear_bit64(&a->counter, nr & 63);
+}
+
+bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr)
+{
+	return (lf_load_acquire64(&a->counter) >> (nr & 63)) & 1;
+}

@@ -1,0 +1,25 @@
+"""lockfree: lock-free concurrency primitives on x86-64 atomics, via cffi.
+
+Primitives work between threads, between processes over shared memory
+(``shared=True`` / ``name=`` / ``buffer=``), and on free-threaded CPython.
+"""
+
+from ._ffi import ffi, lib
+from .atomic import AtomicInt
+
+__version__ = "0.1.0"
+
+__all__ = ["AtomicInt", "build_info", "__version__"]
+
+
+def build_info() -> dict:
+    """How this copy of lockfree was built (atomics layer, arch, compiler)."""
+    import cffi
+
+    return {
+        "version": __version__,
+        "atomics": ffi.string(lib.lf_build_atomics()).decode(),
+        "arch": ffi.string(lib.lf_build_arch()).decode(),
+        "compiler": ffi.string(lib.lf_build_compiler()).decode(),
+        "cffi": cffi.__version__,
+    }
