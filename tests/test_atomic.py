@@ -1,0 +1,312 @@
+"""AtomicInt: semantics, int64 wrap-around, bad input, contention."""
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from lockfree import AtomicInt
+
+from .conftest import LONG
+
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+int64 = st.integers(INT64_MIN, INT64_MAX)
+
+
+def wrap(v):
+    """What C int64_t arithmetic gives on two's-complement hardware."""
+    return (v - INT64_MIN) % 2**64 + INT64_MIN
+
+
+# -- semantics ---------------------------------------------------------------
+
+def test_default_is_zero():
+    assert AtomicInt().load() == 0
+
+
+def test_load_store_exchange():
+    a = AtomicInt(5)
+    assert a.load() == 5
+    assert a.store(7) is None
+    assert a.load() == 7
+    assert a.exchange(9) == 7
+    assert a.load() == 9
+    a.value = -3
+    assert a.value == -3 and int(a) == -3
+
+
+def test_fetch_and_fetch_variants():
+    a = AtomicInt(10)
+    assert a.fetch_add(5) == 10 and a.load() == 15
+    assert a.fetch_sub(3) == 15 and a.load() == 12
+    assert a.add_fetch(8) == 20 and a.load() == 20
+    assert a.sub_fetch(25) == -5 and a.load() == -5
+
+
+def test_compare_exchange_success_and_failure():
+    a = AtomicInt(1)
+    assert a.compare_exchange(1, 2) == (True, 1)
+    assert a.load() == 2
+    assert a.compare_exchange(1, 3) == (False, 2)
+    assert a.load() == 2
+    assert a.cmpxchg(2, 4) == 2 and a.load() == 4
+    assert a.cmpxchg(2, 5) == 4 and a.load() == 4
+
+
+def test_update_returns_new_value_and_zero_retries_uncontended():
+    a = AtomicInt(3)
+    assert a.update(lambda x: x * 7) == (21, 0)
+    assert a.load() == 21
+
+
+def test_update_counts_retries_when_value_moves_underneath():
+    a = AtomicInt(0)
+    calls = []
+
+    def fn(old):
+        calls.append(old)
+        if len(calls) < 3:  # another "thread" changes it between load and CAS
+            a.fetch_add(100)
+        return old + 1
+
+    assert a.update(fn) == (201, 2)
+    assert calls == [0, 100, 200]  # each retry starts from the value seen
+
+
+def test_bit_group():
+    a = AtomicInt(0)
+    assert a.test_and_set_bit(3) is False
+    assert a.test_and_set_bit(3) is True
+    assert a.test_bit(3) is True and a.load() == 8
+    a.set_bit(63)
+    assert a.load() == 8 + INT64_MIN  # bit 63 is the sign bit
+    assert a.test_and_clear_bit(63) is True
+    assert a.test_and_clear_bit(63) is False
+    a.clear_bit(3)
+    assert a.load() == 0 and a.test_bit(0) is False
+
+
+@pytest.mark.parametrize("nr", [-1, 64, 1000])
+def test_bit_number_out_of_range(nr):
+    a = AtomicInt()
+    for op in (a.test_and_set_bit, a.test_and_clear_bit, a.set_bit,
+               a.clear_bit, a.test_bit):
+        with pytest.raises(ValueError, match="0..63"):
+            op(nr)
+    assert a.load() == 0
+
+
+def test_wraps_like_int64():
+    a = AtomicInt(INT64_MAX)
+    assert a.fetch_add(1) == INT64_MAX
+    assert a.load() == INT64_MIN
+    assert a.fetch_sub(1) == INT64_MIN
+    assert a.load() == INT64_MAX
+    assert a.add_fetch(INT64_MAX) == -2
+    assert a.sub_fetch(INT64_MIN) == INT64_MAX - 1  # -2 - (-2**63)
+
+
+# -- bad input ---------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [1.5, "3", None, [1]])
+def test_wrong_types_raise_type_error(bad):
+    a = AtomicInt(1)
+    for op in (a.store, a.exchange, a.fetch_add, a.fetch_sub, a.add_fetch,
+               a.sub_fetch, a.set_bit):
+        with pytest.raises(TypeError):
+            op(bad)
+    with pytest.raises(TypeError):
+        a.compare_exchange(bad, 2)
+    with pytest.raises(TypeError):
+        AtomicInt(bad)
+    assert a.load() == 1
+
+
+@pytest.mark.parametrize("big", [2**63, -2**63 - 1, 2**100])
+def test_out_of_int64_range_raises_overflow_error(big):
+    a = AtomicInt(1)
+    for op in (a.store, a.exchange, a.fetch_add):
+        with pytest.raises(OverflowError):
+            op(big)
+    with pytest.raises(OverflowError):
+        a.compare_exchange(1, big)
+    assert a.load() == 1
+
+
+def test_closed_object_raises_value_error():
+    a = AtomicInt(4)
+    a.close()
+    a.close()  # idempotent
+    for op, args in [(a.load, ()), (a.store, (1,)), (a.fetch_add, (1,)),
+                     (a.compare_exchange, (1, 2)), (a.cmpxchg, (1, 2)),
+                     (a.test_bit, (1,)), (a.update, (abs,))]:
+        with pytest.raises(ValueError, match="closed AtomicInt"):
+            op(*args)
+    assert "closed" in repr(a)
+
+
+def test_context_manager_closes():
+    with AtomicInt(2) as a:
+        assert a.fetch_add(1) == 2
+    assert a.closed
+
+
+# -- hypothesis: operations against a Python model ----------------------------
+
+class AtomicModel(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.a = AtomicInt()
+        self.model = 0
+
+    @rule(v=int64)
+    def store(self, v):
+        self.a.store(v)
+        self.model = v
+
+    @rule(v=int64)
+    def exchange(self, v):
+        assert self.a.exchange(v) == self.model
+        self.model = v
+
+    @rule(v=int64)
+    def fetch_add(self, v):
+        assert self.a.fetch_add(v) == self.model
+        self.model = wrap(self.model + v)
+
+    @rule(v=int64)
+    def fetch_sub(self, v):
+        assert self.a.fetch_sub(v) == self.model
+        self.model = wrap(self.model - v)
+
+    @rule(v=int64)
+    def add_fetch(self, v):
+        self.model = wrap(self.model + v)
+        assert self.a.add_fetch(v) == self.model
+
+    @rule(v=int64)
+    def sub_fetch(self, v):
+        self.model = wrap(self.model - v)
+        assert self.a.sub_fetch(v) == self.model
+
+    @rule(hit=st.booleans(), expected=int64, desired=int64)
+    def compare_exchange(self, hit, expected, desired):
+        if hit:
+            expected = self.model
+        ok, seen = self.a.compare_exchange(expected, desired)
+        assert seen == self.model
+        assert ok == (expected == self.model)
+        if ok:
+            self.model = desired
+
+    @rule(nr=st.integers(0, 63))
+    def test_and_set_bit(self, nr):
+        assert self.a.test_and_set_bit(nr) == bool(self.model >> nr & 1)
+        self.model = wrap(self.model | 1 << nr)
+
+    @rule(nr=st.integers(0, 63))
+    def test_and_clear_bit(self, nr):
+        assert self.a.test_and_clear_bit(nr) == bool(self.model >> nr & 1)
+        self.model = wrap(self.model & ~(1 << nr))
+
+    @rule(k=st.integers(-3, 3))
+    def update(self, k):
+        new, retries = self.a.update(lambda x: wrap(x * k + 1))
+        self.model = wrap(self.model * k + 1)
+        assert (new, retries) == (self.model, 0)
+
+    @invariant()
+    def load_matches(self):
+        assert self.a.load() == self.model
+
+    def teardown(self):
+        self.a.close()
+
+
+TestAtomicModel = AtomicModel.TestCase
+TestAtomicModel.settings = settings(max_examples=200 if not LONG else 2000,
+                                    stateful_step_count=40, deadline=None)
+
+
+@given(st.lists(int64, max_size=50))
+def test_fetch_add_sequence_wraps(values):
+    a = AtomicInt()
+    total = 0
+    for v in values:
+        assert a.fetch_add(v) == total
+        total = wrap(total + v)
+    assert a.load() == total
+
+
+# -- real contention ------------------------------------------------------------
+
+N_ADD = 10**6 if not LONG else 10**7
+N_CAS = 10**5 if not LONG else 10**6
+
+
+def _hammer_fetch_add(a, start, n):
+    start.wait()
+    f = a.fetch_add
+    for _ in range(n):
+        f(1)
+
+
+def _hammer_update(a, start, n, out):
+    start.wait()
+    retries = 0
+    for _ in range(n):
+        retries += a.update(lambda x: x + 1)[1]
+    out.fetch_add(retries)
+
+
+def test_two_processes_fetch_add_exact(mp_context):
+    with AtomicInt(shared=True) as a:
+        start = mp_context.Barrier(2)
+        procs = [mp_context.Process(target=_hammer_fetch_add,
+                                    args=(a, start, N_ADD))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(300)
+            assert p.exitcode == 0
+        assert a.load() == 2 * N_ADD
+
+
+def test_two_processes_cas_update_retries_and_exact(mp_context):
+    with AtomicInt(shared=True) as a, AtomicInt(shared=True) as retries:
+        start = mp_context.Barrier(2)
+        procs = [mp_context.Process(target=_hammer_update,
+                                    args=(a, start, N_CAS, retries))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(300)
+            assert p.exitcode == 0
+        assert a.load() == 2 * N_CAS
+        print(f"2 processes x {N_CAS} CAS updates: {retries.load()} retries")
+        assert retries.load() > 0
+
+
+def test_threads_fetch_add_and_cas_update_exact():
+    a = AtomicInt()
+    retries = AtomicInt()
+    n_threads, n = 4, N_CAS
+    start = threading.Barrier(n_threads * 2)
+    threads = [threading.Thread(target=_hammer_fetch_add, args=(a, start, n))
+               for _ in range(n_threads)]
+    b = AtomicInt()
+    threads += [threading.Thread(target=_hammer_update,
+                                 args=(b, start, n, retries))
+                for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.load() == n_threads * n
+    assert b.load() == n_threads * n
+    print(f"{n_threads} threads x {n} CAS updates: {retries.load()} retries")
+    assert retries.load() > 0
