@@ -1,0 +1,96 @@
+"""Per-op cost of AtomicInt next to a bare cffi call and two anchors.
+
+    pytest benchmarks/bench_atomic.py --benchmark-only
+    python benchmarks/bench_atomic.py
+
+For each operation (one group each): the floor, a bare cffi call of the same
+arity into a no-op C function; AtomicInt's method hoisted to a local
+(``f = a.fetch_add``) and called as users write it (``a.fetch_add(1)``);
+the ``atomics`` package (if installed); ``multiprocessing.Value`` + its lock.
+"""
+
+import multiprocessing
+
+import pytest
+
+from _report import Case, main
+from lockfree import AtomicInt, lib
+
+TARGETS = {"floor": 1.4, "atomics": 20, "mp.Value": 5}
+
+_MP_CAS = """\
+with lock:
+    seen = v.value
+    if seen == 0:
+        v.value = 0"""
+
+# operation: (call arguments, atomics method, multiprocessing.Value statement)
+_OPS = {
+    "load": ((), "load", "v.value"),
+    "fetch_add": (("1",), "fetch_add", "with lock: v.value += 1"),
+    "cmpxchg": (("0", "0"), "cmpxchg_strong", _MP_CAS),
+    "compare_exchange": (("0", "0"), "cmpxchg_strong", _MP_CAS),
+}
+
+
+def _call(fn, *args):
+    return f"{fn}({', '.join(args)})"
+
+
+def _floor(arity):
+    fn = getattr(lib, f"lf_noop{arity}")
+    # ._state is the pointer AtomicInt's bound methods pass; it keeps the
+    # AtomicInt's memory alive.
+    return lambda: {"f": fn, "p": AtomicInt()._state}
+
+
+def _lockfree(op):
+    def setup():
+        a = AtomicInt()
+        return {"a": a, "f": getattr(a, op)}
+    return setup
+
+
+def _atomics(method):
+    def setup():
+        import atomics  # optional: ImportError reports "not installed"
+        return {"f": getattr(atomics.atomic(width=8, atype=atomics.INT),
+                             method)}
+    return setup
+
+
+def _mp_value():
+    v = multiprocessing.Value("q", lock=True)
+    return {"v": v, "lock": v.get_lock()}
+
+
+def _cases():
+    for op, (args, method, mp_stmt) in _OPS.items():
+        group = f"atomic-{op}"
+        floor = _call("f", "p", *args)
+        call = _call("f", *args)
+        yield Case(group, "floor", "cffi", "floor",
+                   f"f = lib.lf_noop{len(args) + 1}; {floor}", floor,
+                   _floor(len(args) + 1))
+        yield Case(group, "subject", "lockfree", "lockfree",
+                   f"f = a.{op}; {call}", call, _lockfree(op))
+        attr = _call(f"a.{op}", *args)
+        yield Case(group, "subject", "lockfree", "lockfree-attr", attr, attr,
+                   _lockfree(op))
+        yield Case(group, "anchor", "atomics", "atomics",
+                   f"f = b.{method}; {call}", call, _atomics(method))
+        yield Case(group, "anchor", "mp.Value", "mp.Value",
+                   "with lock: CAS" if mp_stmt is _MP_CAS else mp_stmt,
+                   mp_stmt, _mp_value)
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.group}-{c.name}")
+def test_atomic(bench_case, case):
+    bench_case(case)
+
+
+if __name__ == "__main__":
+    main(CASES, TARGETS)
