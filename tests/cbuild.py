@@ -234,8 +234,9 @@ def build(name: str, variant: str) -> Path:
     # Build to a private name and rename, so concurrent sessions (xdist)
     # never run a half-written binary.
     tmp = BUILD / f".{name}-{variant}.{os.getpid()}"
+    # -latomic: the portable layer's 16-byte CAS lives in libatomic.
     cmd = [cc, *VARIANTS[variant], f"-I{CSRC}", "-o", str(tmp),
-           *map(str, _sources(name))]
+           *map(str, _sources(name)), "-latomic"]
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if cp.returncode != 0:
         tmp.unlink(missing_ok=True)

@@ -29,6 +29,13 @@
  *   lf_test_and_set_bit64(p, nr), lf_test_and_clear_bit64(p, nr)  (full
  *   barrier, return the old bit), lf_set_bit64, lf_clear_bit64 (full barrier).
  *
+ * and for 128-bit pairs (lf_u128_t, 16-byte aligned):
+ *
+ *   lf_cmpxchg128(p, &old, new)  atomic 16-byte compare-and-swap, full
+ *                            barrier; true on success, else stores the value
+ *                            seen into old.  The tagged-pointer CAS that
+ *                            defeats ABA (x86-64 "lock cmpxchg16b").
+ *
  * Barriers:
  *
  *   lf_barrier()     compiler barrier only.
@@ -46,6 +53,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* A pair of words that lf_cmpxchg128 swaps as one (lo at the lower
+ * address: the low half of an unsigned __int128 on little-endian targets). */
+typedef struct lf_u128 {
+	uint64_t lo, hi;
+} __attribute__((aligned(16))) lf_u128_t;
 
 #if defined(LF_ATOMICS_PORTABLE) || !defined(__x86_64__)
 # ifndef LF_ATOMICS_PORTABLE

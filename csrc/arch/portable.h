@@ -80,4 +80,19 @@ static inline void lf_clear_bit64(volatile uint64_t *p, unsigned nr)
 	__atomic_fetch_and(p, ~((uint64_t)1 << nr), __ATOMIC_SEQ_CST);
 }
 
+/* 16-byte __atomic operations go through libatomic on GCC (the build links
+ * -latomic), which uses cmpxchg16b where the CPU has it. */
+static inline bool lf_cmpxchg128(volatile lf_u128_t *p, lf_u128_t *old,
+				 lf_u128_t new_)
+{
+	unsigned __int128 o = (unsigned __int128)old->hi << 64 | old->lo;
+	unsigned __int128 n = (unsigned __int128)new_.hi << 64 | new_.lo;
+	bool ok = __atomic_compare_exchange_n((volatile unsigned __int128 *)p,
+					      &o, n, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST);
+	old->lo = (uint64_t)o;
+	old->hi = (uint64_t)(o >> 64);
+	return ok;
+}
+
 #endif /* LF_ARCH_PORTABLE_H */

@@ -119,4 +119,16 @@ static inline void lf_clear_bit64(volatile uint64_t *p, unsigned nr)
 			     : "+m"(*p) : "r"((uint64_t)nr) : "memory", "cc");
 }
 
+/* cmpxchg16b compares rdx:rax with the 16 bytes at p; if equal, stores
+ * rcx:rbx there (ZF=1), else loads them into rdx:rax (ZF=0). */
+static inline bool lf_cmpxchg128(volatile lf_u128_t *p, lf_u128_t *old,
+				 lf_u128_t new_)
+{
+	bool ok;
+	__asm__ __volatile__("lock; cmpxchg16b %1"
+			     : "=@ccz"(ok), "+m"(*p), "+a"(old->lo), "+d"(old->hi)
+			     : "b"(new_.lo), "c"(new_.hi) : "memory");
+	return ok;
+}
+
 #endif /* LF_ARCH_X86_64_H */

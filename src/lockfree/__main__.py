@@ -11,7 +11,8 @@ import os
 import platform
 import sys
 
-from . import build_info
+from . import build_info, demos
+from .demos import DEMOS, listing
 from ._selfcheck import self_check
 
 
@@ -29,6 +30,16 @@ def _print_info() -> None:
     print(f"  cpus      : {os.cpu_count()}")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lockfree",
@@ -40,7 +51,23 @@ def main(argv=None) -> int:
         "(the default)")
     check.add_argument("-n", type=int, default=200_000, metavar="N",
                        help="increments per worker (default: %(default)s)")
+    demo = sub.add_parser("demo", help="teaching demos (list them with no "
+                          "NAME)")
+    demo.add_argument("name", nargs="?", choices=list(DEMOS), metavar="NAME",
+                      help="one of: " + ", ".join(DEMOS))
+    demo.add_argument("--threads", type=_positive, metavar="N",
+                      help="worker threads (lost-update)")
+    demo.add_argument("--workers", type=_positive, nargs="+",
+                      dest="threads_list", metavar="N",
+                      help="worker counts to compare (cas-retry)")
+    demo.add_argument("--iterations", type=_positive, metavar="N",
+                      help="iterations per worker")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        if args.name is None:
+            print(listing())
+            return 0
+        return demos.load(args.name).run(args)
     _print_info()
     if args.command == "info":
         return 0

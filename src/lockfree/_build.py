@@ -77,6 +77,28 @@ CDEF = {
         void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
         bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
     """,
+    "treiber": """
+        #define LF_TREIBER_NIL 0xFFFFFFFFFFFFFFFF
+        typedef struct lf_u128 { uint64_t lo, hi; ...; } lf_u128_t;
+        struct lf_treiber { lf_u128_t head; ...; };
+        struct lf_treiber_snap { uint64_t top, tag, next; };
+        uint64_t lf_treiber_size(uint64_t capacity);
+        void lf_treiber_init(struct lf_treiber *s, uint64_t capacity,
+                             int tagged);
+        void lf_treiber_push(struct lf_treiber *s, uint64_t node);
+        uint64_t lf_treiber_pop(struct lf_treiber *s);
+        int lf_treiber_pop_begin(struct lf_treiber *s,
+                                 struct lf_treiber_snap *snap);
+        int lf_treiber_pop_commit(struct lf_treiber *s,
+                                  const struct lf_treiber_snap *snap);
+        uint64_t lf_treiber_walk(struct lf_treiber *s, uint64_t *out,
+                                 uint64_t max);
+    """,
+    "demo": """
+        int lf_demo_lost_update(int threads, int64_t iters, int64_t *out);
+        int lf_demo_cas_retry(int threads, int64_t iters, int64_t *hist,
+                              int nbins, int64_t *out);
+    """,
 }
 
 
@@ -112,6 +134,8 @@ def _make_builder():
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                             "-Wno-unused-parameter"]
         + shlex.split(os.environ.get("LOCKFREE_CFLAGS", "")),
+        # 16-byte __atomic operations live in libatomic (portable layer).
+        libraries=["atomic"] if atomics_impl() == "portable" else [],
         extra_link_args=shlex.split(os.environ.get("LOCKFREE_LDFLAGS", "")),
     )
     return builder

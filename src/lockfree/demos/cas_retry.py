@@ -1,0 +1,95 @@
+"""cas-retry: the CAS retry loop under contention, in C and in Python."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+from .._ffi import ffi, lib
+from ..atomic import AtomicInt
+
+TITLE = "the CAS retry loop: attempts, retries per success, histogram"
+BINS = 6  # 0, 1, 2, 3, 4, 5+ retries
+LOOP = """    do {
+        old = load(&counter);
+        new = old + 1;
+    } while (!CAS(&counter, old, new));"""
+
+
+def c_threads(threads: int, iters: int):
+    """Histogram of retries per increment, total attempts, final value."""
+    hist = ffi.new("int64_t[]", BINS)
+    out = ffi.new("int64_t[2]")
+    err = lib.lf_demo_cas_retry(threads, iters, hist, BINS, out)
+    if err:
+        raise OSError(-err, "lf_demo_cas_retry failed")
+    return list(hist), out[1], out[0]
+
+
+def _py_worker(counter, hist, start, iters):
+    start.wait()
+    local = [0] * BINS
+    for _ in range(iters):
+        retries = counter.update(lambda old: old + 1)[1]
+        local[min(retries, BINS - 1)] += 1
+    for b, n in enumerate(local):
+        hist[b].fetch_add(n)
+
+
+def py_processes(procs: int, iters: int):
+    """The same loop from Python processes over shared memory."""
+    ctx = mp.get_context("spawn")
+    counter = AtomicInt(shared=True)
+    hist = [AtomicInt(shared=True) for _ in range(BINS)]
+    try:
+        start = ctx.Barrier(procs)
+        workers = [ctx.Process(target=_py_worker,
+                               args=(counter, hist, start, iters))
+                   for _ in range(procs)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        counts = [h.load() for h in hist]
+        attempts = sum(n * (b + 1) for b, n in enumerate(counts[:-1]))
+        attempts += counts[-1] * BINS  # a lower bound for the last bin
+        return counts, attempts, counter.load()
+    finally:
+        for a in (counter, *hist):
+            a.close()
+
+
+def _report(label, n, iters, result):
+    hist, attempts, final = result
+    ok = final == n * iters
+    print(f"  {label:<12} {final:>10,} {'ok' if ok else 'WRONG':>5} "
+          f"{attempts:>11,} {attempts / (n * iters) - 1:>8.3f}   "
+          + " ".join(f"{h:>7,}" for h in hist))
+    return ok
+
+
+def run(args) -> int:
+    iters = args.iterations or 200_000
+    py_iters = max(1, iters // 10)
+    print("Each worker increments one shared counter with the retry loop:\n")
+    print(LOOP + "\n")
+    head = " ".join(f"{k:>7}" for k in ("0", "1", "2", "3", "4",
+                                        f"{BINS - 1}+"))
+    print(f"  {'workers':<12} {'final':>10} {'':>5} {'attempts':>11} "
+          f"{'retries':>8}   increments that needed k retries")
+    print(f"  {'':<12} {'':>10} {'':>5} {'':>11} {'/success':>8}   {head}")
+    ok = True
+    for n in args.threads_list or (1, 2, 4):
+        ok &= _report(f"{n} C thr", n, iters, c_threads(n, iters))
+    for n in args.threads_list or (1, 2, 4):
+        ok &= _report(f"{n} Py proc", n, py_iters,
+                      py_processes(n, py_iters))
+    print("\nOne worker never retries. With more workers than one, a CAS "
+          "fails whenever\nanother worker changed the counter between the "
+          "load and the CAS; the loop\nthen retries from the value it saw. "
+          "Some worker always succeeds (lock-free),\nbut nobody is promised "
+          "to (not wait-free). Python workers hold the value\nlonger "
+          "between load and CAS (interpreter + cffi call), so a larger "
+          "share of\ntheir attempts collide. This machine has "
+          f"{mp.cpu_count()} CPUs: with more workers than\nCPUs, "
+          "preemption between load and CAS causes retries too.")
+    return 0 if ok else 1
