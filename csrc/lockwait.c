@@ -113,8 +113,6 @@ void lf_wait_account(lf_lockstats_t *s, const struct lf_wait *w, bool acquired)
 	/* Atomic adds: waiters that gave up account outside the lock. */
 	if (acquired)
 		lf_xadd64(&s->contended, 1);
-	else
-		lf_xadd64(&s->timeouts, 1);
 	if (w->spins)
 		lf_xadd64(&s->spins, w->spins);
 	if (w->yields)

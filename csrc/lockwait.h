@@ -42,8 +42,11 @@
 #define LF_LOCK_TTAS  2u   /* SpinLock: spin on a plain load, not on xchg */
 
 /* Waiting policy. */
-#define LF_BACKOFF_MAX     256u          /* pauses per round, at most */
-#define LF_SPIN_ROUNDS     64u           /* rounds before yielding */
+/* pause is ~20-140 cycles depending on the core (~23 ns here): the spin
+ * budget, 1 + 2 + ... + 64 then 64 a round for 16 rounds, ~700 pauses, is
+ * some 10-50 us, about a context switch, before the first yield. */
+#define LF_BACKOFF_MAX     64u           /* pauses per round, at most */
+#define LF_SPIN_ROUNDS     16u           /* rounds before yielding */
 #define LF_OWNER_CHECK_NS  10000000ull   /* re-check liveness every 10 ms */
 
 typedef struct lf_lockstats {
@@ -51,7 +54,6 @@ typedef struct lf_lockstats {
 	uint64_t contended;     /* acquisitions that had to wait */
 	uint64_t spins;         /* lf_cpu_relax() calls while waiting */
 	uint64_t yields;        /* sched_yield() calls while waiting */
-	uint64_t timeouts;      /* waits that gave up (deadline or dead owner) */
 } lf_lockstats_t;
 
 /* -- owners ---------------------------------------------------------------- */

@@ -83,10 +83,8 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 			continue;
 		if (r == LF_WAIT_TIMEOUT && !give_up) {
 			/* Keep the ticket; the caller waits again. */
-			if (flags & LF_LOCK_STATS) {
-				lf_xadd64(&l->stats.spins, w.spins);
-				lf_xadd64(&l->stats.yields, w.yields);
-			}
+			if (flags & LF_LOCK_STATS)
+				lf_wait_account(&l->stats, &w, false);
 			return 0;
 		}
 		/* Giving up needs our slot (see the header): from further

@@ -87,7 +87,6 @@ CDEF = {
             uint64_t contended;
             uint64_t spins;
             uint64_t yields;
-            uint64_t timeouts;
         } lf_lockstats_t;
         uint64_t lf_owner_self_id(void);
         int lf_owner_alive(uint64_t id);
