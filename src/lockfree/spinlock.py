@@ -85,11 +85,10 @@ def _deadline(blocking, timeout):
     CLOCK_MONOTONIC deadline in ns.
     """
     if not isinstance(timeout, (int, float)):
-        try:
-            timeout = float(timeout)
-        except (TypeError, ValueError):
+        if not hasattr(type(timeout), "__float__"):  # not str, None...
             raise TypeError("timeout must be a number, not "
-                            f"{type(timeout).__name__}") from None
+                            f"{type(timeout).__name__}")
+        timeout = float(timeout)
     if math.isnan(timeout):
         raise ValueError("Invalid value NaN (not a number)")
     if not blocking and timeout != -1:
