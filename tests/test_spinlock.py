@@ -354,12 +354,13 @@ def test_only_one_recoverer_wins():
     child.kill()
     child.join()  # reaped: gone entirely
     wins = []
-    barrier = threading.Barrier(4)
+    barrier, done = threading.Barrier(4), threading.Barrier(4)
 
     def recover():
         barrier.wait()
         if lock.recover():
             wins.append(threading.get_native_id())
+        done.wait()  # stay alive: a dead winner is itself recoverable
     ts = [threading.Thread(target=recover) for _ in range(4)]
     for t in ts:
         t.start()

@@ -269,11 +269,22 @@ class _LockBase(Primitive):
         """True if the lock is held (by anyone)."""
         self._closed()
 
+    # ``with lock:`` -- one Python frame each way: the uncontended path
+    # calls the C trylock/release directly (bound in _bind_fast).
     def __enter__(self):
+        if self._try():
+            return True
         return self.acquire()
 
-    def __exit__(self, *exc):
-        self.release()
+    def __exit__(self, exc_type, exc, tb):
+        if self._rel():
+            self.release()  # raises the RuntimeError with its message
+
+    _try = _rel = Primitive._closed
+
+    def _bind_fast(self, try_fn, rel_fn):
+        self._bind("_try", try_fn)
+        self._bind("_rel", rel_fn)
 
     def __repr__(self) -> str:
         if self.closed:
@@ -328,6 +339,7 @@ class SpinLock(_LockBase):
         self._install("acquire", _make_acquire(
             lib.lf_spin_try_acquire, lib.lf_spin_acquire_until, st,
             "SpinLock"))
+        self._bind_fast(lib.lf_spin_try_acquire, rel)
         self._install("release", _make_release(
             rel, st, "release of a SpinLock this thread does not hold"))
         self._bind("locked", lib.lf_spin_locked)
@@ -387,6 +399,7 @@ class TicketLock(_LockBase):
         rel = (lib.lf_ticket_release_counted
                if st.flags & lib.LF_LOCK_STATS else lib.lf_ticket_release)
         self._install("acquire", _make_ticket_acquire(st))
+        self._bind_fast(lib.lf_ticket_try_acquire, rel)
         self._install("release", _make_release(
             rel, st, "release of a TicketLock this thread does not hold"))
         self._bind("locked", lib.lf_ticket_locked)
@@ -451,6 +464,9 @@ class RWSpinLock(_LockBase):
             lib.lf_rwlock_read_release_counted if counted
             else lib.lf_rwlock_read_release, st,
             "release_read of an RWSpinLock that no reader holds"))
+        self._bind_fast(lib.lf_rwlock_write_try_acquire,
+                        lib.lf_rwlock_write_release_counted if counted
+                        else lib.lf_rwlock_write_release)
         self._read_side = _Side(self.acquire_read, self.release_read)
         self._write_side = _Side(self.acquire, self.release)
 
