@@ -58,7 +58,7 @@ int lf_spin_release_counted(lf_spinlock_t *l)
 {
 	if (lf_read64(&l->owner) != lf_owner_self())
 		return -1;
-	/* Still held: no other thread writes acquisitions now. */
+	/* Counted while still held; xadd because stats are read concurrently. */
 	lf_xadd64(&l->stats.acquisitions, 1);
 	return lf_spin_unlock(l);
 }
