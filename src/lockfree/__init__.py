@@ -6,10 +6,13 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
+                       TicketLock)
 
 __version__ = "0.1.0"
 
-__all__ = ["AtomicInt", "build_info", "__version__"]
+__all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
+           "OwnerDiedError", "LockStats", "build_info", "__version__"]
 
 
 def build_info() -> dict:

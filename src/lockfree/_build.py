@@ -99,6 +99,90 @@ CDEF = {
         int lf_demo_cas_retry(int threads, int64_t iters, int64_t *hist,
                               int nbins, int64_t *out);
     """,
+    "lockwait": """
+        #define LF_LOCK_STATS 1
+        #define LF_LOCK_TTAS 2
+        #define LF_ACQUIRED 1
+        #define LF_SLICE_NS 50000000
+        typedef struct lf_lockstats {
+            uint64_t acquisitions;
+            uint64_t contended;
+            uint64_t spins;
+            uint64_t yields;
+        } lf_lockstats_t;
+        uint64_t lf_owner_self_id(void);
+        int lf_owner_alive(uint64_t id);
+        uint64_t lf_now_ns(void);
+    """,
+    "spinlock": """
+        typedef struct lf_spinlock {
+            uint8_t locked;
+            uint32_t flags;
+            uint64_t owner;
+            lf_lockstats_t stats;
+            ...;
+        } lf_spinlock_t;
+        void lf_spin_init(lf_spinlock_t *l, uint32_t flags);
+        bool lf_spin_try_acquire(lf_spinlock_t *l);
+        int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline);
+        int lf_spin_release(lf_spinlock_t *l);
+        int lf_spin_release_counted(lf_spinlock_t *l);
+        bool lf_spin_locked(lf_spinlock_t *l);
+        uint64_t lf_spin_owner(lf_spinlock_t *l);
+        int lf_spin_recover(lf_spinlock_t *l);
+    """,
+    "ticketlock": """
+        #define LF_TICKET_SLOTS 64
+        #define LF_TICKET_QUEUED 2
+        typedef struct lf_ticketlock {
+            uint32_t head;
+            uint32_t tail;
+            uint32_t flags;
+            uint64_t owner;
+            lf_lockstats_t stats;
+            uint64_t waiter[64];
+            ...;
+        } lf_ticketlock_t;
+        void lf_ticket_init(lf_ticketlock_t *l, uint32_t flags);
+        bool lf_ticket_try_acquire(lf_ticketlock_t *l);
+        int64_t lf_ticket_take(lf_ticketlock_t *l);
+        int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t,
+                               uint64_t deadline, int give_up);
+        int lf_ticket_abandon(lf_ticketlock_t *l, uint32_t t);
+        int64_t lf_ticket_acquire_until(lf_ticketlock_t *l,
+                                        uint64_t deadline);
+        int lf_ticket_release(lf_ticketlock_t *l);
+        int lf_ticket_release_counted(lf_ticketlock_t *l);
+        bool lf_ticket_locked(lf_ticketlock_t *l);
+        uint64_t lf_ticket_owner(lf_ticketlock_t *l);
+        int lf_ticket_recover(lf_ticketlock_t *l);
+    """,
+    "rwlock": """
+        typedef struct lf_rwlock {
+            uint64_t cnts;
+            uint32_t flags;
+            uint64_t owner;
+            uint64_t wwaiter;
+            lf_lockstats_t stats;
+            uint64_t read_acquisitions;
+            ...;
+        } lf_rwlock_t;
+        void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
+        bool lf_rwlock_read_try_acquire(lf_rwlock_t *l);
+        int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l,
+                                             uint64_t deadline);
+        int lf_rwlock_read_release(lf_rwlock_t *l);
+        int lf_rwlock_read_release_counted(lf_rwlock_t *l);
+        bool lf_rwlock_write_try_acquire(lf_rwlock_t *l);
+        int64_t lf_rwlock_write_acquire_until(lf_rwlock_t *l,
+                                              uint64_t deadline);
+        int lf_rwlock_write_release(lf_rwlock_t *l);
+        int lf_rwlock_write_release_counted(lf_rwlock_t *l);
+        uint64_t lf_rwlock_readers(lf_rwlock_t *l);
+        bool lf_rwlock_write_locked(lf_rwlock_t *l);
+        uint64_t lf_rwlock_owner(lf_rwlock_t *l);
+        int lf_rwlock_recover(lf_rwlock_t *l);
+    """,
 }
 
 

@@ -1,0 +1,120 @@
+#define _GNU_SOURCE
+#include "lockwait.h"
+#include "arch/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+__thread uint64_t lf_owner_self_cache;
+
+static pthread_once_t lf_atfork_once = PTHREAD_ONCE_INIT;
+
+/* A fork child is a new process with a new tid: forget the parent's id so
+ * the child never passes for the thread that forked it (which may hold a
+ * lock in shared memory).  Runs in the child's only thread. */
+static void lf_owner_atfork_child(void) { lf_owner_self_cache = 0; }
+
+static void lf_owner_register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, lf_owner_atfork_child);
+}
+
+uint64_t lf_owner_self_slow(void)
+{
+	pthread_once(&lf_atfork_once, lf_owner_register_atfork);
+	uint64_t pid = (uint64_t)(uint32_t)getpid();
+	uint64_t tid = (uint64_t)(uint32_t)syscall(SYS_gettid);
+	lf_owner_self_cache = pid << 32 | tid;
+	return lf_owner_self_cache;
+}
+
+uint64_t lf_owner_self_id(void) { return lf_owner_self(); }
+
+/* The state letter of /proc/<pid>/task/<tid>/stat, or 0 if unreadable.  The
+ * comm field may hold spaces and parentheses, so parse after the last ')'. */
+static char lf_task_state(uint32_t pid, uint32_t tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ')
+		return 0;
+	return rp[2];
+}
+
+int lf_owner_alive(uint64_t id)
+{
+	uint32_t pid = lf_owner_pid(id), tid = lf_owner_tid(id);
+	if (pid == 0 || tid == 0)
+		return 1;  /* not an owner id: claim nothing */
+	if (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0 &&
+	    errno == ESRCH)
+		return 0;
+	/* It exists (or we may not signal it: EPERM).  A zombie still answers
+	 * signals but will never release anything. */
+	char st = lf_task_state(pid, tid);
+	return !(st == 'Z' || st == 'X' || st == 'x');
+}
+
+uint64_t lf_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int lf_wait_step(struct lf_wait *w)
+{
+	if (w->rounds < LF_SPIN_ROUNDS) {
+		/* Bounded exponential backoff: fewer probes of the lock's cache
+		 * line the longer it stays busy. */
+		for (uint32_t i = 0; i < w->backoff; i++)
+			lf_cpu_relax();
+		w->spins += w->backoff;
+		if (w->backoff < LF_BACKOFF_MAX)
+			w->backoff <<= 1;
+	} else {
+		/* Spin budget spent: the holder is probably not running (more
+		 * threads than cores).  Give it our core. */
+		sched_yield();
+		w->yields++;
+	}
+	w->rounds++;
+	if (w->deadline == LF_FOREVER && w->rounds < LF_SPIN_ROUNDS)
+		return LF_WAIT_AGAIN;  /* no clock needed yet */
+	uint64_t now = lf_now_ns();
+	if (now >= w->deadline)
+		return LF_WAIT_TIMEOUT;
+	if (w->rounds >= LF_SPIN_ROUNDS && now >= w->next_check) {
+		w->next_check = now + LF_OWNER_CHECK_NS;
+		return LF_WAIT_CHECK;
+	}
+	return LF_WAIT_AGAIN;
+}
+
+void lf_wait_account(lf_lockstats_t *s, const struct lf_wait *w, bool acquired)
+{
+	/* Atomic adds: waiters that gave up account outside the lock. */
+	if (acquired)
+		lf_xadd64(&s->contended, 1);
+	if (w->spins)
+		lf_xadd64(&s->spins, w->spins);
+	if (w->yields)
+		lf_xadd64(&s->yields, w->yields);
+}

@@ -1,0 +1,127 @@
+/*
+ * What every lock in the spinlock family shares (lf_owner_*, lf_wait_*,
+ * lf_lockstats): who holds a lock, whether that holder still exists, and how
+ * a waiter spins, backs off, yields and gives up.
+ *
+ * Owner ids.  A holder is recorded as one 64-bit word, pid << 32 | tid (the
+ * kernel thread id, gettid()), never 0.  lf_owner_self() is a thread-local
+ * load: the id is computed once per thread and reset in a fork child
+ * (pthread_atfork), whose pid and tid differ.  Processes sharing a lock must
+ * share a pid namespace, or the ids mean nothing to each other.
+ *
+ * Liveness (lf_owner_alive) is a slow-path check: tgkill(pid, tid, 0)
+ * failing with ESRCH means the thread is gone; a thread that still exists
+ * but is a zombie (state Z or X in /proc/<pid>/task/<tid>/stat: a SIGKILLed
+ * child its parent has not reaped yet) is dead too.  It errs towards
+ * "alive": EPERM, an unreadable /proc or a recycled tid all say alive, so a
+ * live owner is never declared dead, at worst a dead one is missed.
+ *
+ * Waiting (struct lf_wait): a waiter calls lf_wait_step() after each failed
+ * attempt.  The first LF_SPIN_ROUNDS rounds spin with lf_cpu_relax() and a
+ * bounded exponential backoff (1, 2, 4 ... LF_BACKOFF_MAX pauses), so
+ * waiters hammer the lock's cache line less and less.  After that spin
+ * budget every round calls sched_yield(): when threads outnumber cores the
+ * holder may be preempted, and a waiter burning its core would keep it off.
+ * Deadlines are absolute CLOCK_MONOTONIC nanoseconds (lf_now_ns(); Python's
+ * time.monotonic_ns() reads the same clock); LF_FOREVER never expires.
+ *
+ * Statistics (struct lf_lockstats) are kept only when a lock is created
+ * with LF_LOCK_STATS, and only on slow paths plus the "_counted" release
+ * entry points, so a lock without statistics pays nothing for them.
+ */
+#ifndef LF_LOCKWAIT_H
+#define LF_LOCKWAIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LF_FOREVER UINT64_MAX
+
+/* Lock flags, set at init and read-only afterwards. */
+#define LF_LOCK_STATS 1u   /* keep struct lf_lockstats */
+#define LF_LOCK_TTAS  2u   /* SpinLock: spin on a plain load, not on xchg */
+
+/* Waiting policy. */
+/* pause is ~20-140 cycles depending on the core (~23 ns here): the spin
+ * budget, 1 + 2 + ... + 64 then 64 a round for 16 rounds, ~700 pauses, is
+ * some 10-50 us, about a context switch, before the first yield. */
+#define LF_BACKOFF_MAX     64u           /* pauses per round, at most */
+#define LF_SPIN_ROUNDS     16u           /* rounds before yielding */
+#define LF_OWNER_CHECK_NS  10000000ull   /* re-check liveness every 10 ms */
+
+typedef struct lf_lockstats {
+	uint64_t acquisitions;  /* successful acquisitions (counted releases) */
+	uint64_t contended;     /* acquisitions that had to wait */
+	uint64_t spins;         /* lf_cpu_relax() calls while waiting */
+	uint64_t yields;        /* sched_yield() calls while waiting */
+} lf_lockstats_t;
+
+/* -- owners ---------------------------------------------------------------- */
+
+extern __thread uint64_t lf_owner_self_cache;
+uint64_t lf_owner_self_slow(void);
+
+/* This thread's owner id, pid << 32 | tid; never 0. */
+static inline uint64_t lf_owner_self(void)
+{
+	uint64_t id = lf_owner_self_cache;
+	if (__builtin_expect(id != 0, 1))
+		return id;
+	return lf_owner_self_slow();
+}
+
+static inline uint32_t lf_owner_pid(uint64_t id) { return (uint32_t)(id >> 32); }
+static inline uint32_t lf_owner_tid(uint64_t id) { return (uint32_t)id; }
+
+/* 1 if the thread named by id may still exist, 0 if it is certainly dead
+ * (gone, or a zombie).  A system call and a /proc read: slow paths only. */
+int lf_owner_alive(uint64_t id);
+uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
+
+/* -- waiting --------------------------------------------------------------- */
+
+uint64_t lf_now_ns(void);  /* CLOCK_MONOTONIC in nanoseconds */
+
+enum lf_wait_result {
+	LF_WAIT_AGAIN = 0,    /* try the lock again */
+	LF_WAIT_CHECK = 1,    /* try again, but first check the owner is alive */
+	LF_WAIT_TIMEOUT = 2,  /* the deadline passed: give up */
+};
+
+struct lf_wait {
+	uint64_t deadline;    /* CLOCK_MONOTONIC ns, LF_FOREVER for none */
+	uint64_t next_check;  /* when LF_WAIT_CHECK is due again */
+	uint64_t spins;
+	uint64_t yields;
+	uint32_t backoff;     /* pauses in the next spinning round */
+	uint32_t rounds;
+};
+
+static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
+{
+	w->deadline = deadline;
+	w->next_check = 0;  /* due as soon as the spin budget runs out */
+	w->spins = w->yields = 0;
+	w->backoff = 1;
+	w->rounds = 0;
+}
+
+/* Wait a little (spin, back off or yield), then say what to do next. */
+int lf_wait_step(struct lf_wait *w);
+
+/* Fold a finished wait into the lock's statistics (acquired or not). */
+void lf_wait_account(lf_lockstats_t *s, const struct lf_wait *w, bool acquired);
+
+/*
+ * Return codes of every acquire entry point (int64_t):
+ *   1      acquired;
+ *   0      not acquired: the deadline passed (or the lock was busy);
+ *   < 0    not acquired: the holder died holding the lock; the value is
+ *          -(its owner id).  See the lock's recover call.
+ * Blocking acquires from Python wait in slices of LF_SLICE_NS so that the
+ * interpreter can run signal handlers (Ctrl-C) between them.
+ */
+#define LF_ACQUIRED 1
+#define LF_SLICE_NS 50000000ull   /* 50 ms */
+
+#endif /* LF_LOCKWAIT_H */

@@ -1,0 +1,78 @@
+#include "spinlock.h"
+
+#include <string.h>
+
+void lf_spin_init(lf_spinlock_t *l, uint32_t flags)
+{
+	memset(l, 0, sizeof *l);
+	l->flags = flags;
+}
+
+int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
+{
+	const uint32_t flags = lf_read32(&l->flags);
+	const bool ttas = flags & LF_LOCK_TTAS;
+	struct lf_wait w;
+	int64_t ret;
+
+	lf_wait_init(&w, deadline);
+	for (;;) {
+		/* TTAS: only xchg once a plain load says free, so waiters
+		 * share the line instead of stealing it from each other. */
+		if (!(ttas && lf_read8(&l->locked)) &&
+		    lf_xchg8(&l->locked, 1) == 0) {
+			lf_write64(&l->owner, lf_owner_self());
+			ret = LF_ACQUIRED;
+			break;
+		}
+		int r = lf_wait_step(&w);
+		if (r == LF_WAIT_AGAIN)
+			continue;
+		/* Spin budget spent or deadline passed: is the holder alive?
+		 * A nonzero owner names the holder (see the header). */
+		uint64_t owner = lf_read64(&l->owner);
+		if (owner && !lf_owner_alive(owner)) {
+			ret = -(int64_t)owner;
+			break;
+		}
+		if (r == LF_WAIT_TIMEOUT) {
+			ret = 0;
+			break;
+		}
+	}
+	if (flags & LF_LOCK_STATS)
+		lf_wait_account(&l->stats, &w, ret == LF_ACQUIRED);
+	return ret;
+}
+
+bool lf_spin_try_acquire(lf_spinlock_t *l) { return lf_spin_trylock(l); }
+
+int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline)
+{
+	return lf_spin_lock_until(l, deadline);
+}
+
+int lf_spin_release(lf_spinlock_t *l) { return lf_spin_unlock(l); }
+
+int lf_spin_release_counted(lf_spinlock_t *l)
+{
+	if (lf_read64(&l->owner) != lf_owner_self())
+		return -1;
+	/* Counted while still held; xadd because stats are read concurrently. */
+	lf_xadd64(&l->stats.acquisitions, 1);
+	return lf_spin_unlock(l);
+}
+
+bool lf_spin_locked(lf_spinlock_t *l) { return lf_read8(&l->locked) != 0; }
+
+uint64_t lf_spin_owner(lf_spinlock_t *l) { return lf_read64(&l->owner); }
+
+int lf_spin_recover(lf_spinlock_t *l)
+{
+	uint64_t dead = lf_read64(&l->owner);
+	if (!dead || lf_owner_alive(dead))
+		return 0;
+	/* A dead owner never clears its id, so the lock is still held on its
+	 * behalf; the CAS makes exactly one recoverer the new holder. */
+	return lf_cmpxchg64(&l->owner, dead, lf_owner_self()) == dead;
+}

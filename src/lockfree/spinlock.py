@@ -1,0 +1,531 @@
+"""Spinlocks for threads and processes: SpinLock, TicketLock, RWSpinLock.
+
+All three have ``threading.Lock``'s interface (``acquire(blocking=True,
+timeout=-1) -> bool``, ``release()``, ``locked()``, ``with lock:``), the
+placement keywords and ``attach()``/pickling of every lockfree primitive
+(see ``lockfree.region``), optional statistics, and dead-owner detection
+across processes.  Differences from ``threading.Lock``:
+
+* They are *owned*: only the thread that acquired a lock may release it
+  (like an error-checking pthread mutex).  Releasing a lock you do not hold,
+  or twice, raises ``RuntimeError``.
+* They are not reentrant: acquiring a lock you hold waits for ever (or until
+  the timeout), as with ``threading.Lock``.
+* ``with lock:`` acquires and releases; it does not close the lock (use
+  ``close()``).
+* If the holder dies (its thread exits or its process is killed) while
+  holding the lock, a waiter notices on its slow path (after its spin
+  budget, then every 10 ms, and when its timeout expires) and ``acquire``
+  raises :class:`OwnerDiedError` instead of waiting for ever.  ``recover()``
+  then takes the lock over (exactly one caller wins); the data it protects
+  may be half-updated, which only the application can repair.
+
+Waiting happens in C with the GIL released (other Python threads run).  A
+blocking acquire waits in slices of 50 ms so that Ctrl-C and other signal
+handlers run between slices.  An uncontended ``acquire()`` is a single C call
+(one ``xchg``); ``release()`` one more.  Each cffi call costs ~0.1 µs here
+(the GIL is released and retaken, errno saved), so a Python acquire/release
+pair costs about 2 bare cffi calls plus two thin Python frames: slower than
+``threading.Lock`` or ``multiprocessing.Lock`` (see docs/spinlock.md for the
+figures and why).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+
+from ._ffi import lib
+from .region import Primitive
+
+__all__ = ["SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError",
+           "LockStats"]
+
+_SLICE_NS = lib.LF_SLICE_NS
+_QUEUED = lib.LF_TICKET_QUEUED
+_monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC, as the C deadlines
+
+LockStats = collections.namedtuple(
+    "LockStats", "acquisitions contended spins yields read_acquisitions")
+LockStats.__doc__ = """Counters of a lock created with ``stats=True``.
+
+``acquisitions``: completed releases (for RWSpinLock: of the write side) --
+a lock held right now is not counted yet; ``contended``: acquisitions that
+had to wait; ``spins``: pause instructions executed while waiting;
+``yields``: ``sched_yield()`` calls while waiting (including waits that
+gave up); ``read_acquisitions``: completed read
+releases (RWSpinLock only, else 0).  Read without locking: each counter is
+exact, the set is not a snapshot.
+"""
+
+
+class OwnerDiedError(RuntimeError):
+    """The holder of a lock died (thread exited or process killed) holding it.
+
+    ``pid`` and ``tid`` identify the dead holder (``tid`` is the kernel
+    thread id, ``threading.get_native_id()`` in that process).  The lock is
+    still held on its behalf: call the lock's ``recover()`` to take it over.
+    """
+
+    def __init__(self, what: str, owner_id: int):
+        self.pid = owner_id >> 32
+        self.tid = owner_id & 0xFFFFFFFF
+        super().__init__(
+            f"the owner of this {what} died holding it (pid {self.pid}, "
+            f"thread id {self.tid}); call recover() to take the lock over "
+            "(the data it protects may be inconsistent)")
+
+
+def _deadline(blocking, timeout):
+    """Validate threading.Lock.acquire arguments.
+
+    Returns 0 for a single attempt, None for no deadline, else the
+    CLOCK_MONOTONIC deadline in ns.
+    """
+    if not isinstance(timeout, (int, float)):
+        if not hasattr(type(timeout), "__float__"):  # not str, None...
+            raise TypeError("timeout must be a number, not "
+                            f"{type(timeout).__name__}")
+        timeout = float(timeout)
+    if math.isnan(timeout):
+        raise ValueError("Invalid value NaN (not a number)")
+    if not blocking and timeout != -1:
+        raise ValueError("can't specify a timeout for a non-blocking call")
+    if timeout < 0 and timeout != -1:
+        raise ValueError("timeout value must be a non-negative number")
+    if timeout > threading.TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")
+    if not blocking or timeout == 0:
+        return 0
+    if timeout == -1:
+        return None
+    return _monotonic_ns() + max(1, int(timeout * 1e9))
+
+
+def _acquire_slow(try_fn, until_fn, st, what, blocking, timeout):
+    """Everything but the uncontended default call: validate, then wait in
+    slices of at most 50 ms (so signal handlers run between them)."""
+    deadline = _deadline(blocking, timeout)
+    if deadline == 0:
+        return try_fn(st)
+    while True:
+        now = _monotonic_ns()
+        end = now + _SLICE_NS
+        if deadline is not None and deadline <= end:
+            end = deadline
+        r = until_fn(st, end)
+        if r == 1:
+            return True
+        if r < 0:
+            raise OwnerDiedError(what, -r)
+        if end == deadline:
+            return False
+
+
+def _make_acquire(try_fn, until_fn, st, what):
+    """acquire(blocking=True, timeout=-1) as a closure: the default call is
+    one C call (one xchg/CAS when free), no attribute lookups."""
+    def acquire(blocking=True, timeout=-1):
+        if timeout == -1 and try_fn(st):
+            return True
+        return _acquire_slow(try_fn, until_fn, st, what, blocking, timeout)
+    return acquire
+
+
+def _make_release(rel_fn, st, message):
+    def release():
+        if rel_fn(st):
+            raise RuntimeError(message)
+    return release
+
+
+def _ticket_slow(st, blocking, timeout):
+    """TicketLock's waiting: take a ticket and wait for it in slices, keeping
+    the ticket between slices (FIFO); give it up on timeout or exception."""
+    deadline = _deadline(blocking, timeout)
+    if deadline == 0:
+        return lib.lf_ticket_try_acquire(st)
+    r = lib.lf_ticket_take(st)
+    if r == 1:
+        return True
+    ticket = r - _QUEUED
+    try:
+        while True:
+            end = _monotonic_ns() + _SLICE_NS
+            final = deadline is not None and deadline <= end
+            r = lib.lf_ticket_wait(st, ticket, deadline if final else end,
+                                   final)
+            if r == 1:
+                return True
+            if r < 0 or final:
+                ticket = None  # the C call gave the ticket up
+                if r < 0:
+                    raise OwnerDiedError("TicketLock", -r)
+                return False
+    except BaseException:
+        # Interrupted (Ctrl-C...) while queued: a ticket nobody uses would
+        # stall the queue, so give it up, or pass the lock on if its turn
+        # came meanwhile.
+        while ticket is not None:
+            a = lib.lf_ticket_abandon(st, ticket)
+            if a == 1:
+                lib.lf_ticket_release(st)
+            if a >= 0:
+                break
+            # Too far back to give up yet: wait, keeping the ticket.
+            r = lib.lf_ticket_wait(st, ticket, _monotonic_ns() + _SLICE_NS, 0)
+            if r == 1:
+                lib.lf_ticket_release(st)
+            if r != 0:
+                break
+        raise
+
+
+def _make_ticket_acquire(st):
+    """The fast path is a trylock (succeeds only if nobody holds or waits,
+    so it never jumps the queue); waiting takes a ticket."""
+    try_fn = lib.lf_ticket_try_acquire
+
+    def acquire(blocking=True, timeout=-1):
+        if timeout == -1 and try_fn(st):
+            return True
+        return _ticket_slow(st, blocking, timeout)
+    return acquire
+
+
+class _LockBase(Primitive):
+    """What SpinLock, TicketLock and RWSpinLock share."""
+
+    _WHAT: str
+    _FLAGS_EXTRA = 0
+
+    def _install(self, attr, fn):
+        fn.__doc__ = getattr(type(self), attr).__doc__
+        self.__dict__[attr] = fn
+        self._bound.append(attr)
+
+    @classmethod
+    def _state_size(cls, params) -> int:
+        from ._ffi import ffi
+        return ffi.sizeof(cls._CTYPE.rstrip(" *"))
+
+    def _init_lock(self, flags, stats, buffer, offset, name, shared, init):
+        if not isinstance(stats, bool):
+            raise TypeError(f"stats must be a bool, not {type(stats).__name__}")
+        flags |= lib.LF_LOCK_STATS if stats else 0
+        self._create((), lambda state: init(state, flags), buffer=buffer,
+                     offset=offset, name=name, shared=shared)
+
+    def _st(self):
+        if self._state is None:
+            self._closed()
+        return self._state
+
+    @property
+    def stats_enabled(self) -> bool:
+        """True if this lock was created with ``stats=True``."""
+        return bool(self._st().flags & lib.LF_LOCK_STATS)
+
+    @property
+    def stats(self):
+        """A :class:`LockStats`, or ``None`` without ``stats=True``."""
+        st = self._st()
+        if not st.flags & lib.LF_LOCK_STATS:
+            return None
+        s = st.stats
+        return LockStats(s.acquisitions, s.contended, s.spins, s.yields,
+                         getattr(st, "read_acquisitions", 0))
+
+    def _owner_id(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def owner(self):
+        """``(pid, tid)`` of the current holder as recorded, or ``None``."""
+        o = self._owner_id()
+        return (o >> 32, o & 0xFFFFFFFF) if o else None
+
+    # Documented API; live instances use per-instance closures/bound C calls.
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock; return True if acquired.
+
+        ``blocking=False``: one attempt, never waits.  ``timeout``: seconds
+        to wait at most (``-1``: no limit); returns False when it expires.
+        Raises :class:`OwnerDiedError` if the holder died holding the lock,
+        ``ValueError``/``TypeError``/``OverflowError`` for bad arguments
+        (as ``threading.Lock``), ``ValueError`` once closed.
+        """
+        self._closed()
+
+    def release(self) -> None:
+        """Release the lock.  ``RuntimeError`` if this thread does not hold
+        it (never acquired, released twice, or held by another thread)."""
+        self._closed()
+
+    def locked(self) -> bool:
+        """True if the lock is held (by anyone)."""
+        self._closed()
+
+    # ``with lock:`` -- one Python frame each way: the uncontended path
+    # calls the C trylock/release directly (bound in _bind_fast).
+    def __enter__(self):
+        if self._try():
+            return True
+        return self.acquire()
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._rel():
+            self.release()  # raises the RuntimeError with its message
+
+    _try = _rel = Primitive._closed
+
+    def _bind_fast(self, try_fn, rel_fn):
+        self._bind("_try", try_fn)
+        self._bind("_rel", rel_fn)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<{type(self).__name__} closed>"
+        state = "locked" if self.locked() else "unlocked"
+        return f"<{type(self).__name__} {state} {self._placement()}>"
+
+
+class SpinLock(_LockBase):
+    """A test-and-set spinlock (``xchg``), TTAS by default.
+
+    ``SpinLock(spin="ttas", stats=False, *, buffer=None, offset=0,
+    name=None, shared=False)``.  ``spin`` picks how waiters spin:
+
+    * ``"ttas"`` (default): spin on a plain load and ``xchg`` only when the
+      lock looks free.  Waiters share the cache line instead of stealing it
+      from each other and from the holder: better under contention.
+    * ``"tas"``: ``xchg`` on every attempt.  One instruction less per retry,
+      but every attempt takes the line exclusive; worse with several
+      waiters.  Both back off exponentially, then ``sched_yield()``.
+
+    Not fair (whoever's ``xchg`` lands first wins; see TicketLock) and not
+    lock-free (a preempted holder stops everyone: it is a lock).  Cost:
+    ``acquire()`` is one C call doing one ``xchg`` when free, ``release()``
+    one C call doing two stores; waiting happens in C with the GIL released.
+    ``stats=True`` counts acquisitions, contended acquisitions, spins,
+    and yields (only on the slow path and in release).
+
+    Dead-owner detection: see the module docstring; ``recover()`` takes the
+    lock over from a dead owner.  A holder killed within one instruction of
+    its ``xchg`` is not detected (the owner is not recorded yet); waiters
+    then only time out.
+    """
+
+    _KIND = lib.LF_KIND_SPINLOCK
+    _CTYPE = "lf_spinlock_t *"
+    _WHAT = "SpinLock"
+
+    def __init__(self, spin: str = "ttas", stats: bool = False, *,
+                 buffer=None, offset: int = 0, name: str | None = None,
+                 shared: bool = False):
+        if spin not in ("ttas", "tas"):
+            raise ValueError(f"spin must be 'ttas' or 'tas', not {spin!r}")
+        flags = lib.LF_LOCK_TTAS if spin == "ttas" else 0
+        self._init_lock(flags, stats, buffer, offset, name, shared,
+                        lib.lf_spin_init)
+
+    def _bind_calls(self) -> None:
+        st = self._state
+        rel = (lib.lf_spin_release_counted if st.flags & lib.LF_LOCK_STATS
+               else lib.lf_spin_release)
+        self._install("acquire", _make_acquire(
+            lib.lf_spin_try_acquire, lib.lf_spin_acquire_until, st,
+            "SpinLock"))
+        self._bind_fast(lib.lf_spin_try_acquire, rel)
+        self._install("release", _make_release(
+            rel, st, "release of a SpinLock this thread does not hold"))
+        self._bind("locked", lib.lf_spin_locked)
+
+    @property
+    def spin(self) -> str:
+        """``"ttas"`` or ``"tas"``."""
+        return "ttas" if self._st().flags & lib.LF_LOCK_TTAS else "tas"
+
+    def _owner_id(self) -> int:
+        return lib.lf_spin_owner(self._st())
+
+    def recover(self) -> bool:
+        """Take over the lock from a dead owner.
+
+        Returns True if the calling thread now holds the lock (release it
+        when the protected data is consistent again), False if there was
+        nothing to recover: the lock is free, its owner is alive (or not
+        recorded), or another thread or process recovered it first (a
+        compare-and-swap on the dead owner's id picks exactly one winner).
+        """
+        return bool(lib.lf_spin_recover(self._st()))
+
+
+class TicketLock(_LockBase):
+    """A FIFO ticket spinlock (``lock xadd`` on the ticket counter).
+
+    ``TicketLock(stats=False, *, buffer=None, offset=0, name=None,
+    shared=False)``.  Blocking acquires are served strictly in arrival order
+    (across threads and processes), so no waiter starves; the price is that
+    a waiter whose turn comes while it is descheduled holds everyone up.
+    ``acquire(False)`` (and ``timeout=0``) succeed only when nobody holds or
+    waits: they never jump the queue.  A timed-out or interrupted waiter
+    gives its ticket up and the queue skips it; a waiter more than 64 places
+    back must first move within 64 places before it can give up.
+
+    Dead-owner detection covers the holder and the queued waiter whose turn
+    it is (a process killed while waiting in line); ``recover()`` takes that
+    turn over.  Not detected: death within one instruction of taking a
+    ticket or of being served, or of a waiter more than 64 places back.
+
+    Cost: ``acquire()`` is one C call (one ``lock xadd`` when free),
+    ``release()`` one C call (one ``xchg``).
+    """
+
+    _KIND = lib.LF_KIND_TICKETLOCK
+    _CTYPE = "lf_ticketlock_t *"
+    _WHAT = "TicketLock"
+
+    def __init__(self, stats: bool = False, *, buffer=None, offset: int = 0,
+                 name: str | None = None, shared: bool = False):
+        self._init_lock(0, stats, buffer, offset, name, shared,
+                        lib.lf_ticket_init)
+
+    def _bind_calls(self) -> None:
+        st = self._state
+        rel = (lib.lf_ticket_release_counted
+               if st.flags & lib.LF_LOCK_STATS else lib.lf_ticket_release)
+        self._install("acquire", _make_ticket_acquire(st))
+        self._bind_fast(lib.lf_ticket_try_acquire, rel)
+        self._install("release", _make_release(
+            rel, st, "release of a TicketLock this thread does not hold"))
+        self._bind("locked", lib.lf_ticket_locked)
+
+    def _owner_id(self) -> int:
+        return lib.lf_ticket_owner(self._st())
+
+    def recover(self) -> bool:
+        """Take over from a dead holder (or a dead waiter whose turn it is).
+
+        True if the calling thread now holds the lock; False if there was
+        nothing to recover or another recoverer won (see SpinLock.recover).
+        """
+        return bool(lib.lf_ticket_recover(self._st()))
+
+
+class RWSpinLock(_LockBase):
+    """A reader-writer spinlock: many readers or one writer.
+
+    ``RWSpinLock(stats=False, *, buffer=None, offset=0, name=None,
+    shared=False)``.  ``acquire``/``release``/``with lock:`` and
+    ``write()`` take the write side; ``acquire_read``/``release_read`` and
+    ``read()`` the read side.  Writer preference: a waiting writer stops new
+    readers, so a stream of readers cannot starve it (readers can starve
+    under a stream of writers; writers are not FIFO among themselves).
+    The kernel has this lock (rwlock_t); pthreads has none (its
+    pthread_rwlock_t sleeps in the kernel, it is not a spinlock).
+
+    Dead-owner detection covers the writer (``recover()`` takes the write
+    lock over) and heals a writer that died while waiting.  Readers are
+    counted, not recorded: a reader that dies holding the read lock blocks
+    writers for good and is not detected (their timed acquires return
+    False), and ``release_read`` raises ``RuntimeError`` only when no reader
+    at all holds the lock, not when the calling thread is not one of them.
+
+    Cost: each acquire/release is one C call and one locked instruction.
+    """
+
+    _KIND = lib.LF_KIND_RWLOCK
+    _CTYPE = "lf_rwlock_t *"
+    _WHAT = "RWSpinLock"
+
+    def __init__(self, stats: bool = False, *, buffer=None, offset: int = 0,
+                 name: str | None = None, shared: bool = False):
+        self._init_lock(0, stats, buffer, offset, name, shared,
+                        lib.lf_rwlock_init)
+
+    def _bind_calls(self) -> None:
+        st = self._state
+        counted = st.flags & lib.LF_LOCK_STATS
+        self._install("acquire", _make_acquire(
+            lib.lf_rwlock_write_try_acquire,
+            lib.lf_rwlock_write_acquire_until, st, "RWSpinLock"))
+        self._install("release", _make_release(
+            lib.lf_rwlock_write_release_counted if counted
+            else lib.lf_rwlock_write_release, st,
+            "release of an RWSpinLock write lock this thread does not hold"))
+        self._install("acquire_read", _make_acquire(
+            lib.lf_rwlock_read_try_acquire,
+            lib.lf_rwlock_read_acquire_until, st, "RWSpinLock"))
+        self._install("release_read", _make_release(
+            lib.lf_rwlock_read_release_counted if counted
+            else lib.lf_rwlock_read_release, st,
+            "release_read of an RWSpinLock that no reader holds"))
+        self._bind_fast(lib.lf_rwlock_write_try_acquire,
+                        lib.lf_rwlock_write_release_counted if counted
+                        else lib.lf_rwlock_write_release)
+        self._read_side = _Side(self.acquire_read, self.release_read)
+        self._write_side = _Side(self.acquire, self.release)
+
+    def acquire_read(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the read side (shared); arguments as ``acquire``."""
+        self._closed()
+
+    def release_read(self) -> None:
+        """Release the read side; ``RuntimeError`` if no reader holds it."""
+        self._closed()
+
+    def read(self):
+        """Context manager holding the read side: ``with lock.read(): ...``"""
+        if self._state is None:
+            self._closed()
+        return self._read_side
+
+    def write(self):
+        """Context manager holding the write side (same as ``with lock``)."""
+        if self._state is None:
+            self._closed()
+        return self._write_side
+
+    def locked(self) -> bool:
+        """True if a writer or any reader holds the lock."""
+        st = self._st()
+        return bool(lib.lf_rwlock_write_locked(st) or
+                    lib.lf_rwlock_readers(st))
+
+    def write_locked(self) -> bool:
+        """True if a writer holds the lock."""
+        return bool(lib.lf_rwlock_write_locked(self._st()))
+
+    @property
+    def readers(self) -> int:
+        """Readers holding the lock (may briefly count a reader that is
+        backing out because a writer holds or waits)."""
+        return lib.lf_rwlock_readers(self._st())
+
+    def _owner_id(self) -> int:
+        return lib.lf_rwlock_owner(self._st())
+
+    def recover(self) -> bool:
+        """Take the write lock over from a dead writer (see
+        SpinLock.recover).  Cannot recover from dead readers."""
+        return bool(lib.lf_rwlock_recover(self._st()))
+
+
+class _Side:
+    """One side of an RWSpinLock as a context manager."""
+
+    __slots__ = ("acquire", "release")
+
+    def __init__(self, acquire, release):
+        self.acquire = acquire
+        self.release = release
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

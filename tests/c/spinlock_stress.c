@@ -1,0 +1,359 @@
+/*
+ * Stress test of the spinlock family (csrc/spinlock.h, ticketlock.h,
+ * rwlock.h).  Build: gcc -Icsrc tests/c/spinlock_stress.c csrc/ *.c -lpthread
+ * Prints key=value lines; the last is "spinlock_stress: OK" or
+ * "spinlock_stress: FAIL <what>"; exit status 0 only if every check held.
+ * LOCKFREE_LONG=1 runs longer.
+ *
+ * Checks, for TAS, TTAS, ticket, RW write side and RW read side:
+ *  - mutual exclusion: N threads x M iterations increment a plain (non
+ *    atomic) counter inside the lock; the total must be N*M (and under
+ *    ThreadSanitizer, which sees the portable atomics, no race may be
+ *    reported);
+ *  - Concurrency Kit's validator invariant: inside the lock add 1 to a
+ *    plain word K times, check it is K, subtract K, check it is 0 -- any
+ *    other thread inside at the same time breaks it;
+ *  - RW: readers inside see the writers' invariant word at 0 and overlap
+ *    (max concurrent readers > 1 reported); a writer gets in while readers
+ *    keep arriving;
+ *  - timed lock gives up after roughly its timeout;
+ *  - fairness over a fixed time: per-thread acquisition counts of the
+ *    ticket lock must satisfy min >= max / FAIR_BOUND; TAS is printed too
+ *    (it may be unfair).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rwlock.h"
+#include "spinlock.h"
+#include "ticketlock.h"
+
+#define MAX_THREADS 8
+#define K 5            /* increments per validator round */
+#define FAIR_BOUND 4   /* ticket: min count >= max count / FAIR_BOUND */
+
+enum kind { TAS, TTAS, TICKET, RW_WRITE, RW_READ, NKINDS };
+static const char *kind_name[] = {"tas", "ttas", "ticket", "rw_write",
+				  "rw_read"};
+
+static lf_spinlock_t spin;
+static lf_ticketlock_t ticket;
+static lf_rwlock_t rw;
+
+static uint32_t failed;  /* atomic: first failure wins */
+static char fail_what[256];
+
+static void fail(const char *what)
+{
+	if (lf_xchg32(&failed, 1) == 0)
+		snprintf(fail_what, sizeof fail_what, "%s", what);
+}
+
+static void lock(enum kind k)
+{
+	int64_t r;
+	switch (k) {
+	case TAS: case TTAS: r = lf_spin_lock(&spin); break;
+	case TICKET: r = lf_ticket_lock(&ticket); break;
+	case RW_WRITE: r = lf_rwlock_write_lock_until(&rw, LF_FOREVER); break;
+	default: r = lf_rwlock_read_lock_until(&rw, LF_FOREVER); break;
+	}
+	if (r != LF_ACQUIRED)
+		fail("lock did not return LF_ACQUIRED");
+}
+
+static void unlock(enum kind k)
+{
+	int r;
+	switch (k) {
+	case TAS: case TTAS: r = lf_spin_unlock(&spin); break;
+	case TICKET: r = lf_ticket_unlock(&ticket); break;
+	case RW_WRITE: r = lf_rwlock_write_unlock(&rw); break;
+	default: r = lf_rwlock_read_unlock(&rw); break;
+	}
+	if (r != 0)
+		fail("unlock by the holder failed");
+}
+
+/* -- mutual exclusion + validator ------------------------------------------ */
+
+struct mx {
+	enum kind kind;
+	long iters;
+	pthread_barrier_t *start;
+};
+
+static long counter;          /* plain: protected by the lock under test */
+static long invariant;        /* plain: CK validator word */
+static uint64_t readers_in;   /* atomic: concurrent readers now */
+static uint64_t readers_max;  /* atomic: most seen at once */
+
+static void reader_section(int stay)
+{
+	uint64_t n = lf_xadd64(&readers_in, 1) + 1;
+	for (uint64_t m = lf_read64(&readers_max); n > m;
+	     m = lf_read64(&readers_max))
+		if (lf_cmpxchg64(&readers_max, m, n) == m)
+			break;
+	/* A writer inside would show a nonzero invariant.  The read is
+	 * plain on purpose: TSAN must find it ordered by the lock. */
+	if (invariant != 0)
+		fail("reader saw a writer inside");
+	for (int i = 0; i < stay; i++)
+		lf_cpu_relax();  /* stay a while, so readers overlap */
+	lf_xadd64(&readers_in, -1ull);
+}
+
+static void *mx_thread(void *arg)
+{
+	struct mx *a = arg;
+	pthread_barrier_wait(a->start);
+	for (long i = 0; i < a->iters; i++) {
+		/* For RW_READ, every 4th thread iteration is a writer so the
+		 * readers have someone to exclude. */
+		enum kind k = a->kind;
+		bool writer = k != RW_READ || (i % 4 == 0);
+		if (k == RW_READ && writer)
+			k = RW_WRITE;
+		lock(k);
+		if (writer) {
+			counter++;
+			for (int j = 0; j < K; j++)
+				invariant++;
+			if (invariant != K)
+				fail("validator: invariant != K inside the lock");
+			invariant -= K;
+			if (invariant != 0)
+				fail("validator: invariant != 0 after undo");
+		} else {
+			reader_section(20);
+		}
+		unlock(k);
+	}
+	return NULL;
+}
+
+static void run_mx(enum kind k, int nthreads, long iters)
+{
+	pthread_t th[MAX_THREADS];
+	struct mx args[MAX_THREADS];
+	pthread_barrier_t start;
+
+	counter = invariant = 0;
+	lf_write64(&readers_max, 0);
+	pthread_barrier_init(&start, NULL, nthreads);
+	for (int i = 0; i < nthreads; i++) {
+		args[i] = (struct mx){k, iters, &start};
+		pthread_create(&th[i], NULL, mx_thread, &args[i]);
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&start);
+
+	long want = (long)nthreads * iters;
+	if (k == RW_READ)  /* writers only every 4th iteration */
+		want = (long)nthreads * ((iters + 3) / 4);
+	printf("%s_threads=%d\n%s_iters=%ld\n%s_counter=%ld\n%s_expected=%ld\n",
+	       kind_name[k], nthreads, kind_name[k], iters, kind_name[k],
+	       counter, kind_name[k], want);
+	if (k == RW_READ)
+		printf("rw_read_max_concurrent_readers=%llu\n",
+		       (unsigned long long)lf_read64(&readers_max));
+	if (counter != want) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "%s counter %ld != %ld",
+			 kind_name[k], counter, want);
+		fail(msg);
+	}
+}
+
+/* -- RW: readers overlap; a writer gets in under a stream of readers -------- */
+
+static uint32_t stop_word;
+
+static void *overlap_reader(void *arg)
+{
+	pthread_barrier_t *start = arg;
+	pthread_barrier_wait(start);
+	while (!lf_load_acquire32(&stop_word)) {
+		lf_rwlock_read_lock_until(&rw, LF_FOREVER);
+		reader_section(200);
+		lf_rwlock_read_unlock(&rw);
+	}
+	return NULL;
+}
+
+static void run_rw_writer_progress(int nreaders, int writes)
+{
+	pthread_t th[MAX_THREADS];
+	pthread_barrier_t start;
+
+	lf_write64(&readers_max, 0);
+	lf_store_release32(&stop_word, 0);
+	pthread_barrier_init(&start, NULL, nreaders + 1);
+	for (int i = 0; i < nreaders; i++)
+		pthread_create(&th[i], NULL, overlap_reader, &start);
+	pthread_barrier_wait(&start);
+	/* Readers arrive continuously; each write must still get in within
+	 * a generous timeout (writer preference). */
+	int got = 0;
+	uint64_t worst = 0;
+	for (int i = 0; i < writes; i++) {
+		uint64_t t0 = lf_now_ns();
+		if (lf_rwlock_write_lock_until(&rw, t0 + 2000000000ull) != 1)
+			break;
+		invariant += K;
+		invariant -= K;
+		lf_rwlock_write_unlock(&rw);
+		uint64_t dt = lf_now_ns() - t0;
+		if (dt > worst)
+			worst = dt;
+		got++;
+		usleep(200);
+	}
+	lf_store_release32(&stop_word, 1);
+	for (int i = 0; i < nreaders; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&start);
+	printf("rw_writer_under_readers_writes=%d/%d\n", got, writes);
+	printf("rw_writer_under_readers_worst_wait_us=%.1f\n", worst / 1e3);
+	printf("rw_overlap_max_concurrent_readers=%llu\n",
+	       (unsigned long long)lf_read64(&readers_max));
+	if (got != writes)
+		fail("rw writer starved by readers");
+	if (lf_read64(&readers_max) < 2)
+		fail("rw readers never overlapped");
+}
+
+/* -- timed lock ------------------------------------------------------------- */
+
+static void *hold_spin(void *arg)
+{
+	(void)arg;
+	lf_spin_lock(&spin);
+	while (!lf_load_acquire32(&stop_word))
+		usleep(1000);
+	lf_spin_unlock(&spin);
+	return NULL;
+}
+
+static void run_timed(void)
+{
+	pthread_t th;
+	lf_store_release32(&stop_word, 0);
+	pthread_create(&th, NULL, hold_spin, NULL);
+	while (!lf_spin_locked(&spin))
+		usleep(100);
+	uint64_t t0 = lf_now_ns();
+	int64_t r = lf_spin_lock_until(&spin, t0 + 30000000ull);  /* 30 ms */
+	uint64_t dt = lf_now_ns() - t0;
+	int64_t rt = lf_ticket_lock_until(&ticket, lf_now_ns() + 1000000ull);
+	lf_store_release32(&stop_word, 1);
+	pthread_join(th, NULL);
+	printf("timed_spin_result=%lld\ntimed_spin_waited_ms=%.2f\n",
+	       (long long)r, dt / 1e6);
+	if (r != 0 || dt < 30000000ull || dt > 2000000000ull)
+		fail("timed spin lock: wrong result or time");
+	if (rt != LF_ACQUIRED || lf_ticket_unlock(&ticket) != 0)
+		fail("timed ticket lock on a free lock");
+	if (lf_spin_unlock(&spin) != -1)
+		fail("unlock of a free lock did not fail");
+}
+
+/* -- fairness ---------------------------------------------------------------- */
+
+struct fair {
+	enum kind kind;
+	long count;
+	pthread_barrier_t *start;
+};
+
+static void *fair_thread(void *arg)
+{
+	struct fair *a = arg;
+	pthread_barrier_wait(a->start);
+	while (!lf_load_acquire32(&stop_word)) {
+		lock(a->kind);
+		counter++;
+		/* A critical section long enough that the other thread is
+		 * already waiting at unlock: then a ticket lock hands over in
+		 * turn, while a TAS holder usually re-takes its own lock. */
+		for (int i = 0; i < 50; i++)
+			lf_cpu_relax();
+		unlock(a->kind);
+		a->count++;
+	}
+	return NULL;
+}
+
+static void run_fairness(enum kind k, int nthreads, int ms)
+{
+	pthread_t th[MAX_THREADS];
+	struct fair args[MAX_THREADS];
+	pthread_barrier_t start;
+
+	lf_store_release32(&stop_word, 0);
+	pthread_barrier_init(&start, NULL, nthreads + 1);
+	for (int i = 0; i < nthreads; i++) {
+		args[i] = (struct fair){k, 0, &start};
+		pthread_create(&th[i], NULL, fair_thread, &args[i]);
+	}
+	pthread_barrier_wait(&start);
+	usleep(ms * 1000);
+	lf_store_release32(&stop_word, 1);
+	long mn = -1, mx = 0, total = 0;
+	printf("fair_%s_counts=", kind_name[k]);
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		printf("%s%ld", i ? "," : "", args[i].count);
+		total += args[i].count;
+		if (mn < 0 || args[i].count < mn)
+			mn = args[i].count;
+		if (args[i].count > mx)
+			mx = args[i].count;
+	}
+	printf("\nfair_%s_min_over_max=%.3f\n", kind_name[k],
+	       mx ? (double)mn / mx : 0.0);
+	pthread_barrier_destroy(&start);
+	if (k == TICKET && (mx == 0 || mn * FAIR_BOUND < mx))
+		fail("ticket lock unfair beyond the stated bound");
+}
+
+int main(void)
+{
+	int is_long = getenv("LOCKFREE_LONG") && atoi(getenv("LOCKFREE_LONG"));
+	long iters = is_long ? 2000000 : 100000;
+	int nthreads = 4;
+
+	printf("atomics=%s\nlong=%d\nfair_bound=%d\n", LF_ATOMICS_IMPL, is_long,
+	       FAIR_BOUND);
+	lf_spin_init(&spin, 0);
+	lf_ticket_init(&ticket, LF_LOCK_STATS);
+	lf_rwlock_init(&rw, LF_LOCK_STATS);
+	run_mx(TAS, nthreads, iters);
+	lf_spin_init(&spin, LF_LOCK_TTAS | LF_LOCK_STATS);
+	run_mx(TTAS, nthreads, iters);
+	printf("ttas_contended=%llu\nttas_yields=%llu\n",
+	       (unsigned long long)spin.stats.contended,
+	       (unsigned long long)spin.stats.yields);
+	run_mx(TICKET, nthreads, iters / 2);
+	run_mx(RW_WRITE, nthreads, iters);
+	run_mx(RW_READ, nthreads, iters);
+	run_rw_writer_progress(3, is_long ? 2000 : 50);
+	run_timed();
+	/* Two threads on two cores: a ticket lock alternates strictly. */
+	run_fairness(TICKET, 2, is_long ? 2000 : 200);
+	lf_spin_init(&spin, 0);
+	run_fairness(TAS, 2, is_long ? 2000 : 200);
+
+	if (lf_read32(&failed)) {
+		printf("spinlock_stress: FAIL %s\n", fail_what);
+		return 1;
+	}
+	printf("spinlock_stress: OK\n");
+	return 0;
+}

@@ -1,0 +1,582 @@
+"""SpinLock, TicketLock, RWSpinLock: exclusion, timeouts, dead owners, API."""
+
+import glob
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import struct
+import threading
+import time
+from multiprocessing import shared_memory
+
+import pytest
+
+import lockfree
+from lockfree import OwnerDiedError, RWSpinLock, SpinLock, TicketLock
+
+LONG = os.environ.get("LOCKFREE_LONG") == "1"
+
+MAKERS = {
+    "tas": lambda **kw: SpinLock("tas", **kw),
+    "ttas": lambda **kw: SpinLock("ttas", **kw),
+    "ticket": lambda **kw: TicketLock(**kw),
+    "rw": lambda **kw: RWSpinLock(**kw),
+}
+
+
+@pytest.fixture(params=sorted(MAKERS))
+def make(request):
+    return MAKERS[request.param]
+
+
+def _shm_names():
+    return set(glob.glob("/dev/shm/lf_*"))
+
+
+@pytest.fixture(autouse=True)
+def no_shm_leak():
+    before = _shm_names()
+    yield
+    leaked = _shm_names() - before
+    assert not leaked, f"leaked shared memory segments: {leaked}"
+
+
+# -- basics -------------------------------------------------------------------
+
+def test_acquire_release_locked(make):
+    lock = make()
+    assert not lock.locked()
+    assert lock.acquire() is True
+    assert lock.locked()
+    assert lock.acquire(False) is False
+    assert lock.acquire(blocking=False) is False
+    assert lock.acquire(timeout=0) is False
+    lock.release()
+    assert not lock.locked()
+    with lock as got:
+        assert got is True
+        assert lock.locked()
+    assert not lock.locked()
+    assert lock.owner is None
+    lock.close()
+
+
+def test_owner_is_this_thread(make):
+    lock = make()
+    with lock:
+        assert lock.owner == (os.getpid(), threading.get_native_id())
+
+
+def test_release_unheld_raises(make):
+    lock = make()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    lock.acquire()
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+def test_release_by_other_thread_raises(make):
+    lock = make()
+    lock.acquire()
+    errors = []
+
+    def other():
+        try:
+            lock.release()
+        except RuntimeError as exc:
+            errors.append(exc)
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and lock.locked()
+    lock.release()
+
+
+@pytest.mark.parametrize("args,kwargs,exc,msg", [
+    ((), {"timeout": -2}, ValueError, "non-negative"),
+    ((), {"timeout": -0.5}, ValueError, "non-negative"),
+    ((False, 1), {}, ValueError, "non-blocking"),
+    ((False,), {"timeout": 0}, ValueError, "non-blocking"),
+    ((), {"timeout": "1"}, TypeError, "number"),
+    ((), {"timeout": None}, TypeError, "number"),
+    ((), {"timeout": float("nan")}, ValueError, "NaN"),
+    ((), {"timeout": 1e300}, OverflowError, "too large"),
+])
+def test_bad_arguments_like_threading(make, args, kwargs, exc, msg):
+    lock = make()
+    with pytest.raises(exc, match=msg):
+        lock.acquire(*args, **kwargs)
+    assert not lock.locked()
+    # threading.Lock agrees on the type of error
+    if exc is not TypeError:
+        with pytest.raises(exc):
+            threading.Lock().acquire(*args, **kwargs)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="spin"):
+        SpinLock("mcs")
+    with pytest.raises(TypeError, match="stats"):
+        SpinLock(stats=1)
+    with pytest.raises(TypeError):
+        TicketLock(buffer=object())
+
+
+def test_closed_lock_raises(make):
+    lock = make()
+    acq = lock.acquire
+    lock.close()
+    with pytest.raises(ValueError, match="closed"):
+        lock.acquire()
+    with pytest.raises(ValueError, match="closed"):
+        lock.release()
+    with pytest.raises(ValueError, match="closed"):
+        lock.locked()
+    assert acq() is True  # a saved method keeps the memory alive
+
+
+def test_blocking_true_values(make):
+    lock = make()
+    assert lock.acquire(1) is True
+    assert lock.acquire(0) is False
+    lock.release()
+    assert lock.acquire(True, 0.5) is True
+    lock.release()
+
+
+# -- timeouts -----------------------------------------------------------------
+
+@pytest.mark.parametrize("timeout", [0.05, 0.2])
+def test_timeout_returns_false_in_time(make, timeout):
+    lock = make()
+    holder_in, done = threading.Event(), threading.Event()
+
+    def holder():
+        lock.acquire()
+        holder_in.set()
+        done.wait()
+        lock.release()
+    t = threading.Thread(target=holder)
+    t.start()
+    holder_in.wait()
+    t0 = time.monotonic()
+    assert lock.acquire(timeout=timeout) is False
+    waited = time.monotonic() - t0
+    done.set()
+    t.join()
+    assert waited >= timeout - 0.002  # tight lower bound
+    assert waited < timeout + 2.0     # generous: noisy machine
+    assert lock.acquire(timeout=timeout) is True
+    lock.release()
+
+
+def test_blocking_wait_spans_slices(make):
+    """A blocking acquire longer than one 50 ms C slice still succeeds."""
+    lock = make()
+    lock.acquire()
+    got = []
+    t = threading.Thread(target=lambda: got.append(lock.acquire()))
+    t.start()
+    time.sleep(0.25)
+    assert not got
+    lock.release()
+    t.join(5)
+    assert got == [True]
+    # the waiter holds it now, in its (finished) thread: a dead owner
+    with pytest.raises(OwnerDiedError):
+        lock.acquire(timeout=1)
+    assert lock.recover()
+    lock.release()
+
+
+# -- mutual exclusion: threads --------------------------------------------------
+
+def test_threads_keep_plain_counter_exact(make):
+    lock = make()
+    box = [0]
+    n_threads, iters = 4, (20000 if LONG else 3000)
+
+    def work():
+        for _ in range(iters):
+            with lock:
+                v = box[0]
+                if iters % 7 == 0:
+                    time.sleep(0)
+                box[0] = v + 1
+    ts = [threading.Thread(target=work) for _ in range(n_threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert box[0] == n_threads * iters
+
+
+# -- mutual exclusion: processes ----------------------------------------------
+
+COUNTER = struct.Struct("q")
+
+
+def _proc_incr(lock, shm_name, offset, iters):
+    shm = shared_memory.SharedMemory(shm_name)
+    try:
+        buf = shm.buf
+        for _ in range(iters):
+            lock.acquire()
+            (v,) = COUNTER.unpack_from(buf, offset)
+            COUNTER.pack_into(buf, offset, v + 1)  # plain, non-atomic
+            lock.release()
+        del buf
+    finally:
+        shm.close()
+        lock.close()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("kind", ["ttas", "ticket", "rw"])
+def test_two_processes_keep_counter_exact(kind, method):
+    ctx = mp.get_context(method)
+    lock = MAKERS[kind](shared=True)
+    shm = shared_memory.SharedMemory(create=True, size=64)
+    try:
+        COUNTER.pack_into(shm.buf, 0, 0)
+        iters = 20000 if LONG else 3000
+        procs = [ctx.Process(target=_proc_incr,
+                             args=(lock, shm.name, 0, iters))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+            assert p.exitcode == 0
+        assert COUNTER.unpack_from(shm.buf, 0)[0] == 2 * iters
+    finally:
+        shm.close()
+        shm.unlink()
+        lock.close()
+
+
+def test_lock_inside_sharedmemory_buffer():
+    shm = shared_memory.SharedMemory(create=True,
+                                     size=SpinLock.region_size() + 64)
+    try:
+        lock = SpinLock(buffer=shm, offset=64)
+        again = pickle.loads(pickle.dumps(lock))
+        assert again.acquire()
+        assert lock.locked()
+        again.release()
+        other = SpinLock.attach(buffer=shm.buf, offset=64)
+        assert not other.locked()
+        for obj in (again, other, lock):
+            obj.close()
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+def test_pickle(make):
+    lock = make(shared=True)
+    copy = pickle.loads(pickle.dumps(lock))
+    with copy:
+        assert lock.locked()
+    assert type(copy) is type(lock)
+    copy.close()
+    lock.close()
+    with pytest.raises(TypeError, match="private memory"):
+        pickle.dumps(make())
+
+
+def test_attach_wrong_kind():
+    lock = SpinLock(shared=True)
+    with pytest.raises(ValueError, match="SpinLock, expected a TicketLock"):
+        TicketLock.attach(lock.name)
+    lock.close()
+
+
+# -- dead owners --------------------------------------------------------------
+
+def _hold_and_wait(lock, ready):
+    lock.acquire()
+    ready.set()
+    time.sleep(600)
+
+
+def _hold_rw_read(lock, ready):
+    lock.acquire_read()
+    ready.set()
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("kind", ["tas", "ttas", "ticket", "rw"])
+def test_sigkilled_owner_detected_then_recovered(kind, method):
+    ctx = mp.get_context(method)
+    lock = MAKERS[kind](shared=True)
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_and_wait, args=(lock, ready))
+    child.start()
+    try:
+        assert ready.wait(60)
+        assert lock.locked()
+        os.kill(child.pid, signal.SIGKILL)
+        time.sleep(0.05)  # not reaped: the child is a zombie now
+        t0 = time.monotonic()
+        with pytest.raises(OwnerDiedError) as info:
+            lock.acquire(timeout=2)
+        assert time.monotonic() - t0 < 2.5
+        err = info.value
+        assert isinstance(err, RuntimeError)
+        assert err.pid == child.pid and str(child.pid) in str(err)
+        # a blocking acquire detects it too, instead of hanging
+        with pytest.raises(OwnerDiedError):
+            lock.acquire()
+        assert lock.recover() is True
+        assert lock.owner == (os.getpid(), threading.get_native_id())
+        assert lock.recover() is False  # nothing left to recover
+        lock.release()
+        assert lock.acquire(timeout=1)
+        lock.release()
+    finally:
+        child.kill()
+        child.join()
+        lock.close()
+
+
+def test_only_one_recoverer_wins():
+    lock = SpinLock(shared=True)
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_and_wait, args=(lock, ready))
+    child.start()
+    assert ready.wait(60)
+    child.kill()
+    child.join()  # reaped: gone entirely
+    wins = []
+    barrier, done = threading.Barrier(4), threading.Barrier(4)
+
+    def recover():
+        barrier.wait()
+        if lock.recover():
+            wins.append(threading.get_native_id())
+        done.wait()  # stay alive: a dead winner is itself recoverable
+    ts = [threading.Thread(target=recover) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert len(wins) == 1
+    # the winner's thread is gone now: recover again from this one
+    assert lock.recover()
+    lock.release()
+    lock.close()
+
+
+def test_recover_on_live_or_free_lock_is_false(make):
+    lock = make()
+    assert lock.recover() is False
+    with lock:
+        assert lock.recover() is False
+    assert not lock.locked()
+
+
+def test_ticket_dead_queued_waiter_detected():
+    """A process killed while waiting in a ticket lock's queue stalls it when
+    its turn comes; that is detected and recoverable."""
+    lock = TicketLock(shared=True)
+    ctx = mp.get_context("fork")
+    lock.acquire()
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_and_wait, args=(lock, ready))
+    child.start()
+    deadline = time.monotonic() + 30
+    while lock._state.tail - lock._state.head < 2:  # child queued
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)  # let it register in its slot
+    child.kill()
+    child.join()
+    lock.release()  # its turn now, but it is dead
+    with pytest.raises(OwnerDiedError) as info:
+        lock.acquire(timeout=2)
+    assert info.value.pid == child.pid
+    assert lock.recover()
+    lock.release()
+    assert lock.acquire(timeout=1)
+    lock.release()
+    lock.close()
+
+
+def test_rw_dead_reader_not_detected_writer_times_out():
+    """Documented limit: readers are counted, not recorded."""
+    lock = RWSpinLock(shared=True)
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_rw_read, args=(lock, ready))
+    child.start()
+    assert ready.wait(60)
+    child.kill()
+    child.join()
+    assert lock.acquire(timeout=0.1) is False
+    assert lock.acquire_read(timeout=0.1) is True  # readers still get in
+    lock.release_read()
+    lock.close()
+
+
+# -- RW -------------------------------------------------------------------------
+
+def test_rw_readers_overlap_writers_exclude():
+    lock = RWSpinLock()
+    inside = {"r": 0, "w": 0, "max_r": 0, "bad": 0}
+    guard = threading.Lock()
+    stop = time.monotonic() + (3 if LONG else 0.6)
+
+    def reader():
+        while time.monotonic() < stop:
+            with lock.read():
+                with guard:
+                    inside["r"] += 1
+                    inside["max_r"] = max(inside["max_r"], inside["r"])
+                    inside["bad"] += inside["w"]
+                time.sleep(0.001)
+                with guard:
+                    inside["r"] -= 1
+
+    def writer():
+        while time.monotonic() < stop:
+            with lock.write():
+                with guard:
+                    inside["w"] += 1
+                    inside["bad"] += inside["r"] + (inside["w"] > 1)
+                time.sleep(0.0005)
+                with guard:
+                    inside["w"] -= 1
+            time.sleep(0.002)
+    ts = [threading.Thread(target=reader) for _ in range(4)]
+    ts += [threading.Thread(target=writer) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print("max concurrent readers:", inside["max_r"])
+    assert inside["bad"] == 0
+    assert inside["max_r"] > 1
+
+
+def test_rw_writer_not_starved_by_reader_stream():
+    lock = RWSpinLock()
+    stop = threading.Event()
+
+    def reader():
+        # overlapping readers: the lock is never reader-free on its own
+        while not stop.is_set():
+            with lock.read():
+                time.sleep(0.002)
+    ts = [threading.Thread(target=reader) for _ in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.05)
+    waits = []
+    try:
+        for _ in range(10):
+            t0 = time.monotonic()
+            assert lock.acquire(timeout=5), "writer starved"
+            waits.append(time.monotonic() - t0)
+            lock.release()
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join()
+    print("writer waits (ms):", [round(w * 1e3, 1) for w in waits])
+
+
+def test_rw_api():
+    lock = RWSpinLock(stats=True)
+    assert lock.acquire_read() and lock.acquire_read()
+    assert lock.readers == 2 and lock.locked() and not lock.write_locked()
+    assert lock.acquire(False) is False
+    lock.release_read()
+    lock.release_read()
+    with pytest.raises(RuntimeError):
+        lock.release_read()
+    with lock.write():
+        assert lock.write_locked()
+        assert lock.acquire_read(False) is False
+    with lock:
+        pass
+    s = lock.stats
+    assert s.read_acquisitions == 2 and s.acquisitions == 2
+
+
+# -- fairness, stats ------------------------------------------------------------
+
+def test_ticket_fairness_counts_printed():
+    results = {}
+    for name in ("ticket", "tas"):
+        lock = MAKERS[name]()
+        counts = [0] * 3
+        stop = time.monotonic() + 0.5
+
+        def work(i, lock=lock, counts=counts):
+            while time.monotonic() < stop:
+                with lock:
+                    counts[i] += 1
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        results[name] = counts
+        print(f"{name} per-thread acquisitions in 0.5 s: {counts}")
+    assert min(results["ticket"]) > 0
+
+
+def test_stats(make):
+    lock = make(stats=True)
+    assert lock.stats_enabled
+    for _ in range(5):
+        with lock:
+            pass
+    assert lock.stats.acquisitions == 5
+    assert lock.stats.contended == 0
+    lock.acquire()
+    t = threading.Thread(target=lambda: lock.acquire(timeout=0.05))
+    t.start()
+    t.join()
+    lock.release()
+    s = lock.stats
+    assert s.acquisitions == 6 and s.spins > 0 and s.yields > 0
+    contended = threading.Thread(target=lambda: (lock.acquire(),
+                                                 lock.release()))
+    lock.acquire()
+    spins = lock.stats.spins
+    contended.start()
+    deadline = time.monotonic() + 10  # until the waiter really spins
+    while lock.stats.spins == spins and time.monotonic() < deadline:
+        time.sleep(0.001)
+    lock.release()
+    contended.join()
+    assert lock.stats.contended >= 1
+    assert make().stats is None and not make().stats_enabled
+
+
+def test_stats_shared_across_attach():
+    lock = SpinLock(stats=True, shared=True)
+    other = SpinLock.attach(lock.name)
+    with other:
+        pass
+    assert lock.stats.acquisitions == 1 and other.spin == "ttas"
+    other.close()
+    lock.close()
+
+
+def test_exports_and_repr():
+    for name in ("SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError"):
+        assert name in lockfree.__all__
+    assert issubclass(OwnerDiedError, RuntimeError)
+    lock = SpinLock()
+    assert "unlocked" in repr(lock)
+    lock.close()
+    assert "closed" in repr(lock)
