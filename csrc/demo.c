@@ -57,20 +57,31 @@ static int run(int threads, struct demo *d, void *(*fn)(void *))
 	return started == threads ? 0 : -EAGAIN;
 }
 
-static void *lost_update_worker(void *arg)
+static void *plain_worker(void *arg)
 {
 	struct worker *w = arg;
 	struct demo *d = w->d;
 
 	if (!start_gate(d))
 		return NULL;
-	for (int64_t i = 0; i < d->iters; i++) {
+	for (int64_t i = 0; i < d->iters; i++)
 		d->plain = d->plain + 1;  /* load, add, store: not atomic */
-		lf_atomic_fetch_add(&d->atomic, 1);
-	}
 	return NULL;
 }
 
+static void *atomic_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct demo *d = w->d;
+
+	if (!start_gate(d))
+		return NULL;
+	for (int64_t i = 0; i < d->iters; i++)
+		lf_atomic_fetch_add(&d->atomic, 1);
+	return NULL;
+}
+
+/* Two phases, so the plain loop runs at full speed and threads overlap. */
 int lf_demo_lost_update(int threads, int64_t iters, int64_t *out)
 {
 	struct demo *d = calloc(1, sizeof(*d));
@@ -79,7 +90,11 @@ int lf_demo_lost_update(int threads, int64_t iters, int64_t *out)
 	if (!d)
 		return -ENOMEM;
 	d->iters = iters;
-	err = run(threads, d, lost_update_worker);
+	err = run(threads, d, plain_worker);
+	if (!err) {
+		d->go = 0;
+		err = run(threads, d, atomic_worker);
+	}
 	out[0] = d->plain;
 	out[1] = lf_atomic_load(&d->atomic);
 	free(d);

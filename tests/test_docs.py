@@ -1,5 +1,8 @@
-"""Every ```python block in docs/*.md runs (each page as one script)."""
+"""The documentation: every ```python block in docs/*.md runs (each page
+as one script), and the site builds with mkdocs in strict mode (a broken
+link, a missing page or a docstring mkdocstrings cannot render fails)."""
 
+import os
 import pathlib
 import re
 import subprocess
@@ -20,3 +23,22 @@ def test_doc_examples_run(page, tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_site_builds_in_strict_mode(tmp_path):
+    pytest.importorskip("mkdocs", reason="install the test extra for mkdocs")
+    root = DOCS.parent
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+         str(tmp_path / "site")], cwd=root, capture_output=True, text=True,
+        timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert "compare_exchange" in api  # docstrings really rendered
+
+
+def test_every_page_is_in_the_nav():
+    nav = (DOCS.parent / "mkdocs.yml").read_text()
+    missing = [p.name for p in DOCS.glob("*.md") if p.name not in nav]
+    assert not missing, f"pages not in mkdocs.yml nav: {missing}"

@@ -17,10 +17,10 @@ def measure(threads: int, iters: int) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    threads, iters = args.threads or 4, args.iterations or 2_000_000
+    threads, iters = args.threads or 4, args.iterations or 10_000_000
     expected = threads * iters
-    print(f"{threads} C threads each add 1 to two shared counters "
-          f"{iters:,} times:")
+    print(f"{threads} C threads each add 1 to a shared counter {iters:,} "
+          "times; then\nthe same with an atomic counter:")
     print("  plain : counter = counter + 1   (load, add, store: three steps)")
     print("  atomic: lock xadd [counter], 1   (one indivisible instruction)\n")
     plain, atomic = measure(threads, iters)
