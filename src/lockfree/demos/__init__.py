@@ -14,6 +14,7 @@ DEMOS = {
     "lost-update": "lost_update",
     "cas-retry": "cas_retry",
     "aba": "aba",
+    "once": "once",
 }
 
 

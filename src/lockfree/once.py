@@ -1,0 +1,96 @@
+"""Once: run an initialisation exactly once, across threads and processes.
+
+Double-checked locking, the pattern the kernel uses where a cheap check
+usually says "already done" (for example ``wait_task_zombie`` looks at the
+task's state without the lock, then takes the lock and looks again)::
+
+    if (!done)                  /* 1: cheap check, no lock            */
+        with lock:              /* 2: serialise the initialisers       */
+            if (!done) {        /* 3: check again: another thread may  */
+                init();         /*    have initialised between 1 and 2 */
+                done = 1;       /* 4: publish after init's effects     */
+            }
+
+Without check 3, two callers that both pass check 1 before either takes the
+lock both run ``init()`` (``python -m lockfree demo once`` scripts that
+interleaving).  Step 4 must come after ``init()`` is complete and be
+visible no earlier: ``AtomicInt.store`` is an ``xchg`` (a full barrier), and
+the fast-path load pairs with it.
+"""
+
+from __future__ import annotations
+
+from .atomic import AtomicInt
+from .spinlock import SpinLock
+
+__all__ = ["Once", "call_once"]
+
+
+class Once:
+    """A flag and a lock that let exactly one caller run an initialiser.
+
+    ``Once(shared=False)``: with ``shared=True`` the flag and the lock live
+    in shared memory, the object pickles to ``multiprocessing`` workers, and
+    exactly one *process* runs the initialiser.
+
+    ``call_once(fn, *args, **kwargs)`` runs ``fn`` if nobody has completed
+    it yet and returns True if this call ran it.  Other callers wait (spin,
+    then yield, in C) until the running one finishes.  If ``fn`` raises, the
+    exception propagates, the flag stays unset and a later caller runs
+    ``fn`` again (as C++ ``std::call_once``).  After completion a call costs
+    one atomic load.  Not reentrant: ``fn`` must not call ``call_once`` on
+    the same ``Once``.
+    """
+
+    def __init__(self, *, shared: bool = False):
+        self._done = AtomicInt(0, shared=shared)
+        try:
+            self._lock = SpinLock(shared=shared)
+        except BaseException:
+            self._done.close()
+            raise
+
+    @property
+    def done(self) -> bool:
+        """True once an initialiser has completed."""
+        return self._done.load() != 0
+
+    def call_once(self, fn, *args, **kwargs) -> bool:
+        if self._done.load():          # 1: no lock on the fast path
+            return False
+        with self._lock:               # 2
+            if self._done.load():      # 3: somebody finished meanwhile
+                return False
+            fn(*args, **kwargs)
+            self._done.store(1)        # 4: xchg, after fn's effects
+            return True
+
+    def close(self) -> None:
+        """Release the flag's and the lock's memory (idempotent)."""
+        self._done.close()
+        self._lock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        return _rebuild, (self._done, self._lock)
+
+    def __repr__(self) -> str:
+        if self._done.closed:
+            return "<Once closed>"
+        return f"<Once {'done' if self.done else 'not done'}>"
+
+
+def _rebuild(done, lock):
+    once = Once.__new__(Once)
+    once._done, once._lock = done, lock
+    return once
+
+
+def call_once(once: Once, fn, *args, **kwargs) -> bool:
+    """``once.call_once(fn, *args, **kwargs)``, as a function."""
+    return once.call_once(fn, *args, **kwargs)

@@ -1,0 +1,85 @@
+"""Once / call_once: exactly one initialiser, across threads and processes."""
+
+import pickle
+import threading
+
+import pytest
+
+from lockfree import AtomicInt, Once, call_once
+from lockfree.demos import once as once_demo
+
+
+def test_runs_once_and_reports_who_ran():
+    calls = []
+    with Once() as once:
+        assert not once.done
+        assert once.call_once(calls.append, 1) is True
+        assert once.call_once(calls.append, 2) is False
+        assert call_once(once, calls.append, 3) is False
+        assert once.done and calls == [1]
+        assert "done" in repr(once)
+    assert "closed" in repr(once)
+
+
+def test_exception_leaves_it_undone_for_the_next_caller():
+    def boom():
+        raise KeyError("x")
+
+    with Once() as once:
+        with pytest.raises(KeyError):
+            once.call_once(boom)
+        assert not once.done
+        assert once.call_once(lambda: None) is True
+        assert once.done
+
+
+def test_threads_race_many_fresh_onces():
+    for _ in range(50):
+        with Once() as once, AtomicInt() as runs:
+            start = threading.Barrier(4)
+            winners = AtomicInt()
+
+            def worker():
+                start.wait()
+                if once.call_once(runs.fetch_add, 1):
+                    winners.fetch_add(1)
+
+            ts = [threading.Thread(target=worker) for _ in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            assert runs.load() == 1 and winners.load() == 1
+
+
+def _proc_worker(once, runs, start):
+    start.wait()
+    once.call_once(runs.fetch_add, 1)
+
+
+def test_processes_race_on_a_shared_once(mp_context):
+    for _ in range(3):
+        with Once(shared=True) as once, AtomicInt(shared=True) as runs:
+            start = mp_context.Barrier(3)
+            procs = [mp_context.Process(target=_proc_worker,
+                                        args=(once, runs, start))
+                     for _ in range(3)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(60)
+                assert p.exitcode == 0
+            assert runs.load() == 1 and once.done
+
+
+def test_private_once_refuses_to_pickle():
+    with Once() as once:
+        with pytest.raises(TypeError, match="shared=True"):
+            pickle.dumps(once)
+
+
+def test_demo_scripted_interleaving_is_deterministic():
+    lines = []
+    assert once_demo.scripted(second_check=False, say=lines.append) == 2
+    assert once_demo.scripted(second_check=True, say=lines.append) == 1
+    assert once_demo.race(True, 20) == 0
