@@ -21,11 +21,38 @@ _Static_assert(offsetof(struct lf_rcu_domain, readers) == 2 * LF_CACHELINE,
 _Static_assert(sizeof(struct lf_rcu_buf) == LF_CACHELINE,
 	       "the buffer header is one cache line");
 
-/* Who is calling: pid << 32 | tid.  Unique among live threads system-wide
- * (tids are), and the pid half tells whether the owner process is alive. */
+/*
+ * Who is calling: pid << 32 | tid.  Unique among live threads system-wide
+ * (tids are), and the pid half tells whether the owner process is alive.
+ * getpid and gettid are system calls (glibc caches neither), which would
+ * double the cost of synchronize: cache per thread, invalidated in the child
+ * of a fork by bumping a generation number.
+ */
+static uint64_t fork_gen = 1;
+static __thread uint64_t owner_cache, owner_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_child(void)
+{
+	lf_xadd64(&fork_gen, 1);
+}
+
+static void install_atfork(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
 static uint64_t self_owner(void)
 {
-	return (uint64_t)getpid() << 32 | (uint32_t)syscall(SYS_gettid);
+	uint64_t gen = lf_read64(&fork_gen);
+
+	if (owner_gen != gen) {
+		pthread_once(&atfork_once, install_atfork);
+		owner_cache = (uint64_t)getpid() << 32 |
+			      (uint32_t)syscall(SYS_gettid);
+		owner_gen = gen;
+	}
+	return owner_cache;
 }
 
 static struct lf_rcu_domain *domain_of(struct lf_rcu_reader *r)
@@ -62,7 +89,7 @@ static int owner_dead(uint64_t owner)
 	FILE *f;
 	size_t n;
 
-	if (pid <= 0 || pid == getpid())
+	if (pid <= 0 || (uint64_t)pid == self_owner() >> 32)
 		return 0;
 	if (kill(pid, 0) == 0 || errno == EPERM) {
 		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -167,10 +194,12 @@ int lf_rcu_register(struct lf_rcu_domain *d)
 		if (lf_read64(&r->owner) || lf_cmpxchg64(&r->owner, 0, me))
 			continue;
 		lf_write64(&r->ctr, 0);
+		lf_xadd64(&d->nr_readers, 1);
 		/*
 		 * Raise the scan limit before the first read_lock.  The
 		 * cmpxchg is a full barrier: a writer whose scan loaded the
-		 * old limit did so before it, so this reader's first section
+		 * old limit (or reader count) did so before it, so this reader's
+	 * first section
 		 * starts after that writer's flip and sees its new pointer
 		 * (pairs with the lf_smp_mb() after the flip).
 		 */
@@ -200,6 +229,7 @@ int lf_rcu_unregister(struct lf_rcu_domain *d, int idx)
 	/* Pairs with lf_rcu_register's cmpxchg: the slot is free only after
 	 * everything its owner did. */
 	lf_store_release64(&r->owner, 0);
+	lf_xadd64(&d->nr_readers, -1);
 	return 0;
 }
 
@@ -234,13 +264,13 @@ int lf_rcu_read_unlock(struct lf_rcu_reader *r)
 
 	if ((tmp & LF_RCU_NEST_MASK) == LF_RCU_GP_COUNT) {
 		/*
-		 * Every load of the section completes before the writer can
-		 * see it ended: pairs with the acquire load of ctr in
-		 * wait_for_readers (the release store alone orders the
-		 * section's loads and stores before it on TSO and for TSAN;
-		 * the fence keeps the kernel's smp_mb() placement).
+		 * Every load and store of the section completes before the
+		 * writer can see it ended: pairs with the acquire load of ctr
+		 * in wait_for_readers.  Only load->store and store->store
+		 * order is needed here, which a release store gives (a plain
+		 * mov on x86-64); liburcu's mb flavor puts a full smp_mb()
+		 * here because it targets weaker CPUs with the same code.
 		 */
-		lf_smp_mb();
 		lf_store_release64(&r->ctr, 0);
 		return 0;
 	}
@@ -335,23 +365,23 @@ int lf_rcu_poll_state(struct lf_rcu_domain *d, uint64_t cookie)
 int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
 {
 	struct backoff b = { 0, 0, deadline_of(timeout_ns) };
-	uint64_t cookie = lf_rcu_start_poll(d), me = 0, seq, o;
+	uint64_t cookie = 0, me = self_owner(), seq, o;
 	int rc = 0, flip;
 
 	/* Serialise writers.  A grace period that another writer starts and
-	 * completes meanwhile covers us too (liburcu batches waiters). */
+	 * completes meanwhile covers us too (liburcu batches waiters); the
+	 * cookie is taken once we have to wait (later is only stricter). */
 	for (;;) {
 		o = lf_read64(&d->gp_lock);
-		if (!o) {
-			if (!me)
-				me = self_owner();
-			if (lf_cmpxchg64(&d->gp_lock, 0, me) == 0)
-				break;
-			continue;
-		}
-		if (lf_rcu_poll_state(d, cookie))
+		/* The cmpxchg is a full barrier: the caller's unpublishing
+		 * stores come before everything below. */
+		if (!o && lf_cmpxchg64(&d->gp_lock, 0, me) == 0)
+			break;
+		if (!cookie)
+			cookie = lf_rcu_start_poll(d);
+		else if (lf_rcu_poll_state(d, cookie))
 			return 0;
-		if (o == (me ? me : (me = self_owner())))
+		if (o == me)
 			return -EDEADLK;
 		if (backoff_slow(&b) && owner_dead(o))
 			lf_cmpxchg64(&d->gp_lock, o, 0);  /* died holding it */
@@ -362,11 +392,18 @@ int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
 	b.n = 0;
 	b.sleep_ns = 0;
 
-	/* Odd while in progress (start_poll then asks for the next one). */
 	seq = lf_read64(&d->gp_seq) + 1;
+	if (!lf_read64(&d->nr_readers)) {
+		/* No reader registered (liburcu's empty-registry exit): one
+		 * that registers now starts after the cmpxchg above and sees
+		 * what the caller published (pairs with the xadd in
+		 * lf_rcu_register). */
+		lf_store_release64(&d->gp_seq, seq + 1);
+		goto done;
+	}
+	/* Odd while in progress (start_poll then asks for the next one). */
 	lf_store_release64(&d->gp_seq, seq);
-	/* The caller's unpublishing stores, and gp_seq, before the flips:
-	 * pairs with lf_smp_mb() in start_poll and read_lock. */
+	/* gp_seq before the flips: pairs with lf_smp_mb() in start_poll. */
 	lf_smp_mb();
 	for (flip = 0; flip < 2; flip++) {
 		/*
@@ -387,12 +424,12 @@ int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
 			goto out;
 		}
 	}
-	/* The readers' sections end before the caller reclaims: pairs with
-	 * lf_smp_mb() in read_unlock (the acquire loads of ctr did it too). */
-	lf_smp_mb();
-	lf_xadd64(&d->nr_gp, 1);
-	/* Pairs with the acquire in lf_rcu_poll_state. */
+	/* The readers' sections ended before the caller reclaims: the acquire
+	 * loads of their ctr in wait_for_readers pair with the release store
+	 * in read_unlock.  Pairs with the acquire in lf_rcu_poll_state. */
 	lf_store_release64(&d->gp_seq, seq + 1);
+done:
+	lf_write64(&d->nr_gp, lf_read64(&d->nr_gp) + 1);
 out:
 	/* Pairs with the cmpxchg taking it. */
 	lf_store_release64(&d->gp_lock, 0);

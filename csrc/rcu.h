@@ -67,7 +67,8 @@ struct lf_rcu_domain {
 	uint64_t nr_gp;		/* grace periods completed (statistics) */
 	uint64_t hwm;		/* 1 + highest slot ever registered: scans
 				 * stop there */
-	uint64_t pad2[3];
+	uint64_t nr_readers;	/* registered readers */
+	uint64_t pad2[2];
 	struct lf_rcu_reader readers[];
 };
 
