@@ -6,10 +6,14 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
+                  RcuNotRegisteredError, RcuRegistryFullError)
 
 __version__ = "0.1.0"
 
-__all__ = ["AtomicInt", "build_info", "__version__"]
+__all__ = ["AtomicInt", "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
+           "RcuRegistryFullError", "RcuNotRegisteredError",
+           "RcuDeadlockError", "build_info", "__version__"]
 
 
 def build_info() -> dict:
