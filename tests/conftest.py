@@ -9,19 +9,33 @@ SHM_DIR = "/dev/shm"
 LONG = os.environ.get("LOCKFREE_LONG") == "1"
 
 
+# Segments this session creates carry its pid, so the leak check neither
+# blames nor deletes the segments of other test runs on the same machine.
+SESSION_PREFIX = f"lf_t{os.getpid()}_"
+
+
 def _segments():
     try:
-        return {n for n in os.listdir(SHM_DIR) if n.startswith("lf_")}
+        return {n for n in os.listdir(SHM_DIR)
+                if n.startswith(SESSION_PREFIX)}
     except FileNotFoundError:  # pragma: no cover - non-Linux
         return set()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_segments():
-    """Fail the session if the suite leaves lockfree segments in /dev/shm."""
-    before = _segments()
+    """Fail the session if the suite leaves its segments in /dev/shm.
+
+    Auto-named segments (``shared=True``) created in this process get the
+    session prefix; tests that pick names use ``SESSION_PREFIX`` too.
+    """
+    from lockfree import region
+
+    auto_name = region._auto_name
+    region._auto_name = lambda: SESSION_PREFIX + auto_name()[3:]
     yield
-    leaked = _segments() - before
+    region._auto_name = auto_name
+    leaked = _segments()
     for name in leaked:  # clean up so one failure does not poison the next run
         os.unlink(os.path.join(SHM_DIR, name))
     assert not leaked, f"test suite leaked shared-memory segments: {leaked}"

@@ -11,7 +11,7 @@ import pytest
 from lockfree import AtomicInt, lib
 from lockfree.region import HEADER, Region
 
-from .conftest import SHM_DIR
+from .conftest import SESSION_PREFIX, SHM_DIR
 
 
 def seg_exists(name):
@@ -135,7 +135,7 @@ def test_shared_true_owner_unlinks_when_collected():
 
 
 def test_named_segment_is_unlinked_explicitly():
-    name = f"lf_test_{os.getpid()}"
+    name = SESSION_PREFIX + "named"
     a = AtomicInt(9, name=name)
     assert a.name == name
     a.close()

@@ -7,14 +7,18 @@ Primitives work between threads, between processes over shared memory
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
 from .once import Once, call_once
+from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
+                  RcuNotRegisteredError, RcuRegistryFullError)
 from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
                        TicketLock)
 
 __version__ = "0.1.0"
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
-           "OwnerDiedError", "LockStats", "Once", "call_once", "build_info",
-           "__version__"]
+           "OwnerDiedError", "LockStats", "Once", "call_once",
+           "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
+           "RcuRegistryFullError", "RcuNotRegisteredError",
+           "RcuDeadlockError", "build_info", "__version__"]
 
 
 def build_info() -> dict:

@@ -1,0 +1,173 @@
+/*
+ * Read-copy-update (lf_rcu_*): the kernel's rcu_read_lock / rcu_dereference /
+ * rcu_assign_pointer / synchronize_rcu / call_rcu, on liburcu's user-space
+ * grace-period algorithm.
+ *
+ * Algorithm (liburcu's "mb" flavor; liburcu's "memb" is the same algorithm
+ * with the reader-side fences moved into membarrier(2) calls by the writer):
+ *
+ *   - A domain has one grace-period word, gp_ctr = LF_RCU_GP_COUNT | phase,
+ *     and a fixed-capacity registry of reader slots, one cache line each.
+ *     A reader thread registers once and then only ever writes its own line.
+ *   - The outermost read_lock snapshots gp_ctr (count 1 + current phase) into
+ *     the reader's ctr; nested ones add LF_RCU_GP_COUNT.  read_unlock
+ *     subtracts it.  The low 32 bits count nesting; bit 32 is the phase.
+ *   - synchronize flips the phase and waits until no reader is inside a
+ *     section begun in the old phase, twice: a reader that snapshotted gp_ctr
+ *     just before the first flip but published it after the writer looked
+ *     would be missed by one flip, never by two (see lf_rcu_synchronize()).
+ *
+ * Readers never block, never loop and never write shared lines: lock and
+ * unlock are a handful of instructions plus one full barrier (outermost
+ * level only).  Writers serialise on a lock word in the domain.
+ *
+ * Placement: a domain is position-independent (no pointers), so it can live
+ * in shared memory and serve reader threads of several processes.  Reader
+ * slots record the owner's pid and tid, so synchronize can tell that it is
+ * called from inside a read section (an error, -EDEADLK, instead of waiting
+ * for itself forever) and that a reader process died inside a read section
+ * (its slot is reclaimed: lf_rcu_domain.nr_dead counts those).
+ *
+ * call_rcu needs a thread, which is a per-process resource: it lives in a
+ * separate, malloc'ed lf_rcu_reclaimer attached to a domain.
+ *
+ * Errors are negative errno values; 0 is success.
+ */
+#ifndef LF_RCU_H
+#define LF_RCU_H
+
+#include <stdint.h>
+
+#define LF_RCU_GP_COUNT		1ULL
+#define LF_RCU_GP_PHASE		(1ULL << 32)
+#define LF_RCU_NEST_MASK	(LF_RCU_GP_PHASE - 1)
+#define LF_RCU_MAX_READERS	4096
+
+/* One reader slot: one cache line, written only by its owner (and by
+ * lf_rcu_register/unregister and dead-reader reclaim, which cmpxchg owner). */
+struct lf_rcu_reader {
+	uint64_t ctr;		/* 0: outside; else gp_ctr snapshot + nesting */
+	uint64_t owner;		/* 0: free; else pid << 32 | tid */
+	uint32_t index;		/* position in the registry (container_of) */
+	uint32_t pad0;
+	uint64_t pad[5];
+};
+
+struct lf_rcu_domain {
+	/* Line 0: read by every outermost read_lock, written per flip. */
+	uint64_t gp_ctr;
+	uint32_t capacity;	/* reader slots */
+	uint32_t pad0;
+	uint64_t pad1[6];
+	/* Line 1: writers only. */
+	uint64_t gp_lock;	/* 0 or owner (pid << 32 | tid) */
+	uint64_t gp_seq;	/* completed grace periods * 2 (+1 while one
+				 * is in progress): start_poll/poll_state */
+	uint64_t nr_dead;	/* reader slots reclaimed from dead processes */
+	uint64_t nr_gp;		/* grace periods completed (statistics) */
+	uint64_t hwm;		/* 1 + highest slot ever registered: scans
+				 * stop there */
+	uint64_t nr_readers;	/* registered readers */
+	uint64_t pad2[2];
+	struct lf_rcu_reader readers[];
+};
+
+/* Bytes a domain with capacity reader slots takes (a multiple of 64). */
+uint64_t lf_rcu_domain_size(uint32_t capacity);
+/* Initialise zeroed memory; capacity in 1..LF_RCU_MAX_READERS. */
+int lf_rcu_init(struct lf_rcu_domain *d, uint32_t capacity);
+
+/* Claim a free reader slot for the calling thread: its index, or -ENOSPC. */
+int lf_rcu_register(struct lf_rcu_domain *d);
+/* Release slot idx: -EINVAL bad index, -EPERM not registered, -EBUSY inside
+ * a read section. */
+int lf_rcu_unregister(struct lf_rcu_domain *d, int idx);
+struct lf_rcu_reader *lf_rcu_reader(struct lf_rcu_domain *d, int idx);
+
+/* Read side: 0, or -EPERM (slot not registered / unbalanced unlock). */
+int lf_rcu_read_lock(struct lf_rcu_reader *r);
+int lf_rcu_read_unlock(struct lf_rcu_reader *r);
+/* Nesting depth of r's current read section (0 outside). */
+int64_t lf_rcu_read_depth(struct lf_rcu_reader *r);
+
+/* rcu_assign_pointer / rcu_dereference on a pointer-sized word. */
+void lf_rcu_assign(void **slot, void *v);
+void *lf_rcu_dereference(void **slot);
+
+/*
+ * Wait until every read section that began before the call has ended.
+ * timeout_ns < 0 waits forever; otherwise returns -ETIMEDOUT after about
+ * timeout_ns (nothing is left half done: a new call starts a new grace
+ * period).  -EDEADLK if the calling thread is inside a read section of d.
+ */
+int lf_rcu_synchronize(struct lf_rcu_domain *d);
+int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns);
+
+/* Polling (liburcu >= 0.14's start_poll_synchronize_rcu / poll_state): a
+ * cookie, then "has a full grace period elapsed since?".  start_poll does not
+ * start one: someone must synchronize (lf_rcu_reclaimer_start_poll asks the
+ * reclaimer thread to). */
+uint64_t lf_rcu_start_poll(struct lf_rcu_domain *d);
+int lf_rcu_poll_state(struct lf_rcu_domain *d, uint64_t cookie);
+
+/* call_rcu: a per-process reclaimer thread that batches callbacks. */
+struct lf_rcu_reclaimer;
+typedef void (*lf_rcu_cb)(void *arg);
+
+struct lf_rcu_reclaimer *lf_rcu_reclaimer_new(struct lf_rcu_domain *d);
+/* Run every queued callback (barrier), stop the thread, free. */
+void lf_rcu_reclaimer_free(struct lf_rcu_reclaimer *rc);
+/* Queue fn(arg) to run after a grace period: 0 or -ENOMEM. */
+int lf_rcu_call(struct lf_rcu_reclaimer *rc, lf_rcu_cb fn, void *arg);
+/* Wait until every callback queued before the call has run. */
+void lf_rcu_barrier(struct lf_rcu_reclaimer *rc);
+uint64_t lf_rcu_reclaimer_start_poll(struct lf_rcu_reclaimer *rc);
+
+/*
+ * RcuBuffer: a byte blob with nslots version slots, published through a
+ * domain embedded in the same region (so it works across processes).
+ */
+struct lf_rcu_buf_meta {
+	uint64_t version;	/* of the bytes in the slot */
+	uint64_t length;
+	uint64_t cookie;	/* retired: start_poll cookie; free when polled */
+	uint32_t state;		/* LF_RCU_SLOT_* */
+	uint32_t pad;
+};
+
+enum { LF_RCU_SLOT_FREE = 0, LF_RCU_SLOT_CURRENT = 1, LF_RCU_SLOT_RETIRED = 2 };
+
+/* Layout: this 64-byte header, the domain (so a reader slot finds the
+ * header at a fixed distance before its domain), meta[nslots], data. */
+struct lf_rcu_buf {
+	uint64_t current;	/* published: version << 8 | slot */
+	uint64_t wlock;		/* writers: 0 or owner (pid << 32 | tid) */
+	uint64_t slot_size;	/* bytes per slot, a multiple of 64 */
+	uint64_t meta_off;	/* from the start of this struct */
+	uint64_t data_off;
+	uint32_t nslots;
+	uint32_t pad0;
+	uint64_t nr_recycled;	/* slots reused after a grace period */
+	uint64_t pad1;
+};
+
+#define LF_RCU_BUF_MAX_SLOTS 255
+
+uint64_t lf_rcu_buf_size(uint32_t capacity, uint32_t nslots,
+			 uint64_t slot_size);
+int lf_rcu_buf_init(struct lf_rcu_buf *b, uint32_t capacity, uint32_t nslots,
+		    uint64_t slot_size);
+struct lf_rcu_domain *lf_rcu_buf_domain(struct lf_rcu_buf *b);
+/*
+ * Reader: read_lock on r (a reader of the buffer's domain) and return the
+ * current version as length << 8 | slot (or a negative errno, unlocked).
+ */
+int64_t lf_rcu_buf_read_lock(struct lf_rcu_reader *r);
+/* Writer: copy len bytes into a free slot and publish them; the old version's
+ * slot is reused only after a grace period.  0, -EMSGSIZE, -ETIMEDOUT,
+ * -EDEADLK. */
+int lf_rcu_buf_publish(struct lf_rcu_buf *b, const char *data, uint64_t len,
+		       int64_t timeout_ns);
+uint64_t lf_rcu_buf_version(struct lf_rcu_buf *b);
+
+#endif /* LF_RCU_H */

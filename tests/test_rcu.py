@@ -1,0 +1,467 @@
+"""RCU: grace periods, retire callbacks, errors, RcuBuffer across processes."""
+
+import hashlib
+import os
+import pickle
+import signal
+import struct
+import threading
+import time
+
+import pytest
+
+from lockfree import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain,
+                      RcuError, RcuNotRegisteredError, RcuRegistryFullError)
+
+from .conftest import LONG
+
+
+@pytest.fixture
+def domain():
+    d = RcuDomain(16)
+    yield d
+    d.close()
+
+
+def _in_thread(fn):
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    return t
+
+
+class _HeldReader:
+    """A thread inside ``cell.read()`` until ``release()``."""
+
+    def __init__(self, cell):
+        self.inside = threading.Event()
+        self.leave = threading.Event()
+        self.seen = None
+        self.thread = _in_thread(lambda: self._run(cell))
+        assert self.inside.wait(10)
+
+    def _run(self, cell):
+        with cell.read() as value:
+            self.seen = value
+            self.inside.set()
+            self.leave.wait(30)
+
+    def release(self):
+        self.leave.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+# -- semantics ---------------------------------------------------------------
+
+def test_read_publish_get(domain):
+    cell = RcuCell([1], domain=domain)
+    with cell.read() as v:
+        assert v == [1]
+    assert cell.publish([2]) == [1]
+    with cell.read() as v:
+        assert v == [2] and cell.get() is v
+    assert cell.domain is domain
+
+
+def test_nested_read_sections(domain):
+    a, b = RcuCell("a", domain=domain), RcuCell("b", domain=domain)
+    with a.read() as x, b.read() as y, a.read() as z:
+        assert (x, y, z) == ("a", "b", "a")
+        assert domain._thread_reader().depth() == 3
+    assert domain._thread_reader().depth() == 0
+    domain.synchronize()  # balanced: not inside a section any more
+
+
+def test_grace_period_waits_for_preexisting_reader(domain):
+    """The deterministic test: a reader holds the old version; synchronize
+    stays blocked while it is inside, returns once it leaves; the retire
+    callback never runs while it is inside."""
+    cell = RcuCell("old", domain=domain)
+    reader = _HeldReader(cell)
+    assert reader.seen == "old"
+    old = cell.publish("new")
+    retired = threading.Event()
+    cell.retire(old, lambda obj: retired.set())
+
+    synced = threading.Event()
+    syncer = _in_thread(lambda: (cell.synchronize(), synced.set()))
+    time.sleep(0.3)
+    assert not synced.is_set(), "synchronize returned with a reader inside"
+    assert not retired.is_set(), "retire callback ran with a reader inside"
+    with cell.read() as v:  # new readers are not blocked and see "new"
+        assert v == "new"
+    t0 = time.monotonic()
+    reader.release()
+    assert synced.wait(5) and retired.wait(5)
+    syncer.join(5)
+    assert time.monotonic() - t0 < 5
+
+
+def test_new_readers_do_not_delay_grace_period(domain):
+    cell = RcuCell(0, domain=domain)
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            with cell.read():
+                pass
+    threads = [_in_thread(churn) for _ in range(2)]
+    try:
+        for _ in range(50):
+            cell.synchronize(timeout=10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+
+
+def test_retire_callbacks_never_see_readers(domain):
+    """Python-level poisoning: a retired object is invalidated by its
+    callback; readers check validity inside their section."""
+    class Obj:
+        def __init__(self, n):
+            self.n, self.valid = n, True
+
+    cell = RcuCell(Obj(0), domain=domain)
+    stop = threading.Event()
+    bad = []
+
+    def reader():
+        while not stop.is_set():
+            with cell.read() as o:
+                if not o.valid:
+                    bad.append(o.n)
+                time.sleep(0)  # let the updater run inside the section
+                if not o.valid:
+                    bad.append(o.n)
+
+    def invalidate(o):
+        o.valid = False
+
+    threads = [_in_thread(reader) for _ in range(3)]
+    n = 3000 if LONG else 300
+    for i in range(1, n):
+        cell.update(lambda _: Obj(i), callback=invalidate)
+    domain.barrier(timeout=30)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert bad == []
+    assert domain.stats["grace_periods"] > 0
+
+
+def test_update_loses_nothing(domain):
+    cell = RcuCell((), domain=domain)
+
+    def work(k):
+        for i in range(200):
+            cell.update(lambda t: t + ((k, i),))
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cell.get()) == 800
+
+
+def test_poll_state(domain):
+    cookie = domain.start_poll()
+    assert not domain.poll_state(cookie)
+    domain.synchronize()
+    assert domain.poll_state(cookie)
+
+
+def test_callback_exception_does_not_stop_reclaimer(domain, capsys):
+    ran = []
+    domain.call_rcu(lambda o: 1 / 0, None)
+    domain.call_rcu(ran.append, 7)
+    domain.barrier(timeout=10)
+    assert ran == [7]
+    assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+# -- errors ------------------------------------------------------------------
+
+def test_synchronize_inside_read_section_raises(domain):
+    cell = RcuCell(1, domain=domain)
+    with cell.read():
+        with pytest.raises(RcuDeadlockError):
+            cell.synchronize()
+        with pytest.raises(RcuDeadlockError):
+            domain.barrier()
+    cell.synchronize()
+
+
+def test_synchronize_timeout(domain):
+    cell = RcuCell(1, domain=domain)
+    reader = _HeldReader(cell)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            cell.synchronize(timeout=0.2)
+        assert time.monotonic() - t0 < 5
+    finally:
+        reader.release()
+    cell.synchronize(timeout=5)
+    with pytest.raises(ValueError):
+        cell.synchronize(timeout=-1)
+
+
+def test_registry_full():
+    d = RcuDomain(2)
+    cell = RcuCell(1, domain=d)
+    held = [_HeldReader(cell) for _ in range(2)]
+    try:
+        assert d.stats["readers"] == 2
+        with pytest.raises(RcuRegistryFullError, match="2 reader slots"):
+            with cell.read():
+                pass
+    finally:
+        for h in held:
+            h.release()
+    del held, h
+    with cell.read() as v:  # exited threads gave their slots back
+        assert v == 1
+    d.close()
+
+
+def test_thread_exit_releases_slot():
+    d = RcuDomain(1)
+    cell = RcuCell(1, domain=d)
+    for _ in range(5):  # one slot, five threads in turn
+        t = _in_thread(lambda: cell.read().__enter__() and None or
+                       cell.read().__exit__(None, None, None))
+        t.join(10)
+        assert d.stats["readers"] == 0
+    d.close()
+
+
+def test_unregistered_use():
+    d = RcuDomain(4, auto_register=False)
+    cell = RcuCell(1, domain=d)
+    with pytest.raises(RcuNotRegisteredError):
+        with cell.read():
+            pass
+    d.register_thread()
+    with cell.read() as v:
+        assert v == 1
+        with pytest.raises(RcuError):
+            d.unregister_thread()
+    d.unregister_thread()
+    with pytest.raises(RcuNotRegisteredError):
+        with d.read():
+            pass
+    d.close()
+
+
+def test_closed_domain():
+    d = RcuDomain(4)
+    cell = RcuCell(1, domain=d)
+    with cell.read():
+        pass
+    d.close()
+    d.close()
+    with pytest.raises(ValueError):
+        with cell.read():
+            pass
+    with pytest.raises(ValueError):
+        d.synchronize()
+    with pytest.raises(ValueError):
+        cell.retire(1, print)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        RcuDomain(0)
+    with pytest.raises(TypeError):
+        RcuDomain("8")
+    with pytest.raises(TypeError):
+        RcuCell(1, domain=object())
+    with pytest.raises(ValueError):
+        RcuBuffer(0)
+    with pytest.raises(ValueError):
+        RcuBuffer(16, slots=1)
+    with RcuBuffer(8) as b:
+        with pytest.raises(ValueError, match="do not fit"):
+            b.publish(b"123456789")
+        with pytest.raises(TypeError):
+            b.publish("text")
+
+
+def test_attach_checks_kind():
+    with RcuBuffer(64, shared=True) as b:
+        with pytest.raises(ValueError, match="RcuBuffer"):
+            RcuDomain.attach(b.name)
+    with RcuDomain(4, shared=True) as d:
+        with pytest.raises(ValueError):
+            RcuBuffer.attach(d.name)
+
+
+# -- RcuBuffer ---------------------------------------------------------------
+
+def test_buffer_versions_and_recycling():
+    with RcuBuffer(32, b"v0", slots=2) as b:
+        with b.read() as view:
+            assert bytes(view) == b"v0" and view.readonly
+            first = view
+        with pytest.raises(ValueError):  # released with the section
+            bytes(first)
+        for i in range(1, 20):
+            assert b.publish(b"v%d" % i) == i + 1
+        with b.read() as view:
+            assert bytes(view) == b"v19"
+        assert b.version == 20
+        assert b.stats["slots_recycled"] >= 18
+
+
+def test_buffer_reader_keeps_its_version():
+    with RcuBuffer(16, b"old", slots=3) as b:
+        b.synchronize()  # the slot of version 0 is reusable without a wait
+        inside, leave = threading.Event(), threading.Event()
+        seen = []
+
+        def reader():
+            with b.read() as view:
+                inside.set()
+                leave.wait(10)
+                seen.append(bytes(view))
+        t = _in_thread(reader)
+        assert inside.wait(10)
+        b.publish(b"new", timeout=5)    # a never-used slot: no wait
+        b.publish(b"newer", timeout=5)  # version 0's slot: no wait
+        with pytest.raises(TimeoutError):  # reusing "old"'s slot must wait
+            b.publish(b"newest", timeout=0.2)
+        leave.set()
+        t.join(10)
+        assert seen == [b"old"]
+        b.publish(b"newest", timeout=5)
+
+
+def _record(version, size):
+    body = hashlib.sha256(struct.pack("<Q", version)).digest() * \
+        (1 + version % (size // 32 - 2))
+    body = struct.pack("<Q", version) + body
+    return body + hashlib.sha256(body).digest()
+
+
+def _check(view):
+    data = bytes(view)
+    if len(data) < 40:
+        return -1
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    return struct.unpack_from("<Q", body)[0]
+
+
+def _writer_proc(buf, n, size):
+    for v in range(1, n + 1):
+        buf.publish(_record(v, size), timeout=30)
+    buf.close()
+
+
+def _reader_proc(buf, stop, result):
+    torn = reads = 0
+    last = -1
+    versions = set()
+    while not stop.is_set() or reads < 50:
+        with buf.read() as view:
+            v = _check(view)
+        reads += 1
+        if v is None or (v >= 0 and v < last):
+            torn += 1
+        elif v >= 0:
+            last = v
+            versions.add(v)
+    result.put((reads, torn, len(versions)))
+    buf.close()
+
+
+def test_buffer_cross_process_checksums(mp_context):
+    size = 2048
+    n = 2000 if LONG else 300
+    with RcuBuffer(size, slots=3, shared=True) as buf:
+        stop, result = mp_context.Event(), mp_context.Queue()
+        reader = mp_context.Process(target=_reader_proc,
+                                    args=(buf, stop, result))
+        writer = mp_context.Process(target=_writer_proc,
+                                    args=(buf, n, size))
+        reader.start()
+        writer.start()
+        writer.join(60)
+        stop.set()
+        reads, torn, distinct = result.get(timeout=60)
+        reader.join(10)
+        assert writer.exitcode == 0 and reader.exitcode == 0
+        assert torn == 0
+        assert reads >= 50 and distinct >= 1
+        assert buf.version == n
+        with buf.read() as view:
+            assert _check(view) == n
+        assert buf.stats["slots_recycled"] >= n - 3
+
+
+def _die_inside(buf, inside, how):
+    with buf.read():
+        inside.set()
+        if how == "exit":
+            os._exit(0)
+        time.sleep(60)
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_dead_reader_process_does_not_hang_writer(mp_context, how):
+    with RcuBuffer(64, b"a", slots=2, shared=True) as buf:
+        inside = mp_context.Event()
+        p = mp_context.Process(target=_die_inside, args=(buf, inside, how))
+        p.start()
+        assert inside.wait(30)
+        if how == "kill":
+            os.kill(p.pid, signal.SIGKILL)
+        buf.publish(b"b", timeout=10)
+        # Reusing slot "a" needs a grace period past the dead reader (a
+        # zombie until joined, then gone).
+        buf.publish(b"c", timeout=10)
+        assert buf.stats["dead_readers"] == 1
+        p.join(10)
+        buf.publish(b"d", timeout=10)
+
+
+def _hold(buf, inside, leave):
+    with buf.read():
+        inside.set()
+        leave.wait(30)
+    buf.close()
+
+
+def test_live_reader_process_times_out(mp_context):
+    with RcuBuffer(64, b"a", slots=2, shared=True) as buf:
+        buf.synchronize()  # version 0's slot is free: "b" needs no wait
+        inside, leave = mp_context.Event(), mp_context.Event()
+        p = mp_context.Process(target=_hold, args=(buf, inside, leave))
+        p.start()
+        try:
+            assert inside.wait(30)
+            buf.publish(b"b", timeout=5)
+            with pytest.raises(TimeoutError):
+                buf.publish(b"c", timeout=0.3)
+            with pytest.raises(TimeoutError):
+                buf.synchronize(timeout=0.3)
+        finally:
+            leave.set()
+            p.join(30)
+        buf.publish(b"c", timeout=10)
+        assert buf.stats["dead_readers"] == 0
+
+
+def test_buffer_pickles_and_attaches():
+    with RcuBuffer(16, b"hi", shared=True) as b:
+        b2 = pickle.loads(pickle.dumps(b))
+        with b2.read() as view:
+            assert bytes(view) == b"hi"
+        b2.publish(b"yo")
+        with b.read() as view:
+            assert bytes(view) == b"yo"
+        b2.close()
+    with pytest.raises(TypeError):
+        pickle.dumps(RcuBuffer(8))
