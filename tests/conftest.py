@@ -23,22 +23,30 @@ def _segments():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_leaked_segments():
-    """Fail the session if the suite leaves its segments in /dev/shm.
-
-    Auto-named segments (``shared=True``) created in this process get the
-    session prefix; tests that pick names use ``SESSION_PREFIX`` too.
-    """
+def session_segment_names():
+    """Give segments auto-named in this process the session prefix."""
     from lockfree import region
 
     auto_name = region._auto_name
     region._auto_name = lambda: SESSION_PREFIX + auto_name()[3:]
     yield
     region._auto_name = auto_name
-    leaked = _segments()
-    for name in leaked:  # clean up so one failure does not poison the next run
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_segments(session_segment_names):
+    """Fail a test that leaves this session's segments in /dev/shm.
+
+    Only segments carrying the session prefix count (auto-named ones, and
+    tests that pick names use ``SESSION_PREFIX``), so other test runs on
+    the machine are neither blamed nor touched.
+    """
+    before = _segments()
+    yield
+    leaked = _segments() - before
+    for name in leaked:  # clean up so one failure does not poison the rest
         os.unlink(os.path.join(SHM_DIR, name))
-    assert not leaked, f"test suite leaked shared-memory segments: {leaked}"
+    assert not leaked, f"test leaked shared-memory segments: {leaked}"
 
 
 @pytest.fixture(params=["fork", "spawn"])

@@ -1,6 +1,5 @@
 """SpinLock, TicketLock, RWSpinLock: exclusion, timeouts, dead owners, API."""
 
-import glob
 import multiprocessing as mp
 import os
 import pickle
@@ -28,18 +27,6 @@ MAKERS = {
 @pytest.fixture(params=sorted(MAKERS))
 def make(request):
     return MAKERS[request.param]
-
-
-def _shm_names():
-    return set(glob.glob("/dev/shm/lf_*"))
-
-
-@pytest.fixture(autouse=True)
-def no_shm_leak():
-    before = _shm_names()
-    yield
-    leaked = _shm_names() - before
-    assert not leaked, f"leaked shared memory segments: {leaked}"
 
 
 # -- basics -------------------------------------------------------------------
