@@ -180,7 +180,7 @@ def run(args, parser) -> int:
                   f"{s.repeat} repeat(s) | busy loop "
                   f"{cal['busy_iters_per_ns']:.2f} iterations/ns, timer "
                   f"{cal['timer_ns']:.0f} ns")
-    report.render(records, report.legend(head))
+    report.render(report.sections(records), report.legend(head))
     found = report.claims(records)
     print("\n" + report.claims_text(found))
     failed = sorted({r["primitive"] for r in records if not r["ok"]})

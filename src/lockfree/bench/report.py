@@ -72,22 +72,24 @@ def legend(settings_text: str) -> str:
             "acquisitions and no torn reads.  Medians over repeats.")
 
 
-def plain_table(title, rows) -> str:
+def plain_table(title, rows, columns=HEADER) -> str:
+    """Column 0 left-aligned, the others right; a blank line whenever
+    column 1 (threads/workers) changes."""
     widths = [max(len(h), *(len(r[i]) for r in rows))
-              for i, h in enumerate(HEADER)]
+              for i, h in enumerate(columns)]
     line = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i == 0 else c.rjust(w)
         for i, (c, w) in enumerate(zip(cells, widths)))
-    sep = "-" * len(line(HEADER))
+    sep = "-" * len(line(columns))
     body = [line(r) if i == 0 or r[1] == rows[i - 1][1] else "\n" + line(r)
             for i, r in enumerate(rows)]
-    return "\n".join([title, sep, line(HEADER), sep, *body])
+    return "\n".join([title, sep, line(columns), sep, *body])
 
 
-def render(records, header: str, stream=None) -> None:
-    """Print the table: rich's on a terminal when installed, else plain."""
+def render(secs, header: str, columns=HEADER, stream=None) -> None:
+    """Print ``header`` and the ``[(title, rows)]`` sections: rich tables on
+    a terminal when rich is installed, else plain text."""
     stream = stream or sys.stdout
-    secs = sections(records)
     if stream.isatty():
         try:
             from rich.console import Console
@@ -99,7 +101,7 @@ def render(records, header: str, stream=None) -> None:
             console.print(header)
             for title, rows in secs:
                 t = Table(title=title, title_justify="left")
-                for i, h in enumerate(HEADER):
+                for i, h in enumerate(columns):
                     t.add_column(h, justify="left" if i == 0 else "right")
                 for i, r in enumerate(rows):
                     t.add_row(*r, end_section=i + 1 < len(rows)
@@ -108,7 +110,7 @@ def render(records, header: str, stream=None) -> None:
             return
     print(header, file=stream)
     for title, rows in secs:
-        print("\n" + plain_table(title, rows), file=stream)
+        print("\n" + plain_table(title, rows, columns), file=stream)
 
 
 def claims(records) -> dict:
