@@ -173,6 +173,7 @@ struct bench {
 	int32_t prim;
 	int32_t read_pct;
 	int32_t lines;
+	uint64_t lat_mask;  /* time acquisition n iff (n & lat_mask) == 0 */
 	uint64_t cs_iters, ncs_iters;
 	struct line line[LF_BENCH_MAX_LINES];  /* the protected data */
 };
@@ -283,6 +284,7 @@ ALWAYS_INLINE void worker_loop(struct worker *w, const int prim)
 	const uint64_t cs = b->cs_iters, ncs = b->ncs_iters;
 	const int k = b->lines;
 	const uint32_t read_pct = (uint32_t)b->read_pct;
+	const uint64_t lat_mask = b->lat_mask;
 	uint64_t n = 0, reads = 0, torn = 0, sum = 0, max = 0, x = w->rng;
 	uint64_t rng = w->rng;
 
@@ -295,13 +297,17 @@ ALWAYS_INLINE void worker_loop(struct worker *w, const int prim)
 			rng ^= rng << 17;
 			read = (uint32_t)(rng % 100) < read_pct;
 		}
-		uint64_t t0 = ticks();
-		lock_op(l, w, prim, read);
-		uint64_t t1 = ticks();
-		uint64_t dt = t1 > t0 ? t1 - t0 : 0;
-		w->hist[bucket(dt)]++;
-		sum += dt;
-		max = dt > max ? dt : max;
+		if (!(n & lat_mask)) {
+			uint64_t t0 = ticks();
+			lock_op(l, w, prim, read);
+			uint64_t t1 = ticks();
+			uint64_t dt = t1 > t0 ? t1 - t0 : 0;
+			w->hist[bucket(dt)]++;
+			sum += dt;
+			max = dt > max ? dt : max;
+		} else {
+			lock_op(l, w, prim, read);
+		}
 		if (read) {
 			torn += read_cs(b, k, cs, &x);
 			reads++;
@@ -449,6 +455,8 @@ static int check_config(const struct lf_bench_config *c)
 		return -EINVAL;
 	if (c->read_pct < 0 || c->read_pct > 100)
 		return -EINVAL;
+	if (c->lat_every & (c->lat_every - 1))
+		return -EINVAL;  /* not a power of two */
 	/* An hour is plenty; the busy-work counts must not overflow. */
 	if (c->duration_ns > 3600000000000ull || c->cs_ns > 1000000000ull ||
 	    c->ncs_ns > 1000000000ull)
@@ -481,8 +489,10 @@ static void collect(struct bench *b, struct worker *w, int n,
 		r->torn += w[t].torn;
 		lat_sum += w[t].lat_sum;
 		lat_max = w[t].lat_max > lat_max ? w[t].lat_max : lat_max;
-		for (int i = 0; i < LF_BENCH_BUCKETS; i++)
+		for (int i = 0; i < LF_BENCH_BUCKETS; i++) {
 			r->hist[i] += w[t].hist[i];
+			r->timed += w[t].hist[i];
+		}
 	}
 	r->writes = r->acquisitions - r->reads;
 	/* The workers are joined: plain reads see their last writes. */
@@ -490,13 +500,13 @@ static void collect(struct bench *b, struct worker *w, int n,
 	for (int i = 1; i < b->lines; i++)
 		r->torn += b->line[i].v != r->counter;
 	r->ok = r->counter == r->writes && r->torn == 0;
-	if (r->acquisitions) {
+	if (r->timed) {
 		double tpn = r->ticks_per_ns;
-		r->lat_p50_ns = percentile_ticks(r->hist, r->acquisitions, 0.50) / tpn;
-		r->lat_p99_ns = percentile_ticks(r->hist, r->acquisitions, 0.99) / tpn;
-		r->lat_p999_ns = percentile_ticks(r->hist, r->acquisitions, 0.999) / tpn;
+		r->lat_p50_ns = percentile_ticks(r->hist, r->timed, 0.50) / tpn;
+		r->lat_p99_ns = percentile_ticks(r->hist, r->timed, 0.99) / tpn;
+		r->lat_p999_ns = percentile_ticks(r->hist, r->timed, 0.999) / tpn;
 		r->lat_max_ns = (double)lat_max / tpn;
-		r->lat_mean_ns = (double)lat_sum / (double)r->acquisitions / tpn;
+		r->lat_mean_ns = (double)lat_sum / (double)r->timed / tpn;
 	}
 }
 
@@ -522,6 +532,7 @@ int lf_bench_run(const struct lf_bench_config *cfg, struct lf_bench_result *r)
 	r->timer_ns = calib.timer_ns;
 	b->prim = cfg->prim;
 	b->lines = cfg->cs_lines;
+	b->lat_mask = cfg->lat_every ? cfg->lat_every - 1 : 0;
 	b->read_pct = cfg->prim == LF_BENCH_LF_RW_MIXED ? cfg->read_pct : 0;
 	b->cs_iters = (uint64_t)((double)cfg->cs_ns * calib.iters_per_ns + 0.5);
 	b->ncs_iters = (uint64_t)((double)cfg->ncs_ns * calib.iters_per_ns + 0.5);

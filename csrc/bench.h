@@ -22,8 +22,11 @@
  *
  * Clock: rdtsc (a compiler builtin, not inline asm) calibrated against
  * CLOCK_MONOTONIC once per process; CLOCK_MONOTONIC elsewhere.  Every
- * acquisition is timed; the timer's own cost (timer_ns) is reported, it is
- * part of every iteration for every primitive alike.  Latencies go into a
+ * acquisition is timed by default; the timer's own cost (timer_ns, two
+ * reads an iteration) is reported and is paid by every primitive alike.
+ * lat_every = 2^k times only one acquisition in 2^k (a regular sample), so
+ * that a critical section of a few instructions is not dwarfed by the
+ * timer; latency counts then cover the sample only.  Latencies go into a
  * per-thread log-linear histogram (16 sub-buckets per power of two, <= 6%
  * relative error), allocated before the start gate: nothing allocates in
  * the timed loop.  Busy work is a dependent multiply-add chain whose
@@ -71,6 +74,8 @@ struct lf_bench_config {
 	uint64_t ncs_ns;         /* busy work outside the lock */
 	int32_t cs_lines;        /* K shared cache lines, 1 .. MAX_LINES */
 	int32_t read_pct;        /* LF_BENCH_LF_RW_MIXED: % of reads, 0..100 */
+	uint32_t lat_every;      /* time 1 acquisition in this many (a power
+				  * of two; 0 or 1: every one) */
 	int32_t cpu[LF_BENCH_MAX_THREADS];  /* thread i's CPU, -1: unpinned */
 };
 
@@ -90,6 +95,7 @@ struct lf_bench_result {
 	uint64_t acquisitions;   /* sum over threads */
 	uint64_t reads;
 	uint64_t writes;         /* exclusive acquisitions */
+	uint64_t timed;          /* acquisitions in the latency histogram */
 	uint64_t counter;        /* protected line 0 at the end */
 	uint64_t torn;           /* lines disagreeing (end check + readers) */
 	int32_t ok;              /* counter == writes && torn == 0 */

@@ -198,6 +198,7 @@ CDEF = {
             uint64_t ncs_ns;
             int32_t cs_lines;
             int32_t read_pct;
+            uint32_t lat_every;
             int32_t cpu[64];
         };
         struct lf_bench_thread {
@@ -215,6 +216,7 @@ CDEF = {
             uint64_t acquisitions;
             uint64_t reads;
             uint64_t writes;
+            uint64_t timed;
             uint64_t counter;
             uint64_t torn;
             int32_t ok;

@@ -50,6 +50,14 @@ def _int(lo, hi):
     return parse
 
 
+def _pow2(text):
+    value = _int(1, 1 << 20)(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(
+            f"must be a power of two, got {value}")
+    return value
+
+
 def _seconds(text):
     try:
         value = float(text)
@@ -93,6 +101,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "section touches (default 1)")
     p.add_argument("--read-pct", type=_int(0, 100), default=90, metavar="P",
                    help="reads in lf-rw-mixed, percent (default 90)")
+    p.add_argument("--lat-every", type=_pow2, default=1, metavar="N",
+                   help="time one acquisition in N (a power of two; "
+                   "default 1: all).  Each timing costs two clock reads")
     p.add_argument("--primitives", type=_primitives, metavar="NAME,NAME",
                    help="what to run (default: all but none)")
     p.add_argument("--duration", type=_seconds, metavar="S",
@@ -135,7 +146,8 @@ def settings(args) -> matrix.Settings:
         cs_ns=args.cs_ns if args.cs_ns is not None else base["cs_ns"],
         duration=args.duration or base["duration"],
         repeat=args.repeat or base["repeat"], ncs_ns=args.ncs_ns,
-        lines=args.lines, read_pct=args.read_pct, pin=args.pin)
+        lines=args.lines, read_pct=args.read_pct, pin=args.pin,
+        lat_every=args.lat_every)
 
 
 def header(info, extra: str) -> str:
@@ -177,7 +189,8 @@ def run(args, parser) -> int:
         print(f"note: {note}")
     cal = records[0]["repeats"][0]["calibration"]
     head = header(info, f"pin {s.pin} | {s.duration} s per run x "
-                  f"{s.repeat} repeat(s) | busy loop "
+                  f"{s.repeat} repeat(s) | latency of 1 acquisition in "
+                  f"{s.lat_every} | busy loop "
                   f"{cal['busy_iters_per_ns']:.2f} iterations/ns, timer "
                   f"{cal['timer_ns']:.0f} ns")
     report.render(report.sections(records), report.legend(head))

@@ -27,10 +27,11 @@ def available(name: str) -> bool:
 
 def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
         ncs_ns: int = 0, lines: int = 1, read_pct: int = 90,
-        cpus=None) -> dict:
+        cpus=None, lat_every: int = 1) -> dict:
     """Run ``threads`` C threads on ``prim`` for ``duration`` seconds.
 
     ``cpus``: the CPU of each thread (``-1`` or ``None``: unpinned).
+    ``lat_every``: time one acquisition in this many (a power of two).
     Returns the raw figures plus a few derived ones (see ``_derive``).
     Raises ``ValueError`` for a bad configuration, :class:`NotAvailable`
     for a primitive this build lacks, ``OSError`` if threads could not start.
@@ -38,6 +39,11 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     if prim not in PRIMITIVES:
         raise ValueError(f"unknown primitive {prim!r}; "
                          f"expected one of {', '.join(PRIMITIVES)}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be 1..{MAX_THREADS}, not {threads}")
+    if duration <= 0 or min(cs_ns, ncs_ns, lines, read_pct, lat_every) < 0:
+        raise ValueError("duration must be > 0 and cs_ns, ncs_ns, lines, "
+                         "read_pct, lat_every >= 0")
     cpus = list(cpus) if cpus is not None else [-1] * threads
     if len(cpus) < threads:
         raise ValueError(f"{threads} threads need {threads} CPUs, "
@@ -47,7 +53,7 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     cfg.threads = threads
     cfg.duration_ns = int(duration * 1e9)
     cfg.cs_ns, cfg.ncs_ns = cs_ns, ncs_ns
-    cfg.cs_lines, cfg.read_pct = lines, read_pct
+    cfg.cs_lines, cfg.read_pct, cfg.lat_every = lines, read_pct, lat_every
     for i, cpu in enumerate(cpus[:threads]):
         cfg.cpu[i] = -1 if cpu is None else cpu
     res = ffi.new("struct lf_bench_result *")
@@ -57,7 +63,7 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     if err == -errno.EINVAL:
         raise ValueError(
             f"bad benchmark configuration: threads 1..{MAX_THREADS}, lines "
-            f"1..{MAX_LINES}, read_pct 0..100, durations <= 1 h, cs/ncs "
+            f"1..{MAX_LINES}, read_pct 0..100, lat_every a power of 2, durations <= 1 h, cs/ncs "
             "<= 1 s, CPUs -1 or valid")
     if err:
         raise OSError(-err, f"lf_bench_run: {errno.errorcode.get(-err)}")
@@ -76,7 +82,7 @@ def _derive(prim, r, threads, cs_ns, ncs_ns, lines, read_pct) -> dict:
         "ncs_ns": ncs_ns, "lines": lines, "read_pct": read_pct,
         "elapsed_s": elapsed,
         "acquisitions": r.acquisitions, "reads": r.reads,
-        "writes": r.writes, "counter": r.counter, "torn": r.torn,
+        "writes": r.writes, "timed": r.timed, "counter": r.counter, "torn": r.torn,
         "ok": bool(r.ok),
         "mops": r.acquisitions / elapsed / 1e6 if elapsed else 0.0,
         "per_thread": per,

@@ -35,6 +35,7 @@ class Settings:
     lines: int = 1
     read_pct: int = 90
     pin: str = "cores"
+    lat_every: int = 1
 
     def runnable(self):
         """(primitives to run, primitives not built in)."""
@@ -66,7 +67,7 @@ def run_matrix(s: Settings, progress=None) -> tuple[list, list]:
             if progress:
                 progress(f"{prim} T={t} cs={cs}ns ({rep + 1}/{s.repeat})")
             raw = harness.run(prim, t, s.duration, cs, s.ncs_ns, s.lines,
-                              s.read_pct, plans[t][0])
+                              s.read_pct, plans[t][0], s.lat_every)
             rec = records.setdefault((cs, t, prim), {
                 "primitive": prim, "threads": t, "cs_ns": cs,
                 "ncs_ns": s.ncs_ns, "lines": s.lines,
