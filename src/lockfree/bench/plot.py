@@ -31,7 +31,12 @@ def _series(records, prim, key, where):
 
 
 def write(records, path, title="") -> None:
+    """Draw ``records`` (matrix records, or the ``results`` of a --json
+    file) into the PNG ``path``; ``title`` goes in small print below."""
+    import textwrap
+
     plt = require_matplotlib()
+    from matplotlib.ticker import NullFormatter
     prims = list(dict.fromkeys(r["primitive"] for r in records))
     threads = sorted({r["threads"] for r in records})
     cs_all = sorted({r["cs_ns"] for r in records})
@@ -87,8 +92,11 @@ def write(records, path, title="") -> None:
     fig.legend(handles, labels, loc="upper center", ncol=6)
     for a in (ax[0][0], ax[0][1], ax[1][0], ax[1][1]):
         a.grid(True, which="both", alpha=0.3)
+    for a in (ax[0][0], ax[1][0]):
+        a.xaxis.set_minor_formatter(NullFormatter())
     if title:
-        fig.suptitle(title, y=0.005, va="bottom", fontsize=9)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+        fig.suptitle(textwrap.fill(title, 170), y=0.005, va="bottom",
+                     fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.93))
     fig.savefig(path, dpi=90)
     plt.close(fig)
