@@ -1,127 +1,86 @@
-"""Spinlock benchmarks: the C benchmark, then the Python-level comparison.
+"""Per-op cost of the spinlocks' hot paths next to a bare cffi call and the
+stdlib locks.
 
-    python benchmarks/bench_spinlock.py [--no-c] [--repeats N]
-    pytest benchmarks/bench_spinlock.py --benchmark-only   (pytest-benchmark)
+    pytest benchmarks/bench_spinlock.py --benchmark-only
+    python benchmarks/bench_spinlock.py
 
-C: compiles benchmarks/bench_spinlock_c.c with every csrc/*.c (-O2, asm
-atomics) and runs it: uncontended pair ns vs pthread_spin_lock /
-pthread_mutex / ck_spinlock_fas, and 2-thread throughput medians.
+One group per lock and path: an uncontended acquire+release pair, hoisted
+to locals (``a(); r()``), written as users write it (``l.acquire();
+l.release()``) and as ``with``.  The floor is two bare one-argument cffi
+calls (``f(p); f(p)`` with ``f = lib.lf_noop1``): a pair of C calls, which
+no cffi-based lock can go below.  Anchors: ``threading.Lock`` and
+``multiprocessing.Lock``, the stdlib equivalents (the stdlib has no
+reader-writer or ticket lock: they anchor those groups too).
 
-Python: ns per acquire()+release() pair, median of interleaved repeats, for
-each lockfree lock, two bare one-argument cffi calls (lockfree.lib.lf_noop1,
-from local variables), threading.Lock and multiprocessing.Lock; prints the
-ratios to the bare pair (target: SpinLock <= 1.4x).
+Contended behaviour is not per-op cost: see ``python -m lockfree bench``
+(C threads) and ``python -m lockfree bench --python``.
 """
 
-import argparse
-import glob
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
 import multiprocessing
-import timeit
+import threading
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import pytest
 
+from _report import Case, main
+from lockfree import RWSpinLock, SpinLock, TicketLock, lib
 
-def run_c(repeats):
-    csrc = os.path.join(ROOT, "csrc")
-    src = os.path.join(ROOT, "benchmarks", "bench_spinlock_c.c")
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "bench_spinlock_c")
-        cmd = ["gcc", "-O2", "-std=gnu11", "-I" + csrc, src,
-               *sorted(glob.glob(os.path.join(csrc, "*.c"))),
-               "-lpthread", "-o", exe]
-        subprocess.run(cmd, check=True)
-        out = subprocess.run([exe, str(repeats)], check=True,
-                             capture_output=True, text=True).stdout
-    print(out, end="")
-    return dict(line.split("=", 1) for line in out.splitlines()
-                if "=" in line)
+#: docs/spinlock.md's target for the Python wrapper: a pair within 1.4x of
+#: two bare cffi calls.
+TARGETS = {"floor": 1.4}
+
+PAIR = "a(); r()"
 
 
-def python_pairs(repeats=25, number=100000):
-    import lockfree
-    from lockfree import lib, ffi
-
-    p = ffi.new("char[]", 64)
-    f = lib.lf_noop1
-    locks = {
-        "SpinLock(ttas)": lockfree.SpinLock(),
-        "SpinLock(tas)": lockfree.SpinLock("tas"),
-        "TicketLock": lockfree.TicketLock(),
-        "RWSpinLock(write)": lockfree.RWSpinLock(),
-        "threading.Lock": threading.Lock(),
-        "multiprocessing.Lock": multiprocessing.Lock(),
-    }
-    cases = {"2x bare lf_noop1": ("f(p); f(p)", {"f": f, "p": p})}
-    for name, lock in locks.items():
-        cases[name] = ("a(); r()", {"a": lock.acquire, "r": lock.release})
-    rw = locks["RWSpinLock(write)"]
-    cases["RWSpinLock(read)"] = ("a(); r()", {"a": rw.acquire_read,
-                                              "r": rw.release_read})
-    cases["with SpinLock"] = ("with l: pass", {"l": locks["SpinLock(ttas)"]})
-    res = {k: [] for k in cases}
-    for _ in range(repeats):  # interleaved: noise hits every case alike
-        for name, (stmt, g) in cases.items():
-            res[name].append(timeit.timeit(stmt, globals=g, number=number)
-                             / number * 1e9)
-    bare = statistics.median(res["2x bare lf_noop1"])
-    print(f"python={sys.version.split()[0]} repeats={repeats} "
-          f"number={number}")
-    out = {}
-    for name, v in res.items():
-        med = statistics.median(v)
-        out[name] = med
-        print(f"py_pair_ns[{name}]={med:.1f} (min {min(v):.1f}) "
-              f"ratio_to_2x_bare={med / bare:.3f}")
-    return out
+def _floor():
+    return {"f": lib.lf_noop1, "p": SpinLock()._state}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-c", action="store_true")
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
-    if not args.no_c:
-        run_c(args.repeats)
-    python_pairs()
+def _pair(make, acquire="acquire", release="release"):
+    def setup():
+        lock = make()
+        return {"l": lock, "a": getattr(lock, acquire),
+                "r": getattr(lock, release)}
+    return setup
 
 
-# -- pytest-benchmark ------------------------------------------------------------
-
-def _pair(benchmark, acquire, release):
-    def run():
-        acquire()
-        release()
-    benchmark(run)
-
-
-def test_bench_spinlock_pair(benchmark):
-    import lockfree
-    lock = lockfree.SpinLock()
-    _pair(benchmark, lock.acquire, lock.release)
+# group: (lock factory, acquire method, release method, with statement)
+_GROUPS = {
+    "spinlock-ttas": (SpinLock, "acquire", "release", "with l: pass"),
+    "spinlock-tas": (lambda: SpinLock("tas"), "acquire", "release",
+                     "with l: pass"),
+    "ticketlock": (TicketLock, "acquire", "release", "with l: pass"),
+    "rwspinlock-write": (RWSpinLock, "acquire", "release", "with l: pass"),
+    "rwspinlock-read": (RWSpinLock, "acquire_read", "release_read",
+                        "with l.read(): pass"),
+}
 
 
-def test_bench_bare_noop1_pair(benchmark):
-    from lockfree import lib, ffi
-    p = ffi.new("char[]", 64)
-    f = lib.lf_noop1
-    _pair(benchmark, lambda: f(p), lambda: f(p))
+def _cases():
+    for group, (make, acq, rel, with_stmt) in _GROUPS.items():
+        yield Case(group, "floor", "cffi", "floor",
+                   "f = lib.lf_noop1; f(p); f(p)", "f(p); f(p)", _floor)
+        yield Case(group, "subject", "lockfree", "lockfree",
+                   f"a = l.{acq}; r = l.{rel}; {PAIR}", PAIR,
+                   _pair(make, acq, rel))
+        attr = f"l.{acq}(); l.{rel}()"
+        yield Case(group, "subject", "lockfree", "lockfree-attr", attr, attr,
+                   _pair(make, acq, rel))
+        yield Case(group, "subject", "lockfree", "lockfree-with", with_stmt,
+                   with_stmt, _pair(make, acq, rel))
+        yield Case(group, "anchor", "threading", "threading",
+                   f"threading.Lock: {PAIR}", PAIR, _pair(threading.Lock))
+        yield Case(group, "anchor", "mp", "mp",
+                   f"multiprocessing.Lock: {PAIR}", PAIR,
+                   _pair(multiprocessing.Lock))
 
 
-def test_bench_threading_lock_pair(benchmark):
-    lock = threading.Lock()
-    _pair(benchmark, lock.acquire, lock.release)
+CASES = list(_cases())
 
 
-def test_bench_multiprocessing_lock_pair(benchmark):
-    lock = multiprocessing.Lock()
-    _pair(benchmark, lock.acquire, lock.release)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.group}-{c.name}")
+def test_spinlock(bench_case, case):
+    bench_case(case)
 
 
 if __name__ == "__main__":
-    main()
+    main(CASES, TARGETS)

@@ -1,7 +1,8 @@
 """``python -m lockfree``: what this build is, and a self-check under contention.
 
-Subcommands: ``info`` (the build only) and ``check`` (the default: the build,
-then real contention between threads and between processes).
+Subcommands: ``info`` (the build only), ``check`` (the default: the build,
+then real contention between threads and between processes), ``demo``
+(teaching demos) and ``bench`` (lock benchmarks, ``lockfree.bench``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import platform
 import sys
 
 from . import build_info, demos
+from .bench import cli as bench_cli
 from .demos import DEMOS, listing
 from ._selfcheck import self_check
 
@@ -62,7 +64,10 @@ def main(argv=None) -> int:
                       help="worker counts to compare (cas-retry)")
     demo.add_argument("--iterations", type=_positive, metavar="N",
                       help="iterations per worker")
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return args.func(args)
     if args.command == "demo":
         if args.name is None:
             print(listing())

@@ -217,6 +217,60 @@ CDEF = {
                                uint64_t len, int64_t timeout_ns);
         uint64_t lf_rcu_buf_version(struct lf_rcu_buf *b);
     """,
+    "bench": """
+        #define LF_BENCH_NONE 0
+        #define LF_BENCH_LF_RW_MIXED 5
+        #define LF_BENCH_NPRIMS 12
+        #define LF_BENCH_MAX_THREADS 64
+        #define LF_BENCH_MAX_LINES 64
+        #define LF_BENCH_BUCKETS 976
+        struct lf_bench_config {
+            int32_t prim;
+            int32_t threads;
+            uint64_t duration_ns;
+            uint64_t cs_ns;
+            uint64_t ncs_ns;
+            int32_t cs_lines;
+            int32_t read_pct;
+            uint32_t lat_every;
+            int32_t cpu[64];
+        };
+        struct lf_bench_thread {
+            uint64_t acquisitions;
+            uint64_t reads;
+            uint64_t utime_ns;
+            uint64_t stime_ns;
+            uint64_t vcsw;
+            uint64_t ivcsw;
+            int32_t cpu;
+            int32_t pin_error;
+        };
+        struct lf_bench_result {
+            uint64_t elapsed_ns;
+            uint64_t acquisitions;
+            uint64_t reads;
+            uint64_t writes;
+            uint64_t timed;
+            uint64_t counter;
+            uint64_t torn;
+            int32_t ok;
+            int32_t cs_iters;
+            int32_t ncs_iters;
+            double iters_per_ns;
+            double ticks_per_ns;
+            double timer_ns;
+            double lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns, lat_mean_ns;
+            uint64_t hist[976];
+            struct lf_bench_thread thread[64];
+            ...;
+        };
+        int lf_bench_run(const struct lf_bench_config *cfg,
+                         struct lf_bench_result *r);
+        int lf_bench_available(int prim);
+        const char *lf_bench_name(int prim);
+        const char *lf_bench_clock(void);
+        double lf_bench_bucket_ns(int i, double ticks_per_ns);
+    """,
 }
 
 
