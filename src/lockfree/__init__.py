@@ -6,13 +6,14 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .seqlock import SeqBytes, SeqRecord
 from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
                        TicketLock)
 
 __version__ = "0.1.0"
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
-           "OwnerDiedError", "LockStats", "build_info", "__version__"]
+           "OwnerDiedError", "LockStats", "SeqRecord", "SeqBytes", "build_info", "__version__"]
 
 
 def build_info() -> dict:

@@ -1,0 +1,190 @@
+#include "seqlock.h"
+
+_Static_assert(offsetof(lf_seqlock_t, lock) == 64,
+	       "the writer lock has a cache line of its own");
+_Static_assert(sizeof(lf_seqlock_t) == LF_SEQ_META_OFF,
+	       "the metadata area follows the two control lines");
+
+static uint64_t round64(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
+
+static uint64_t ncopies(uint32_t flags)
+{
+	return (flags & LF_SEQ_LATCH) ? 2 : 1;
+}
+
+uint64_t lf_seq_state_size(uint64_t size, uint32_t flags, uint64_t meta_len)
+{
+	return round64(LF_SEQ_META_OFF + meta_len) +
+	       ncopies(flags) * round64(size ? size : 1);
+}
+
+void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
+		 const void *meta, uint64_t meta_len)
+{
+	memset(sl, 0, lf_seq_state_size(size, flags, meta_len));
+	sl->flags = flags;
+	sl->size = size;
+	sl->meta_len = meta_len;
+	sl->data_off = round64(LF_SEQ_META_OFF + meta_len);
+	sl->stride = round64(size ? size : 1);
+	if (meta_len)
+		memcpy((char *)sl + LF_SEQ_META_OFF, meta, meta_len);
+	lf_spin_init(&sl->lock, LF_LOCK_TTAS);
+}
+
+const char *lf_seq_meta(const lf_seqlock_t *sl)
+{
+	return (const char *)sl + LF_SEQ_META_OFF;
+}
+
+void lf_seq_write_locked(lf_seqlock_t *sl, const void *src)
+{
+	if (!(sl->flags & LF_SEQ_LATCH)) {
+		lf_seq_write_begin(sl);
+		lf_seq_copy_in(lf_seq_copy(sl, 0), src, sl->size);
+		lf_seq_write_end(sl);
+		return;
+	}
+	/* Latch: readers use data[s & 1]; fill the other copy, then switch
+	 * them over.  Readers still copying data[(s + 1) & 1] began before the
+	 * previous switch, so their retry check fails. */
+	uint32_t s = lf_read32(&sl->seq);
+	/* Earlier switches are visible before these data stores.  Pairs with
+	 * the lf_smp_rmb() in lf_seq_read_retry(). */
+	lf_smp_wmb();
+	lf_seq_copy_in(lf_seq_copy(sl, (s + 1) & 1), src, sl->size);
+	/* Release: the copy is complete before readers switch to it.  Pairs
+	 * with the acquire load in lf_seq_read_begin(). */
+	lf_store_release32(&sl->seq, s + 1);
+}
+
+/* Classic mode, slow path: the counter s is odd.  Wait (spin, back off,
+ * yield) for an even count; the deadline is absolute, or if `slice` one
+ * LF_SLICE_NS from now.  Returns 0 with the even count in *sp, or an error
+ * code. */
+static int64_t wait_even(const lf_seqlock_t *sl, uint32_t *sp,
+			 uint64_t deadline, int slice)
+{
+	struct lf_wait w;
+
+	lf_wait_init(&w, slice ? lf_now_ns() + LF_SLICE_NS : deadline);
+	for (;;) {
+		int r = lf_wait_step(&w);
+		uint32_t s = lf_seq_read_begin(sl);
+		if (!(s & 1)) {
+			*sp = s;
+			return 0;
+		}
+		if (r == LF_WAIT_AGAIN)
+			continue;
+		/* Odd for a whole spin budget: is the writer alive?  The lock
+		 * is held while the count is odd, so its owner is the writer
+		 * (or a recoverer, alive, which replaced the dead one's id). */
+		uint64_t owner = lf_read64(&sl->lock.owner);
+		if (owner && !lf_owner_alive(owner) &&
+		    lf_load_acquire32(&sl->seq) == s)
+			return -(int64_t)owner;
+		if (r == LF_WAIT_TIMEOUT)
+			return LF_SEQ_TIMEDOUT;
+	}
+}
+
+static int64_t read_copy(lf_seqlock_t *sl, void *dst, uint64_t deadline,
+			 int slice)
+{
+	const uint64_t len = sl->size;
+	int64_t retries = -1;
+	uint32_t s;
+
+	do {
+		retries++;
+		s = lf_seq_read_begin(sl);
+		if (__builtin_expect(s & 1, 0) && !(sl->flags & LF_SEQ_LATCH)) {
+			int64_t err = wait_even(sl, &s, deadline, slice);
+			if (err)
+				return err;
+		}
+		lf_seq_copy_out(dst, lf_seq_copy(sl, lf_seq_read_index(sl, s)),
+				len);
+	} while (lf_seq_read_retry(sl, s));
+	return retries;
+}
+
+int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
+			  uint64_t deadline)
+{
+	if (len != sl->size)
+		return LF_SEQ_EINVAL;
+	return read_copy(sl, dst, deadline, 0);
+}
+
+int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len)
+{
+	return lf_seq_read_until(sl, dst, len, LF_FOREVER);
+}
+
+int64_t lf_seq_write_until(lf_seqlock_t *sl, const void *src, uint64_t len,
+			   uint64_t deadline)
+{
+	if (len != sl->size)
+		return LF_SEQ_EINVAL;
+	int64_t r = lf_spin_lock_until(&sl->lock, deadline);
+	if (r != LF_ACQUIRED)
+		return r;
+	lf_seq_write_locked(sl, src);
+	lf_spin_unlock(&sl->lock);
+	return LF_ACQUIRED;
+}
+
+int64_t lf_seq_write(lf_seqlock_t *sl, const void *src, uint64_t len)
+{
+	return lf_seq_write_until(sl, src, len, LF_FOREVER);
+}
+
+int64_t lf_seq_recover(lf_seqlock_t *sl, const void *src, uint64_t len)
+{
+	if (len != sl->size)
+		return LF_SEQ_EINVAL;
+	if (!lf_spin_recover(&sl->lock))
+		return 0;
+	lf_seq_write_locked(sl, src);
+	lf_spin_unlock(&sl->lock);
+	return 1;
+}
+
+uint32_t lf_seq_sequence(const lf_seqlock_t *sl)
+{
+	return lf_load_acquire32(&sl->seq);
+}
+
+uint64_t lf_seq_writer(const lf_seqlock_t *sl)
+{
+	return lf_read64(&sl->lock.owner);
+}
+
+int64_t lf_seq_fetch(struct lf_seq_handle *h)
+{
+	const uint64_t me = lf_owner_self();
+	const uint64_t held = lf_cmpxchg64(&h->busy, 0, me);
+
+	if (held != 0 && held != me)
+		return LF_SEQ_BUSY;
+	int64_t r = read_copy(h->sl, h->buf, 0, 1);
+	h->retries = r;
+	return r;
+}
+
+int64_t lf_seq_store(struct lf_seq_handle *h, const void *src)
+{
+	lf_seqlock_t *sl = h->sl;
+
+	if (!lf_spin_trylock(&sl->lock)) {
+		int64_t r = lf_spin_lock_slow(&sl->lock,
+					      lf_now_ns() + LF_SLICE_NS);
+		if (r != LF_ACQUIRED)
+			return r;
+	}
+	lf_seq_write_locked(sl, src);
+	lf_spin_unlock(&sl->lock);
+	return LF_ACQUIRED;
+}
