@@ -89,25 +89,69 @@ static int64_t wait_even(const lf_seqlock_t *sl, uint32_t *sp,
 	}
 }
 
-static int64_t read_copy(lf_seqlock_t *sl, void *dst, uint64_t deadline,
-			 int slice)
+/* Copy len bytes of a shared copy (runtime len).  Small values: word
+ * moves instead of a call to memcpy, which costs as much as the whole read
+ * of a small record.  The portable build copies in relaxed atomic chunks
+ * anyway (see seqlock.h). */
+static inline void copy_out(void *dst, const char *shared, uint64_t len)
 {
-	const uint64_t len = sl->size;
-	int64_t retries = -1;
-	uint32_t s;
+#ifndef LF_ATOMICS_PORTABLE
+	if (len <= 256) {
+		char *d = dst;
+		for (; len >= 8; len -= 8, d += 8, shared += 8)
+			memcpy(d, shared, 8);
+		while (len--)
+			*d++ = *shared++;
+		return;
+	}
+#endif
+	lf_seq_copy_out(dst, shared, len);
+}
 
-	do {
-		retries++;
-		s = lf_seq_read_begin(sl);
-		if (__builtin_expect(s & 1, 0) && !(sl->flags & LF_SEQ_LATCH)) {
-			int64_t err = wait_even(sl, &s, deadline, slice);
-			if (err)
-				return err;
+/* One attempt: 1 with a consistent copy in dst, 0 if a classic write is in
+ * progress (nothing copied), -1 if the copy was torn. */
+static inline int read_once(const lf_seqlock_t *sl, void *dst, uint32_t *sp)
+{
+	uint32_t s = lf_seq_read_begin(sl);
+
+	*sp = s;
+	if ((s & 1) && !(sl->flags & LF_SEQ_LATCH))
+		return 0;
+	copy_out(dst, lf_seq_copy(sl, lf_seq_read_index(sl, s)), sl->size);
+	return lf_seq_read_retry(sl, s) ? -1 : 1;
+}
+
+/* Retries: the number of torn copies discarded (waiting for a classic
+ * write in progress is not a retry). */
+static __attribute__((noinline)) int64_t
+read_slow(const lf_seqlock_t *sl, void *dst, int64_t retries,
+	  uint64_t deadline, int slice)
+{
+	uint32_t s;
+	int r;
+
+	while ((r = read_once(sl, dst, &s)) <= 0) {
+		if (r < 0) {
+			retries++;
+			continue;
 		}
-		lf_seq_copy_out(dst, lf_seq_copy(sl, lf_seq_read_index(sl, s)),
-				len);
-	} while (lf_seq_read_retry(sl, s));
+		int64_t err = wait_even(sl, &s, deadline, slice);
+		if (err)
+			return err;
+	}
 	return retries;
+}
+
+/* The fast path (one attempt) without the slow path's stack frame. */
+static inline int64_t read_copy(const lf_seqlock_t *sl, void *dst,
+				uint64_t deadline, int slice)
+{
+	uint32_t s;
+	int r = read_once(sl, dst, &s);
+
+	if (__builtin_expect(r > 0, 1))
+		return 0;
+	return read_slow(sl, dst, r < 0, deadline, slice);
 }
 
 int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,

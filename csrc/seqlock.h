@@ -50,10 +50,10 @@
  * protocol survives.  In latch mode readers never notice (their copy is
  * always complete); only writers see the dead owner.
  *
- * Data copies are made with lf_read64/lf_write64 (relaxed atomics in the
- * portable build), so ThreadSanitizer sees the optimistic reads as the
- * benign races they are; the counter is read with acquire and written with
- * release order.
+ * Data copies are plain memcpy in the x86-64 build and relaxed 8-byte
+ * atomic copies in the portable build (see "copying" below), so
+ * ThreadSanitizer sees the optimistic reads as the benign races they are;
+ * the counter is read with acquire and written with release order.
  *
  * Return codes (int64_t): reads return the number of discarded copies
  * (>= 0); writes return LF_ACQUIRED (1).  Both may return
@@ -109,10 +109,19 @@ static inline char *lf_seq_copy(const lf_seqlock_t *sl, uint32_t idx)
 	return (char *)sl + sl->data_off + (uint64_t)idx * sl->stride;
 }
 
-/* -- copying: 8-byte relaxed atomic chunks on the shared side --------------
- * The shared copies are 8-byte aligned and padded to 64 bytes, so a whole
- * last word may be read or written; the private side may be unaligned. */
-
+/* -- copying ------------------------------------------------------------------
+ * Readers copy while a writer may be writing: a data race the retry check
+ * makes harmless (a torn copy is discarded).  The x86-64 build copies with
+ * memcpy, as the kernel's seqlock readers do: the acquire load and the
+ * read barrier around the copy are compiler barriers, so it cannot move out
+ * of the read section, and memcpy of a constant size compiles to a few
+ * vector moves.  The portable build (what ThreadSanitizer checks) copies in
+ * 8-byte relaxed atomic chunks, so the race is one the memory model
+ * allows; the shared copies are 8-byte aligned and padded to 64 bytes, so a
+ * whole last word may be read or written, and the private side may be
+ * unaligned.
+ */
+#ifdef LF_ATOMICS_PORTABLE
 static inline void lf_seq_copy_out(void *dst, const char *shared, uint64_t len)
 {
 	const uint64_t *s = (const uint64_t *)shared;
@@ -145,6 +154,17 @@ static inline void lf_seq_copy_in(char *shared, const void *src, uint64_t len)
 		lf_write64(d, v);
 	}
 }
+#else
+static inline void lf_seq_copy_out(void *dst, const char *shared, uint64_t len)
+{
+	memcpy(dst, shared, len);
+}
+
+static inline void lf_seq_copy_in(char *shared, const void *src, uint64_t len)
+{
+	memcpy(shared, src, len);
+}
+#endif
 
 /* -- readers ----------------------------------------------------------------
  * unsigned s;
