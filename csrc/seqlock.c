@@ -209,10 +209,15 @@ uint64_t lf_seq_writer(const lf_seqlock_t *sl)
 int64_t lf_seq_fetch(struct lf_seq_handle *h)
 {
 	const uint64_t me = lf_owner_self();
-	const uint64_t held = lf_cmpxchg64(&h->busy, 0, me);
+	const uint64_t owner = lf_read64(&h->owner);
 
-	if (held != 0 && held != me)
-		return LF_SEQ_BUSY;
+	if (__builtin_expect(owner != me, 0)) {
+		/* First use, or a parent's handle after fork: claim it.  Owned
+		 * by another thread of this process: not ours to write. */
+		if ((owner && lf_owner_pid(owner) == lf_owner_pid(me)) ||
+		    lf_cmpxchg64(&h->owner, owner, me) != owner)
+			return LF_SEQ_BUSY;
+	}
 	int64_t r = read_copy(h->sl, h->buf, 0, 1);
 	h->retries = r;
 	return r;

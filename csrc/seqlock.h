@@ -249,17 +249,17 @@ uint64_t lf_seq_writer(const lf_seqlock_t *sl);  /* lock owner id or 0 */
 /*
  * A per-process reader handle for bindings: one-argument calls (cheapest
  * through cffi) that copy into a private scratch buffer.  Not shared
- * between processes.  `busy` makes the scratch buffer safe when several
- * threads share one handle: lf_seq_fetch claims it with a compare-and-swap
- * of the caller's owner id and the binding stores 0 after it has consumed
- * the buffer; a fetch finding another thread's claim returns LF_SEQ_BUSY
- * (the binding then reads through a buffer of its own).  A claim left by
- * the caller's own thread (an interrupted binding) is simply taken again.
+ * between processes.  The first thread that fetches through a handle owns
+ * it (its owner id is recorded with a compare-and-swap); a fetch by another
+ * thread of the same process returns LF_SEQ_BUSY without touching the
+ * buffer, so the owner can convert its buffer after the call without any
+ * release step (the binding gives other threads handles of their own).  A
+ * handle inherited through fork (an owner of another pid) is taken over.
  */
 struct lf_seq_handle {
 	lf_seqlock_t *sl;
 	void *buf;          /* size bytes */
-	uint64_t busy;      /* owner id of the thread using buf, or 0 */
+	uint64_t owner;     /* owner id of the thread using buf, or 0 */
 	int64_t retries;    /* of the last fetch through this handle */
 };
 

@@ -202,7 +202,7 @@ CDEF = {
         struct lf_seq_handle {
             lf_seqlock_t *sl;
             void *buf;
-            uint64_t busy;
+            uint64_t owner;
             int64_t retries;
         };
         uint64_t lf_seq_state_size(uint64_t size, uint32_t flags,

@@ -19,15 +19,16 @@ progress.  Values only: formats with pointers (``P``) are refused.
 
 Each read is one C call that copies a consistent snapshot into a scratch
 buffer of this object (in this process), then one ``unpack_from``.  Threads
-may share an object: a thread finding the scratch buffer in use by another
-thread reads through a buffer of its own (slower, still one consistent
-snapshot).  See docs/seqlock.md.
+may share an object: the first thread that reads owns that buffer; the
+others read through buffers of their own (one more C call and a
+thread-local lookup per read).  See docs/seqlock.md.
 """
 
 from __future__ import annotations
 
 import operator
 import struct
+import threading
 import time
 import types
 
@@ -117,19 +118,13 @@ def _write_ptr(st, src, size, what):
             _status(r, what)
 
 
-def _make_reader(fetch, buf, busy, convert, slow):
-    """read(): one C call into the scratch buffer, one conversion of it.
-
-    ``fetch`` claims the buffer (busy word) for this thread; ``busy[0] = 0``
-    hands it back once converted."""
+def _make_reader(fetch, buf, convert, slow):
+    """read(): one C call into the scratch buffer, one conversion of it."""
     def read():
         r = fetch()
         if r < 0:
             return slow(r)
-        try:
-            return convert(buf)
-        finally:
-            busy[0] = 0
+        return convert(buf)
     return read
 
 
@@ -181,33 +176,44 @@ class _SeqBase(Primitive):
         st = self._state
         self._size = size = st.size
         what = type(self).__name__
-        # This process's scratch buffer and the handle the one-argument C
-        # calls use.  The closures below hold st, which keeps the region
-        # mapped for as long as any of them is alive (see Primitive).
-        h = ffi.new("struct lf_seq_handle *")
-        scratch = ffi.new("char[]", size)
-        h.sl, h.buf = st, scratch
-        self._handle = h
-        self._scratch = scratch
-        buf = memoryview(ffi.buffer(scratch, size))
-        busy = memoryview(ffi.buffer(ffi.addressof(h, "busy"), 8)).cast("Q")
-        fetch = types.MethodType(lib.lf_seq_fetch, h)
         convert = self._converter()
+        # This process's scratch buffer and the handle the one-argument C
+        # calls use; the first thread that reads owns it (see seqlock.h),
+        # other threads get handles of their own in self._local.  The
+        # closures hold st, which keeps the region mapped for as long as
+        # any of them is alive (see Primitive).
+        self._local = local = threading.local()
+
+        def handle():
+            h = ffi.new("struct lf_seq_handle *")
+            scratch = ffi.new("char[]", size)
+            h.sl, h.buf = st, scratch
+            # the buffer object keeps scratch alive
+            return h, memoryview(ffi.buffer(scratch, size))
+
+        self._handle, buf = handle()
+        fetch = types.MethodType(lib.lf_seq_fetch, self._handle)
 
         def slow(r):
-            # The fast path could not finish: the writer took longer than a
-            # slice, died, or another thread holds the scratch buffer.
-            if r != _BUSY:
-                busy[0] = 0
-                if r != _TIMEDOUT:
+            # Another thread owns the handle, the writer took longer than
+            # a slice (wait another: signal handlers run between slices),
+            # or it died mid-write.
+            h, b = self._handle, buf
+            while r < 0:
+                if r == _BUSY:
+                    mine = getattr(local, "h", None)
+                    if mine is None:
+                        mine = local.h = handle()
+                    h, b = mine
+                elif r != _TIMEDOUT:
                     _status(r, what)
-            own = ffi.new("char[]", size)
-            h.retries = _read_ptr(st, own, size, what)
-            return convert(ffi.buffer(own, size))
+                r = lib.lf_seq_fetch(h)
+            return convert(b)
 
-        self._install("read", _make_reader(fetch, buf, busy, convert, slow))
+        self._install("read", _make_reader(fetch, buf, convert, slow))
         self._install("write", self._make_writer(
-            types.MethodType(lib.lf_seq_store, h), st, size, what))
+            types.MethodType(lib.lf_seq_store, self._handle), st, size,
+            what))
 
     # -- shared API ----------------------------------------------------------
 
@@ -234,13 +240,18 @@ class _SeqBase(Primitive):
         """Bytes of the value."""
         return self._live().size
 
+    def _my_handle(self):
+        """The calling thread's handle (the shared one or its own)."""
+        mine = getattr(self._local, "h", None)
+        return self._handle if mine is None else mine[0]
+
     @property
     def last_retries(self) -> int:
-        """How many torn copies the last ``read()`` through this object (in
-        this process, any thread) discarded before it got a consistent one:
-        0 unless a write overlapped it."""
+        """How many torn copies the calling thread's last read of this
+        object discarded before it got a consistent one: 0 unless a write
+        overlapped it."""
         self._live()
-        return self._handle.retries
+        return self._my_handle().retries
 
     @property
     def sequence(self) -> int:
@@ -480,7 +491,7 @@ class SeqBytes(_SeqBase):
         size = self._size
         if len(ptr) < size:
             raise ValueError(f"buffer has {len(ptr)} bytes; need {size}")
-        self._handle.retries = _read_ptr(st, ptr, size, "SeqBytes")
+        self._my_handle().retries = _read_ptr(st, ptr, size, "SeqBytes")
         return size
 
     def recover(self, data) -> bool:
