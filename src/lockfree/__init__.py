@@ -9,6 +9,7 @@ from .atomic import AtomicInt
 from .once import Once, call_once
 from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
                   RcuNotRegisteredError, RcuRegistryFullError)
+from .seqlock import SeqBytes, SeqRecord
 from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
                        TicketLock)
 
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "OwnerDiedError", "LockStats", "Once", "call_once",
+           "SeqRecord", "SeqBytes",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",
            "RcuDeadlockError", "build_info", "__version__"]

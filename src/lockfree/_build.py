@@ -271,6 +271,47 @@ CDEF = {
         const char *lf_bench_clock(void);
         double lf_bench_bucket_ns(int i, double ticks_per_ns);
     """,
+    "seqlock": """
+        #define LF_SEQ_LATCH 1
+        #define LF_SEQ_TIMEDOUT -1
+        #define LF_SEQ_EINVAL -2
+        #define LF_SEQ_BUSY -3
+        #define LF_SEQ_META_OFF 128
+        typedef struct lf_seqlock {
+            uint32_t seq;
+            uint32_t flags;
+            uint64_t size;
+            uint64_t data_off;
+            uint64_t stride;
+            uint64_t meta_len;
+            lf_spinlock_t lock;
+            ...;
+        } lf_seqlock_t;
+        struct lf_seq_handle {
+            lf_seqlock_t *sl;
+            void *buf;
+            uint64_t owner;
+            int64_t retries;
+        };
+        uint64_t lf_seq_state_size(uint64_t size, uint32_t flags,
+                                   uint64_t meta_len);
+        void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
+                         const char *meta, uint64_t meta_len);
+        const char *lf_seq_meta(const lf_seqlock_t *sl);
+        int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
+                                  uint64_t deadline);
+        int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len);
+        int64_t lf_seq_write_until(lf_seqlock_t *sl, const char *src,
+                                   uint64_t len, uint64_t deadline);
+        int64_t lf_seq_write(lf_seqlock_t *sl, const char *src,
+                             uint64_t len);
+        int64_t lf_seq_recover(lf_seqlock_t *sl, const char *src,
+                               uint64_t len);
+        uint32_t lf_seq_sequence(const lf_seqlock_t *sl);
+        uint64_t lf_seq_writer(const lf_seqlock_t *sl);
+        int64_t lf_seq_fetch(struct lf_seq_handle *h);
+        int64_t lf_seq_store(struct lf_seq_handle *h, const char *src);
+    """,
 }
 
 

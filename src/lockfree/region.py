@@ -348,6 +348,14 @@ class Primitive:
     def _bind_calls(self) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def _attach_mismatch(cls, region):
+        """Optional: a message if ``region`` (header checked, same kind)
+        holds a variant this class cannot attach to, e.g. another form of
+        the primitive sharing its kind; ``attach()`` raises it as
+        ``ValueError``.  Default: ``None`` (any region of ``_KIND``)."""
+        return None
+
     # -- construction -------------------------------------------------------
 
     @classmethod
@@ -376,6 +384,10 @@ class Primitive:
         """
         region = Region.attach(cls._KIND, name=name, buffer=buffer,
                                offset=offset)
+        mismatch = cls._attach_mismatch(region)
+        if mismatch:
+            region.close()
+            raise ValueError(mismatch)
         try:
             want = HEADER + cls._state_size(region.params)
         except ValueError as exc:

@@ -14,6 +14,8 @@ DEMOS = {
     "lost-update": "lost_update",
     "cas-retry": "cas_retry",
     "aba": "aba",
+    "seqlock": "torn_read",
+    "writer-rate": "writer_rate",
     "once": "once",
 }
 

@@ -1,0 +1,272 @@
+/*
+ * Seqlock (lf_seq_*): consistent snapshots of a value that one writer at a
+ * time replaces, without readers ever blocking the writer.  The kernel's
+ * seqlock_t (include/linux/seqlock.h) is the model: a sequence counter plus
+ * a writer spinlock (lf_spin, so writers exclude each other across processes
+ * and a writer that dies holding it is detected).
+ *
+ * Two modes, chosen at init:
+ *
+ *   classic  one copy of the value.  The writer makes the counter odd,
+ *            writes the copy in place, makes it even.  A reader copies the
+ *            value out between two reads of the counter and retries if the
+ *            counter was odd or changed: it waits (spins with pause, then
+ *            yields) while a write is in progress.
+ *   latch    (LF_SEQ_LATCH) two copies, the kernel's
+ *            raw_write_seqcount_latch(): readers copy data[seq & 1] and
+ *            never wait for a write in progress; they only retry if the
+ *            counter moved while they copied.  The writer fills the copy
+ *            readers do NOT use (data[(seq + 1) & 1]) and then increments
+ *            the counter, which switches readers over.  The kernel's latch
+ *            updates both copies because its users modify data structures
+ *            in place (each copy must see every modification); a value
+ *            replaced whole needs only the idle copy written, which halves
+ *            the writer's copying and keeps the copy readers use complete
+ *            at every instant, even if a writer dies mid-write.  Use it for
+ *            readers that must not wait: signal handlers (which may
+ *            interrupt the writer itself), or strict latency.
+ *
+ * Values only: the copy is raw bytes, never dereferenced.  A seqlock must
+ * not protect pointers: a reader may load a torn or stale pointer, and the
+ * retry check only validates the copy, not what the reader did with it
+ * in between (dereferencing freed or half-written memory); a validated
+ * pointer may also be freed by the next writer right after the check.
+ *
+ * Memory layout (struct lf_seqlock, then an optional caller-defined
+ * metadata area, then the copies, each starting on a 64-byte boundary
+ * relative to the struct):
+ *
+ *   line 0   seq and the read-only geometry: everything readers read.
+ *   line 1   the writer lock, which readers never touch, so a reader
+ *            hammering line 0 does not slow the writer's lock/unlock.
+ *   meta     e.g. the Python struct format; written once at init.
+ *   copies   1 (classic) or 2 (latch), `stride` bytes apart.
+ *
+ * Dead writers.  A writer killed mid-write leaves, in classic mode, an odd
+ * counter and a half-written copy: readers waiting for it check the writer
+ * lock's owner after their spin budget and return -(owner id) instead of
+ * waiting for ever.  lf_seq_recover() takes the lock over and writes a
+ * whole new value; write_begin keeps an odd counter odd (seq | 1), so the
+ * protocol survives.  In latch mode readers never notice (their copy is
+ * always complete); only writers see the dead owner.
+ *
+ * Data copies are plain memcpy in the x86-64 build and relaxed 8-byte
+ * atomic copies in the portable build (see "copying" below), so
+ * ThreadSanitizer sees the optimistic reads as the benign races they are;
+ * the counter is read with acquire and written with release order.
+ *
+ * Return codes (int64_t): reads return the number of discarded copies
+ * (>= 0); writes return LF_ACQUIRED (1).  Both may return
+ * LF_SEQ_TIMEDOUT (0 for writes, -1 for reads: the deadline passed),
+ * LF_SEQ_EINVAL (-2: len is not the value's size) or -(owner id) (< -2:
+ * the writer holding the lock died; owner ids are >= 2^32).
+ */
+#ifndef LF_SEQLOCK_H
+#define LF_SEQLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "arch/atomic.h"
+#include "lockwait.h"
+#include "spinlock.h"
+
+#define LF_SEQ_LATCH     1u   /* flags: two copies, readers never wait */
+
+#define LF_SEQ_TIMEDOUT  (-1) /* reads; writes return 0 */
+#define LF_SEQ_EINVAL    (-2)
+#define LF_SEQ_BUSY      (-3) /* lf_seq_fetch: handle in use by another thread */
+
+typedef struct lf_seqlock {
+	/* line 0: read by readers; only seq is ever written after init */
+	uint32_t seq;       /* classic: odd while a write is in progress;
+			       latch: readers use data[seq & 1] */
+	uint32_t flags;     /* LF_SEQ_*, read-only after init */
+	uint64_t size;      /* bytes of the value */
+	uint64_t data_off;  /* bytes from this struct to copy 0 */
+	uint64_t stride;    /* bytes from copy 0 to copy 1 */
+	uint64_t meta_len;  /* bytes of the metadata area at offset 128 */
+	uint8_t pad0_[24];
+	/* line 1: writers only */
+	lf_spinlock_t lock;
+	uint8_t pad1_[64 - sizeof(lf_spinlock_t)];
+} lf_seqlock_t;
+
+#define LF_SEQ_META_OFF 128u
+
+/* Bytes of state for a value of `size` bytes, `meta_len` metadata bytes. */
+uint64_t lf_seq_state_size(uint64_t size, uint32_t flags, uint64_t meta_len);
+/* Initialise zeroed or fresh memory of lf_seq_state_size() bytes; copies
+ * meta (may be NULL if meta_len is 0) into the metadata area.  The value
+ * starts as all zero bytes. */
+void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
+		 const void *meta, uint64_t meta_len);
+const char *lf_seq_meta(const lf_seqlock_t *sl);
+
+static inline char *lf_seq_copy(const lf_seqlock_t *sl, uint32_t idx)
+{
+	return (char *)sl + sl->data_off + (uint64_t)idx * sl->stride;
+}
+
+/* -- copying ------------------------------------------------------------------
+ * Readers copy while a writer may be writing: a data race the retry check
+ * makes harmless (a torn copy is discarded).  The x86-64 build copies with
+ * memcpy, as the kernel's seqlock readers do: the acquire load and the
+ * read barrier around the copy are compiler barriers, so it cannot move out
+ * of the read section, and memcpy of a constant size compiles to a few
+ * vector moves.  The portable build (what ThreadSanitizer checks) copies in
+ * 8-byte relaxed atomic chunks, so the race is one the memory model
+ * allows; the shared copies are 8-byte aligned and padded to 64 bytes, so a
+ * whole last word may be read or written, and the private side may be
+ * unaligned.
+ */
+#ifdef LF_ATOMICS_PORTABLE
+static inline void lf_seq_copy_out(void *dst, const char *shared, uint64_t len)
+{
+	const uint64_t *s = (const uint64_t *)shared;
+	char *d = dst;
+	uint64_t v;
+
+	for (; len >= 8; len -= 8, d += 8) {
+		v = lf_read64(s++);
+		memcpy(d, &v, 8);
+	}
+	if (len) {
+		v = lf_read64(s);
+		memcpy(d, &v, len);
+	}
+}
+
+static inline void lf_seq_copy_in(char *shared, const void *src, uint64_t len)
+{
+	uint64_t *d = (uint64_t *)shared;
+	const char *s = src;
+	uint64_t v;
+
+	for (; len >= 8; len -= 8, s += 8) {
+		memcpy(&v, s, 8);
+		lf_write64(d++, v);
+	}
+	if (len) {
+		v = 0;
+		memcpy(&v, s, len);
+		lf_write64(d, v);
+	}
+}
+#else
+static inline void lf_seq_copy_out(void *dst, const char *shared, uint64_t len)
+{
+	memcpy(dst, shared, len);
+}
+
+static inline void lf_seq_copy_in(char *shared, const void *src, uint64_t len)
+{
+	memcpy(shared, src, len);
+}
+#endif
+
+/* -- readers ----------------------------------------------------------------
+ * unsigned s;
+ * do {
+ *	s = lf_seq_read_begin(sl);          (classic: -1 means odd, wait)
+ *	lf_seq_copy_out(dst, lf_seq_copy(sl, lf_seq_read_index(sl, s)), n);
+ * } while (lf_seq_read_retry(sl, s));
+ */
+
+/* One load of the counter.  Classic mode: odd means a write is in
+ * progress; the caller waits (lf_seq_read waits with pause, backoff and
+ * yields) and loads again. */
+static inline uint32_t lf_seq_read_begin(const lf_seqlock_t *sl)
+{
+	/* Pairs with the release store in lf_seq_write_end() (and the latch
+	 * flip in lf_seq_write_locked()): a reader that sees the new count
+	 * sees the data written before it. */
+	return lf_load_acquire32(&sl->seq);
+}
+
+static inline uint32_t lf_seq_read_index(const lf_seqlock_t *sl, uint32_t s)
+{
+	return (sl->flags & LF_SEQ_LATCH) ? (s & 1) : 0;
+}
+
+/* True if the copy made since lf_seq_read_begin() returned s may be torn. */
+static inline int lf_seq_read_retry(const lf_seqlock_t *sl, uint32_t s)
+{
+	/* The data loads are done before the counter is loaded again.  Pairs
+	 * with the lf_smp_wmb() in lf_seq_write_begin() (and at the start of
+	 * a latch write): a reader that saw any byte of a new write sees
+	 * the counter that write changed. */
+	lf_smp_rmb();
+	return lf_read32(&sl->seq) != s;
+}
+
+/* -- writers (caller holds sl->lock; see lf_seq_write) ---------------------- */
+
+/* Classic mode: make the counter odd.  It is already odd only if a writer
+ * died mid-write; then it stays odd (readers keep waiting) until this
+ * write ends. */
+static inline void lf_seq_write_begin(lf_seqlock_t *sl)
+{
+	lf_write32(&sl->seq, lf_read32(&sl->seq) | 1);
+	/* The odd count is visible before any data store.  Pairs with the
+	 * lf_smp_rmb() in lf_seq_read_retry(). */
+	lf_smp_wmb();
+}
+
+static inline void lf_seq_write_end(lf_seqlock_t *sl)
+{
+	/* Release: the data stores are visible before the even count.
+	 * Pairs with the acquire load in lf_seq_read_begin(). */
+	lf_store_release32(&sl->seq, lf_read32(&sl->seq) + 1);
+}
+
+/* Write a whole value (len == size) with the lock held, in either mode. */
+void lf_seq_write_locked(lf_seqlock_t *sl, const void *src);
+
+/* -- out-of-line entry points (cffi binds these) ---------------------------- */
+
+/* Copy a consistent snapshot to dst (len == size).  Classic mode waits for
+ * writes in progress, until the CLOCK_MONOTONIC deadline (ns, LF_FOREVER:
+ * none).  Returns retries >= 0, LF_SEQ_TIMEDOUT, LF_SEQ_EINVAL or
+ * -(owner id) of a writer that died mid-write. */
+int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
+			  uint64_t deadline);
+int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len);
+/* Lock, write src (len == size), unlock.  Returns LF_ACQUIRED (1), 0 if
+ * the deadline passed first, LF_SEQ_EINVAL, or -(owner id) if the lock's
+ * holder died (see lf_seq_recover). */
+int64_t lf_seq_write_until(lf_seqlock_t *sl, const void *src, uint64_t len,
+			   uint64_t deadline);
+int64_t lf_seq_write(lf_seqlock_t *sl, const void *src, uint64_t len);
+/* If the writer holding the lock died, take the lock over, write src (a
+ * whole value, which makes the data consistent again) and unlock: 1.  0 if
+ * there was nothing to recover (see lf_spin_recover), LF_SEQ_EINVAL. */
+int64_t lf_seq_recover(lf_seqlock_t *sl, const void *src, uint64_t len);
+uint32_t lf_seq_sequence(const lf_seqlock_t *sl);
+uint64_t lf_seq_writer(const lf_seqlock_t *sl);  /* lock owner id or 0 */
+
+/*
+ * A per-process reader handle for bindings: one-argument calls (cheapest
+ * through cffi) that copy into a private scratch buffer.  Not shared
+ * between processes.  The first thread that fetches through a handle owns
+ * it (its owner id is recorded with a compare-and-swap); a fetch by another
+ * thread of the same process returns LF_SEQ_BUSY without touching the
+ * buffer, so the owner can convert its buffer after the call without any
+ * release step (the binding gives other threads handles of their own).  A
+ * handle inherited through fork (an owner of another pid) is taken over.
+ */
+struct lf_seq_handle {
+	lf_seqlock_t *sl;
+	void *buf;          /* size bytes */
+	uint64_t owner;     /* owner id of the thread using buf, or 0 */
+	int64_t retries;    /* of the last fetch through this handle */
+};
+
+/* Read into h->buf, waiting at most one slice (LF_SLICE_NS) for a write in
+ * progress.  Returns as lf_seq_read_until, or LF_SEQ_BUSY. */
+int64_t lf_seq_fetch(struct lf_seq_handle *h);
+/* lf_seq_write with a slice deadline (1, 0 slice expired, -(owner id)). */
+int64_t lf_seq_store(struct lf_seq_handle *h, const void *src);
+
+#endif /* LF_SEQLOCK_H */

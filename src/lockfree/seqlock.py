@@ -1,0 +1,502 @@
+"""Seqlocks: consistent snapshots of a value without blocking its writer.
+
+The Linux kernel's ``seqlock_t``: a sequence counter plus a writer lock.
+Readers copy the value optimistically and retry if a write overlapped their
+copy; they never take a lock, so they never block the writer, and any number
+of them (threads or processes) read in parallel.  Writers take the writer
+lock (a :class:`~lockfree.SpinLock`, across processes too), so one writes
+at a time.
+
+* :class:`SeqRecord` ``(fmt)``: a record described by a :mod:`struct`
+  format; ``read()`` returns a tuple snapshot, ``write(*values)`` replaces
+  it.
+* :class:`SeqBytes` ``(size)``: ``size`` raw bytes; ``read()`` returns
+  ``bytes``, ``read_into(buffer)`` fills yours, ``write(bytes_like)``.
+
+``latch=True`` keeps two copies (the kernel's ``raw_write_seqcount_latch``):
+readers copy the one the writer is not writing and never wait for a write in
+progress.  Values only: formats with pointers (``P``) are refused.
+
+Each read is one C call that copies a consistent snapshot into a scratch
+buffer of this object (in this process), then one ``unpack_from``.  Threads
+may share an object: the first thread that reads owns that buffer; the
+others read through buffers of their own (one more C call and a
+thread-local lookup per read).  See docs/seqlock.md.
+"""
+
+from __future__ import annotations
+
+import operator
+import struct
+import threading
+import time
+import types
+
+from ._ffi import ffi, lib
+from .region import Primitive
+from .spinlock import OwnerDiedError
+
+__all__ = ["SeqRecord", "SeqBytes", "OwnerDiedError"]
+
+_SLICE_NS = lib.LF_SLICE_NS
+_TIMEDOUT = lib.LF_SEQ_TIMEDOUT
+_BUSY = lib.LF_SEQ_BUSY
+_monotonic_ns = time.monotonic_ns
+
+_RECORD, _BYTES = 1, 2           # header param[3]: which class made it
+_FORM_NAMES = {_RECORD: "SeqRecord", _BYTES: "SeqBytes"}
+MAX_SIZE = 1 << 30               # bytes per value: a sanity bound
+MAX_FORMAT = 4096                # characters of a struct format
+
+
+def _check_latch(latch) -> int:
+    if not isinstance(latch, bool):
+        raise TypeError(f"latch must be a bool, not {type(latch).__name__}")
+    return lib.LF_SEQ_LATCH if latch else 0
+
+
+def _compile(fmt) -> struct.Struct:
+    """A struct.Struct for a seqlock record format, or TypeError/ValueError."""
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a struct format str, not "
+                        f"{type(fmt).__name__}")
+    if not fmt.isascii() or len(fmt) > MAX_FORMAT:
+        raise ValueError(f"fmt must be an ASCII struct format of at most "
+                         f"{MAX_FORMAT} characters")
+    if "P" in fmt:
+        raise ValueError(
+            f"format {fmt!r} has a pointer ('P'): a seqlock stores values "
+            "only (a reader may use a torn or freed pointer before its "
+            "retry check; see docs/seqlock.md)")
+    try:
+        s = struct.Struct(fmt)
+    except struct.error as exc:
+        raise ValueError(f"bad struct format {fmt!r}: {exc}") from None
+    if not 0 < s.size <= MAX_SIZE:
+        raise ValueError(f"format {fmt!r} packs {s.size} bytes; a record "
+                         f"needs 1..{MAX_SIZE}")
+    return s
+
+
+def _values_error(exc, fmt):
+    """struct.error from packing -> TypeError / OverflowError / ValueError."""
+    msg = f"values do not fit format {fmt!r}: {exc}"
+    text = str(exc)
+    if "not a" in text or "must be" in text:
+        return TypeError(msg)
+    if "range" in text or "requires" in text:
+        return OverflowError(msg)
+    return ValueError(msg)
+
+
+def _status(r, what):
+    """Raise for a negative C status other than a slice timeout."""
+    if r == lib.LF_SEQ_EINVAL:  # pragma: no cover - sizes are checked first
+        raise ValueError(f"{what}: size mismatch")
+    raise OwnerDiedError(f"{what} writer lock", -r)
+
+
+def _read_ptr(st, ptr, size, what):
+    """Read into ptr, waiting in slices (signal handlers run between them);
+    returns the retries, raises OwnerDiedError if the writer died."""
+    while True:
+        r = lib.lf_seq_read_until(st, ptr, size, _monotonic_ns() + _SLICE_NS)
+        if r >= 0:
+            return r
+        if r != _TIMEDOUT:
+            _status(r, what)
+
+
+def _write_ptr(st, src, size, what):
+    """Write src (bytes or a char cdata of size bytes), waiting for the
+    writer lock in slices; raises OwnerDiedError if its holder died."""
+    while True:
+        r = lib.lf_seq_write_until(st, src, size, _monotonic_ns() + _SLICE_NS)
+        if r == 1:
+            return
+        if r != 0:
+            _status(r, what)
+
+
+def _make_reader(fetch, buf, convert, slow):
+    """read(): one C call into the scratch buffer, one conversion of it."""
+    def read():
+        r = fetch()
+        if r < 0:
+            return slow(r)
+        return convert(buf)
+    return read
+
+
+class _SeqBase(Primitive):
+    """What SeqRecord and SeqBytes share: region layout, scratch, writes."""
+
+    _KIND = lib.LF_KIND_SEQLOCK
+    _CTYPE = "lf_seqlock_t *"
+    _FORM: int
+
+    # -- region --------------------------------------------------------------
+
+    @classmethod
+    def _state_size(cls, params) -> int:
+        size, flags, meta_len, form = (tuple(params) + (0, 0, 0, 0))[:4]
+        if not 0 < size <= MAX_SIZE:
+            raise ValueError(f"value size {size} not in 1..{MAX_SIZE}")
+        if flags & ~lib.LF_SEQ_LATCH:
+            raise ValueError(f"unknown flags {flags:#x}")
+        if meta_len > MAX_FORMAT or form not in _FORM_NAMES:
+            raise ValueError("bad format length or form")
+        return lib.lf_seq_state_size(size, flags, meta_len)
+
+    @classmethod
+    def _attach_mismatch(cls, region):
+        form = region.params[3]
+        if form != cls._FORM and form in _FORM_NAMES:
+            return (f"this seqlock is a {_FORM_NAMES[form]}, not a "
+                    f"{cls.__name__}: attach it with "
+                    f"{_FORM_NAMES[form]}.attach()")
+        return None
+
+    def _new(self, size, latch, meta, initial, placement):
+        flags = _check_latch(latch)
+        params = (size, flags, len(meta), self._FORM)
+
+        def init(state):
+            lib.lf_seq_init(state, size, flags, meta, len(meta))
+            if initial is not None:
+                lib.lf_seq_write(state, initial, size)
+        self._create(params, init, **placement)
+
+    def _install(self, attr, fn):
+        fn.__doc__ = getattr(type(self), attr).__doc__
+        self.__dict__[attr] = fn
+        self._bound.append(attr)
+
+    def _bind_calls(self) -> None:
+        st = self._state
+        self._size = size = st.size
+        what = type(self).__name__
+        convert = self._converter()
+        # This process's scratch buffer and the handle the one-argument C
+        # calls use; the first thread that reads owns it (see seqlock.h),
+        # other threads get handles of their own in self._local.  The
+        # closures hold st, which keeps the region mapped for as long as
+        # any of them is alive (see Primitive).
+        self._local = local = threading.local()
+
+        def handle():
+            h = ffi.new("struct lf_seq_handle *")
+            scratch = ffi.new("char[]", size)
+            h.sl, h.buf = st, scratch
+            # the buffer object keeps scratch alive
+            return h, memoryview(ffi.buffer(scratch, size))
+
+        self._handle, buf = handle()
+        fetch = types.MethodType(lib.lf_seq_fetch, self._handle)
+
+        def slow(r):
+            # Another thread owns the handle, the writer took longer than
+            # a slice (wait another: signal handlers run between slices),
+            # or it died mid-write.
+            h, b = self._handle, buf
+            while r < 0:
+                if r == _BUSY:
+                    mine = getattr(local, "h", None)
+                    if mine is None:
+                        mine = local.h = handle()
+                    h, b = mine
+                elif r != _TIMEDOUT:
+                    _status(r, what)
+                r = lib.lf_seq_fetch(h)
+            return convert(b)
+
+        self._install("read", _make_reader(fetch, buf, convert, slow))
+        self._install("write", self._make_writer(
+            types.MethodType(lib.lf_seq_store, self._handle), st, size,
+            what))
+
+    # -- shared API ----------------------------------------------------------
+
+    def read(self):
+        """Return a consistent snapshot (see the subclass)."""
+        self._closed()
+
+    def write(self, *args) -> None:
+        """Replace the value (see the subclass)."""
+        self._closed()
+
+    def _live(self):
+        if self._state is None:
+            self._closed()
+        return self._state
+
+    @property
+    def latch(self) -> bool:
+        """True if this seqlock keeps two copies (readers never wait)."""
+        return bool(self._live().flags & lib.LF_SEQ_LATCH)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the value."""
+        return self._live().size
+
+    def _my_handle(self):
+        """The calling thread's handle (the shared one or its own)."""
+        mine = getattr(self._local, "h", None)
+        return self._handle if mine is None else mine[0]
+
+    @property
+    def last_retries(self) -> int:
+        """How many torn copies the calling thread's last read of this
+        object discarded before it got a consistent one: 0 unless a write
+        overlapped it."""
+        self._live()
+        return self._my_handle().retries
+
+    @property
+    def sequence(self) -> int:
+        """The sequence counter: classic mode, +2 per write (odd while one
+        is in progress); latch mode, +1 per write."""
+        return lib.lf_seq_sequence(self._live())
+
+    @property
+    def writer(self):
+        """``(pid, tid)`` of the thread holding the writer lock, or None."""
+        o = lib.lf_seq_writer(self._live())
+        return (o >> 32, o & 0xFFFFFFFF) if o else None
+
+    def _recover(self, data) -> bool:
+        r = lib.lf_seq_recover(self._live(), data, self._size)
+        return r == 1
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<{type(self).__name__} closed>"
+        mode = " latch" if self.latch else ""
+        return (f"<{type(self).__name__} {self._describe()}{mode} "
+                f"{self._placement()}>")
+
+
+class SeqRecord(_SeqBase):
+    """A seqlock-protected record with a :mod:`struct` format.
+
+    ``SeqRecord(fmt, initial=None, *, latch=False, buffer=None, offset=0,
+    name=None, shared=False)``: ``fmt`` is a struct format such as
+    ``"qqd"`` (no pointers, ``P``); the record starts as ``initial`` (a
+    tuple) or all zero bytes.  Placement keywords as for every lockfree
+    primitive (see ``lockfree.region``); ``SeqRecord.region_size(fmt,
+    latch=False)`` bytes are needed in a caller's buffer.  The format is
+    stored in the region: ``SeqRecord.attach(name)`` recovers it, and
+    ``SeqRecord.attach(name, fmt)`` checks it (``ValueError`` if it
+    differs).
+
+    ``read()`` -> tuple, ``write(*values)``, ``last_retries``.
+    """
+
+    _FORM = _RECORD
+
+    def __init__(self, fmt: str, initial=None, *, latch: bool = False,
+                 buffer=None, offset: int = 0, name: str | None = None,
+                 shared: bool = False):
+        s = _compile(fmt)
+        data = None if initial is None else self._pack(s, tuple(initial))
+        self._new(s.size, latch, fmt.encode("ascii"), data,
+                  dict(buffer=buffer, offset=offset, name=name,
+                       shared=shared))
+
+    @classmethod
+    def region_size(cls, fmt: str, latch: bool = False) -> int:
+        """Bytes a SeqRecord of this format needs in a caller's buffer."""
+        s = _compile(fmt)
+        return super().region_size(s.size, _check_latch(latch), len(fmt),
+                                   _RECORD)
+
+    @classmethod
+    def attach(cls, name=None, fmt=None, *, buffer=None, offset=0):
+        """Attach by segment name or in ``buffer``; ``fmt``, if given, must
+        equal the format the record was created with."""
+        if fmt is not None:
+            _compile(fmt)
+        self = super().attach(name, buffer=buffer, offset=offset)
+        if fmt is not None and fmt != self.format:
+            got = self.format
+            self.close()
+            raise ValueError(f"this SeqRecord has format {got!r}, not "
+                             f"{fmt!r}")
+        return self
+
+    @staticmethod
+    def _pack(s, values):
+        try:
+            return s.pack(*values)
+        except struct.error as exc:
+            raise _values_error(exc, s.format) from None
+
+    def _bind_calls(self) -> None:
+        st = self._state
+        meta = ffi.unpack(lib.lf_seq_meta(st), st.meta_len)
+        try:
+            self._struct = s = _compile(meta.decode("ascii"))
+        except (TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"corrupt SeqRecord format: {exc}") from None
+        if s.size != st.size:
+            raise ValueError(f"corrupt SeqRecord: format {s.format!r} packs "
+                             f"{s.size} bytes, the region holds {st.size}")
+        super()._bind_calls()
+
+    def _converter(self):
+        return self._struct.unpack_from
+
+    def _make_writer(self, store, st, size, what):
+        pack, fmt = self._struct.pack, self._struct.format
+
+        def write(*values):
+            try:
+                data = pack(*values)
+            except struct.error as exc:
+                raise _values_error(exc, fmt) from None
+            if store(data) != 1:  # lock busy for a slice, or owner died
+                _write_ptr(st, data, size, what)
+        return write
+
+    @property
+    def format(self) -> str:
+        """The struct format of the record."""
+        self._live()
+        return self._struct.format
+
+    def read(self) -> tuple:
+        """Return a consistent snapshot of the record as a tuple.
+
+        Never blocks the writer.  Classic mode: waits (spins, then yields)
+        while a write is in progress; raises :class:`OwnerDiedError` if the
+        writer died mid-write.  Latch mode: never waits.
+        """
+        self._closed()
+
+    def write(self, *values) -> None:
+        """Replace the record with ``values`` (one per format field).
+
+        Takes the writer lock (waits while another writer holds it; raises
+        :class:`OwnerDiedError` if that writer died).  ``ValueError`` /
+        ``TypeError`` / ``OverflowError`` if the values do not fit."""
+        self._closed()
+
+    def recover(self, *values) -> bool:
+        """If the writer holding the lock died, take the lock over, write
+        ``values`` (making the record consistent again) and release it.
+        Returns False if there was nothing to recover."""
+        data = self._pack(self._struct, values)
+        return self._recover(data)
+
+    def _describe(self) -> str:
+        return f"format={self._struct.format!r}"
+
+
+class SeqBytes(_SeqBase):
+    """A seqlock-protected block of ``size`` bytes.
+
+    ``SeqBytes(size, initial=None, *, latch=False, buffer=None, offset=0,
+    name=None, shared=False)``; ``SeqBytes.region_size(size, latch=False)``.
+    ``read()`` -> bytes, ``read_into(buffer)``, ``write(bytes_like)`` (of
+    exactly ``size`` bytes), ``last_retries``.
+    """
+
+    _FORM = _BYTES
+
+    def __init__(self, size: int, initial=None, *, latch: bool = False,
+                 buffer=None, offset: int = 0, name: str | None = None,
+                 shared: bool = False):
+        size = self._check_size(size)
+        data = None if initial is None else self._src(initial, size)
+        self._new(size, latch, b"", data,
+                  dict(buffer=buffer, offset=offset, name=name,
+                       shared=shared))
+
+    @staticmethod
+    def _check_size(size) -> int:
+        try:
+            size = operator.index(size)
+        except TypeError:
+            raise TypeError(f"size must be an int, not "
+                            f"{type(size).__name__}") from None
+        if not 0 < size <= MAX_SIZE:
+            raise ValueError(f"size must be in 1..{MAX_SIZE}, got {size}")
+        return size
+
+    @classmethod
+    def region_size(cls, size: int, latch: bool = False) -> int:
+        """Bytes a SeqBytes of ``size`` bytes needs in a caller's buffer."""
+        return super().region_size(cls._check_size(size),
+                                   _check_latch(latch), 0, _BYTES)
+
+    @classmethod
+    def attach(cls, name=None, size=None, *, buffer=None, offset=0):
+        """Attach by segment name or in ``buffer``; ``size``, if given,
+        must equal the size it was created with."""
+        self = super().attach(name, buffer=buffer, offset=offset)
+        if size is not None and size != self.size:
+            got = self.size
+            self.close()
+            raise ValueError(f"this SeqBytes holds {got} bytes, not {size}")
+        return self
+
+    @staticmethod
+    def _src(data, size):
+        """bytes as is (cffi passes their buffer), else a char cdata over
+        the caller's buffer; ValueError unless exactly size bytes."""
+        if type(data) is not bytes:
+            try:
+                data = ffi.from_buffer(data)
+            except TypeError:
+                raise TypeError("data must be a bytes-like object, not "
+                                f"{type(data).__name__}") from None
+        if len(data) != size:
+            raise ValueError(f"data must be exactly {size} bytes, got "
+                             f"{len(data)}")
+        return data
+
+    def _converter(self):
+        return bytes
+
+    def _make_writer(self, store, st, size, what):
+        src = self._src
+
+        def write(data):
+            if type(data) is not bytes or len(data) != size:
+                data = src(data, size)
+            if store(data) != 1:  # lock busy for a slice, or owner died
+                _write_ptr(st, data, size, what)
+        return write
+
+    def read(self) -> bytes:
+        """Return a consistent snapshot as ``bytes`` (see SeqRecord.read)."""
+        self._closed()
+
+    def write(self, data) -> None:
+        """Replace the value with ``data``: a bytes-like object of exactly
+        ``size`` bytes (see SeqRecord.write)."""
+        self._closed()
+
+    def read_into(self, buffer) -> int:
+        """Copy a consistent snapshot into the first ``size`` bytes of the
+        writable ``buffer``; return ``size``.  ``ValueError`` if it is
+        smaller."""
+        st = self._live()
+        try:
+            ptr = ffi.from_buffer(buffer, require_writable=True)
+        except (TypeError, BufferError) as exc:
+            raise TypeError(f"buffer must be a writable bytes-like object "
+                            f"({exc})") from None
+        size = self._size
+        if len(ptr) < size:
+            raise ValueError(f"buffer has {len(ptr)} bytes; need {size}")
+        self._my_handle().retries = _read_ptr(st, ptr, size, "SeqBytes")
+        return size
+
+    def recover(self, data) -> bool:
+        """As SeqRecord.recover, with a bytes-like value of ``size`` bytes."""
+        return self._recover(self._src(data, self._live().size))
+
+    def _describe(self) -> str:
+        return f"size={self._size}"
