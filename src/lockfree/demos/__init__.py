@@ -13,6 +13,8 @@ import importlib
 DEMOS = {
     "lost-update": "lost_update",
     "cas-retry": "cas_retry",
+    "spin-vs-mutex": "spin_vs_mutex",
+    "rcu": "rcu",
     "aba": "aba",
     "seqlock": "torn_read",
     "writer-rate": "writer_rate",
