@@ -6,10 +6,13 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .kfifo import (ConsumerDied, Kfifo, ModeError, PeerDied, ProducerDied,
+                    RoleError)
 
 __version__ = "0.1.0"
 
-__all__ = ["AtomicInt", "build_info", "__version__"]
+__all__ = ["AtomicInt", "Kfifo", "RoleError", "PeerDied", "ProducerDied",
+           "ConsumerDied", "ModeError", "build_info", "__version__"]
 
 
 def build_info() -> dict:
