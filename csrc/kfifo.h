@@ -50,6 +50,7 @@
 #define LF_KFIFO_MIN_SIZE	2u
 #define LF_KFIFO_MAX_SIZE	0x80000000u	/* 2^31: in - out must fit */
 #define LF_KFIFO_REC_HDR	4u		/* record length prefix */
+#define LF_KFIFO_FMT_ITEM	11u		/* "4294967295s" */
 
 #define LF_KFIFO_EAGAIN		(-1)	/* empty / full / timed out */
 #define LF_KFIFO_EOF		(-2)	/* producer closed and ring drained */
@@ -115,8 +116,10 @@ struct lf_kfifo_handle {
 	uint32_t id;		/* unique in this process */
 	char *scratch;		/* get_message / get_many copy here */
 	uint32_t scratch_size;
-	uint32_t ends_size;	/* entries in ends */
-	uint32_t *ends;		/* get_many: end offset of each message */
+	uint32_t fmt_items;	/* get_many: most messages per call */
+	char *fmt;		/* get_many: struct format of the messages,
+				   "12s0s64s", NUL-terminated; room for
+				   fmt_items * LF_KFIFO_FMT_ITEM + 1 bytes */
 	uint32_t msg_len;	/* EBIG: the length of the pending message */
 	uint32_t part_len[2];	/* lf_kfifo_parts / rec_parts results */
 	char *part[2];
@@ -128,8 +131,8 @@ uint64_t lf_kfifo_state_size(uint32_t size);
 int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
 			 uint32_t size, uint32_t mode);
 void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
-			     uint32_t scratch_size, uint32_t *ends,
-			     uint32_t ends_size);
+			     uint32_t scratch_size, char *fmt,
+			     uint32_t fmt_items);
 int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
 void lf_kfifo_release(struct lf_kfifo_handle *h);
 int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
@@ -151,7 +154,8 @@ int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n);
 /* Record mode. */
 int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n);
 int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h, const char *buf,
-			      const uint32_t *lens, uint32_t count);
+			      uint64_t buf_len, const uint32_t *lens,
+			      uint32_t count);
 int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n);
 int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items);

@@ -83,6 +83,7 @@ CDEF = {
         #define LF_KFIFO_MIN_SIZE 2
         #define LF_KFIFO_MAX_SIZE 2147483648
         #define LF_KFIFO_REC_HDR 4
+        #define LF_KFIFO_FMT_ITEM 11
         #define LF_KFIFO_EAGAIN -1
         #define LF_KFIFO_EOF -2
         #define LF_KFIFO_EDEAD -3
@@ -102,8 +103,8 @@ CDEF = {
             uint32_t roles;
             char *scratch;
             uint32_t scratch_size;
-            uint32_t ends_size;
-            uint32_t *ends;
+            uint32_t fmt_items;
+            char *fmt;
             uint32_t msg_len;
             uint32_t part_len[2];
             char *part[2];
@@ -114,8 +115,8 @@ CDEF = {
         int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
                                  uint32_t size, uint32_t mode);
         void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
-                                     uint32_t scratch_size, uint32_t *ends,
-                                     uint32_t ends_size);
+                                     uint32_t scratch_size, char *fmt,
+                                     uint32_t fmt_items);
         int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
         void lf_kfifo_release(struct lf_kfifo_handle *h);
         int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
@@ -133,8 +134,8 @@ CDEF = {
         int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p,
                              uint32_t n);
         int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h,
-                                      const char *buf, const uint32_t *lens,
-                                      uint32_t count);
+                                      const char *buf, uint64_t buf_len,
+                                      const uint32_t *lens, uint32_t count);
         int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p,
                                       uint32_t n);

@@ -20,8 +20,10 @@ from __future__ import annotations
 import functools
 import operator
 import queue
+import struct
 import time
 import types
+from array import array
 
 from ._ffi import ffi, lib
 from .region import HEADER, Primitive
@@ -35,7 +37,7 @@ MAX_CAPACITY = lib.LF_KFIFO_MAX_SIZE      # 2**31: in - out must fit 32 bits
 REC_HDR = lib.LF_KFIFO_REC_HDR            # the 4-byte length prefix
 SLICE = 0.1                               # longest sleep per C call (s)
 SCRATCH = 256 * 1024                      # per-object copy-out buffer
-MAX_BATCH = 8192                          # messages per get_many C call
+MAX_BATCH = 4096                          # messages per get_many C call
 
 _EAGAIN, _EOF, _EDEAD = lib.LF_KFIFO_EAGAIN, lib.LF_KFIFO_EOF, \
     lib.LF_KFIFO_EDEAD
@@ -86,9 +88,12 @@ def _check_capacity(capacity, mode) -> tuple[int, int]:
 
 def _hold(keep, handle):
     """ffi.gc destructor of the handle: give up its roles.  ``keep`` (the
-    state pointer, which holds the region, and the scratch buffers) stays
-    alive until this has run."""
-    lib.lf_kfifo_release(handle)
+    region, the state pointer and the scratch buffers) stays alive until this
+    has run.  At interpreter exit the region's finalizer may already have
+    released the memory: then there is nothing to touch (a dead process's
+    roles are taken over anyway)."""
+    if not keep[0].closed:
+        lib.lf_kfifo_release(handle)
 
 
 def _deadline(timeout):
@@ -184,10 +189,10 @@ class Kfifo(Primitive):
                              f"header (size {size}, mode {mode})")
         nscratch = min(size, SCRATCH)
         scratch = ffi.new("char[]", nscratch)
-        ends = ffi.new("uint32_t[]", MAX_BATCH)
-        lib.lf_kfifo_handle_scratch(h, scratch, nscratch, ends, MAX_BATCH)
+        fmt = ffi.new("char[]", MAX_BATCH * lib.LF_KFIFO_FMT_ITEM + 1)
+        lib.lf_kfifo_handle_scratch(h, scratch, nscratch, fmt, MAX_BATCH)
         self._h = h = ffi.gc(h, functools.partial(
-            _hold, (self._state, scratch, ends)))
+            _hold, (self._region, self._state, scratch, fmt)))
         self._mode = _MODE_NAMES[mode]
         self._size = size
         self._scratch = scratch
@@ -195,7 +200,7 @@ class Kfifo(Primitive):
                          ("_is_closed", "is_closed"), ("_reset", "reset")):
             self._bind(attr, getattr(lib, "lf_kfifo_" + fn), h)
         if mode == lib.LF_KFIFO_RECORDS:
-            _bind_records(self, h, scratch, ends)
+            _bind_records(self, h, scratch, fmt)
         else:
             _bind_bytes(self, h, scratch, nscratch)
 
@@ -425,7 +430,7 @@ def _full(written):
     return exc
 
 
-def _bind_records(self, h, scratch, ends):
+def _bind_records(self, h, scratch, fmt):
     """Install the records-mode methods as closures over the bound C calls
     (one C call and one Python frame on the fast path)."""
     def bind(cfunc):
@@ -440,7 +445,8 @@ def _bind_records(self, h, scratch, ends):
     rec_peek_len = bind(lib.lf_kfifo_rec_peek_len)
     wait_readable = bind(lib.lf_kfifo_wait_readable)
     wait_writable = bind(lib.lf_kfifo_wait_writable)
-    unpack, new, join = ffi.unpack, ffi.new, b"".join
+    unpack, string, join = ffi.unpack, ffi.string, b"".join
+    from_buffer, Struct = ffi.from_buffer, struct.Struct
     check = self._check
 
     def wait_room(need, block, deadline, written):
@@ -531,26 +537,33 @@ def _bind_records(self, h, scratch, ends):
         return check(n)
 
     def put_many(items, block=True, timeout=None):
-        if not isinstance(items, (list, tuple)):
-            items = list(items)
         buf = join(items)
-        lens = list(map(len, items))
-        if sum(lens) != len(buf):  # e.g. arrays whose len() counts items
-            lens = [memoryview(x).nbytes for x in items]
-        count = len(lens)
         try:
-            arr = new("uint32_t[]", lens)
+            lens = array("I", map(len, items))
         except OverflowError:
             raise ValueError("message larger than 4 GiB") from None
-        k = rec_put_many(buf, arr, count)
+        count = len(lens)
+        k = rec_put_many(buf, len(buf), from_buffer("uint32_t[]", lens),
+                         count)
         if k == count:
             return k
-        return put_many_slow(k, buf, arr, lens, block, timeout)
+        return put_many_slow(k, items, buf, lens, block, timeout)
 
-    def put_many_slow(k, buf, arr, lens, block, timeout):
+    def put_many_slow(k, items, buf, lens, block, timeout):
+        if k == lib.LF_KFIFO_EINVAL:
+            # len() is not the byte size (an array of wider items, or an
+            # iterator that join() consumed): recount.
+            if not isinstance(items, (list, tuple)):
+                raise TypeError("put_many() needs a list or tuple of "
+                                "bytes-like objects")
+            lens = array("I", [memoryview(x).nbytes for x in items])
+        arr = from_buffer("uint32_t[]", lens)
         count = len(lens)
+        p = from_buffer(buf)
+        if k == lib.LF_KFIFO_EINVAL:
+            k = rec_put_many(p, len(buf), arr, count)
         deadline = _deadline(timeout) if block else None
-        done, off, p = 0, 0, ffi.from_buffer(buf)
+        done = off = 0
         while True:
             check(k)
             off += sum(lens[done:done + k])
@@ -563,24 +576,23 @@ def _bind_records(self, h, scratch, ends):
                 if not block:
                     return done
                 raise
-            k = rec_put_many(p + off, arr + done, count - done)
+            k = rec_put_many(p + off, len(buf) - off, arr + done,
+                             count - done)
 
     def get_many(max_items=MAX_BATCH, block=True, timeout=None):
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
-        k = rec_get_many(max_items)
-        if k <= 0:
+        n = rec_get_many(max_items)
+        if n < 0:
             deadline = _deadline(timeout) if block else None
-            while k <= 0:
-                if k == _EBIG:
+            while n < 0:
+                if n == _EBIG:
                     return [get_big()]
-                if k:
-                    wait_data(k, block, deadline)
-                k = rec_get_many(max_items)
-        stops = unpack(ends, k)
-        data = unpack(scratch, stops[-1])
-        starts = [0, *stops]
-        return [data[i:j] for i, j in zip(starts, stops)]
+                wait_data(n, block, deadline)
+                n = rec_get_many(max_items)
+        # One C loop splits the copied messages: the struct format the C
+        # call wrote, e.g. b"64s64s12s" (a fresh Struct: no format cache).
+        return list(Struct(string(fmt)).unpack(unpack(scratch, n)))
 
     for fn in (put_message, get_message, get_message_into, peek_len,
                skip_message, put_many, get_many):
