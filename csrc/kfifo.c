@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -782,11 +783,16 @@ static int wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 	uint32_t s;
 	int i, r;
 
-	for (i = 0; i < SPIN_LOOPS; i++) {
+	for (i = 1; i <= SPIN_LOOPS; i++) {
 		r = cond(h, idx, need);
 		if (r != LF_KFIFO_EAGAIN || timeout_ns <= 0)
 			return r;
-		lf_cpu_relax();
+		/* Mostly pause; now and then give the CPU away, in case
+		 * the peer waits for it (more runnable threads than CPUs). */
+		if (i % 64)
+			lf_cpu_relax();
+		else
+			sched_yield();
 	}
 	/* Full barrier: the flag is visible before the condition is
 	 * re-checked, so a publish after the re-check sees the flag. */
@@ -865,6 +871,40 @@ int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
 	    peer_dead(f, LF_KFIFO_ROLE_CONSUMER))
 		r = LF_KFIFO_EDEAD;
 	return r;
+}
+
+int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
+			  uint32_t n)
+{
+	int r = lf_kfifo_rec_put(h, p, n);
+
+	if (r != LF_KFIFO_EAGAIN)
+		return r;
+	r = lf_kfifo_wait_writable(h, n + LF_KFIFO_REC_HDR, LF_KFIFO_SLICE_NS);
+	return r ? r : lf_kfifo_rec_put(h, p, n);
+}
+
+int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h)
+{
+	int64_t n = lf_kfifo_rec_get(h);
+	int r;
+
+	if (n != LF_KFIFO_EAGAIN)
+		return n;
+	r = lf_kfifo_wait_readable(h, LF_KFIFO_SLICE_NS);
+	return r ? r : lf_kfifo_rec_get(h);
+}
+
+int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
+				   uint32_t max_items)
+{
+	int64_t n = lf_kfifo_rec_get_many(h, max_items);
+	int r;
+
+	if (n != LF_KFIFO_EAGAIN)
+		return n;
+	r = lf_kfifo_wait_readable(h, LF_KFIFO_SLICE_NS);
+	return r ? r : lf_kfifo_rec_get_many(h, max_items);
 }
 
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h)

@@ -163,6 +163,16 @@ int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
+/* Blocking for one slice (LF_KFIFO_SLICE_NS at most): the operation, and
+ * if it would block, a wait then one more try.  LF_KFIFO_EAGAIN after a
+ * slice; callers loop (and so notice signals and deadlines). */
+#define LF_KFIFO_SLICE_NS	100000000LL	/* 100 ms */
+int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
+			  uint32_t n);
+int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
+				   uint32_t max_items);
+
 /* Blocking, end of stream, reset. */
 int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, int64_t timeout_ns);
 int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,

@@ -144,6 +144,11 @@ CDEF = {
         int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
+        int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
+                                  uint32_t n);
+        int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
+                                           uint32_t max_items);
         int lf_kfifo_wait_readable(struct lf_kfifo_handle *h,
                                    int64_t timeout_ns);
         int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,

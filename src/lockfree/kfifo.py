@@ -436,6 +436,9 @@ def _bind_records(self, h, scratch, fmt):
     def bind(cfunc):
         return types.MethodType(cfunc, h)
     rec_put = bind(lib.lf_kfifo_rec_put)
+    rec_put_wait = bind(lib.lf_kfifo_rec_put_wait)
+    rec_get_wait = bind(lib.lf_kfifo_rec_get_wait)
+    rec_get_many_wait = bind(lib.lf_kfifo_rec_get_many_wait)
     rec_put_many = bind(lib.lf_kfifo_rec_put_many)
     rec_get = bind(lib.lf_kfifo_rec_get)
     rec_get_into = bind(lib.lf_kfifo_rec_get_into)
@@ -471,12 +474,17 @@ def _bind_records(self, h, scratch, fmt):
                                "process died without close_producer()")
         check(r)
 
+    # Fast paths: one C call.  block=True without a timeout calls the
+    # *_wait C functions, which wait (up to one slice) inside the same call
+    # when the ring is full/empty; other cases and errors go to *_slow.
+
     def put_message(data, block=True, timeout=None):
+        put = rec_put_wait if block and timeout is None else rec_put
         try:
-            r = rec_put(data, len(data))
+            r = put(data, len(data))
         except TypeError:
             data, n = _bufptr(data)
-            r = rec_put(data, n)
+            r = put(data, n)
         if r:
             put_slow(r, data, block, timeout)
 
@@ -491,9 +499,12 @@ def _bind_records(self, h, scratch, fmt):
         check(r)
 
     def get_message(block=True, timeout=None):
-        n = rec_get()
+        n = rec_get_wait() if block and timeout is None else rec_get()
         if n >= 0:
             return unpack(scratch, n)
+        return get_slow(n, block, timeout)
+
+    def get_slow(n, block, timeout):
         deadline = _deadline(timeout) if block else None
         while True:
             if n == _EBIG:
@@ -582,7 +593,8 @@ def _bind_records(self, h, scratch, fmt):
     def get_many(max_items=MAX_BATCH, block=True, timeout=None):
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
-        n = rec_get_many(max_items)
+        n = rec_get_many_wait(max_items) if block and timeout is None \
+            else rec_get_many(max_items)
         if n < 0:
             deadline = _deadline(timeout) if block else None
             while n < 0:
