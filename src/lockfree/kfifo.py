@@ -480,9 +480,9 @@ def _bind_records(self, h, scratch, fmt):
 
     def put_message(data, block=True, timeout=None):
         put = rec_put_wait if block and timeout is None else rec_put
-        try:
+        if type(data) is bytes:  # cffi passes bytes' own memory
             r = put(data, len(data))
-        except TypeError:
+        else:  # (cffi would also take a list of 1-byte items: refuse it)
             data, n = _bufptr(data)
             r = put(data, n)
         if r:
@@ -632,12 +632,11 @@ def _bind_bytes(self, h, scratch, nscratch):
         return 0 if r == _EAGAIN or r == _EOF else check(r)
 
     def put(data, block=False, timeout=None):
-        try:
+        if type(data) is bytes:
             n = len(data)
-            w = bput(data, n)
-        except TypeError:
+        else:
             data, n = _bufptr(data)
-            w = bput(data, n)
+        w = bput(data, n)
         if w == n or (w >= 0 and not block):
             return w
         return put_slow(data, n, check(w), timeout)
