@@ -182,6 +182,11 @@ def test_wrong_types(bad):
     with pytest.raises(TypeError):
         b.put(bad)
     assert q.empty() and b.empty()
+    for target in (bad, b"read-only"):
+        with pytest.raises(TypeError):
+            b.get_into(target)
+        with pytest.raises(TypeError):
+            q.get_message_into(target, block=False)
     q.close()
     b.close()
 

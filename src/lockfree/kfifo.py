@@ -120,16 +120,17 @@ def _wait(wait, args, deadline, empty_exc):
             return r
 
 
-def _bufptr(data):
-    """(char pointer, nbytes) over any C-contiguous buffer."""
+def _bufptr(data, writable=False):
+    """(char pointer, nbytes) over any C-contiguous (writable) buffer."""
     try:
-        p = ffi.from_buffer(data)
+        p = ffi.from_buffer(data, require_writable=writable)
     except TypeError:
         raise TypeError("expected a bytes-like object (bytes, bytearray, "
                         f"memoryview, array...), not {type(data).__name__}"
                         ) from None
     except (BufferError, ValueError) as exc:
-        raise TypeError(f"expected a C-contiguous buffer ({exc})") from None
+        raise TypeError(f"expected a C-contiguous{' writable' * writable} "
+                        f"buffer ({exc})") from None
     return p, len(p)
 
 
@@ -480,11 +481,14 @@ def _bind_records(self, h, scratch, fmt):
 
     def put_message(data, block=True, timeout=None):
         put = rec_put_wait if block and timeout is None else rec_put
-        if type(data) is bytes:  # cffi passes bytes' own memory
-            r = put(data, len(data))
-        else:  # (cffi would also take a list of 1-byte items: refuse it)
-            data, n = _bufptr(data)
-            r = put(data, n)
+        try:
+            if type(data) is bytes:  # cffi passes bytes' own memory
+                r = put(data, len(data))
+            else:  # (cffi would take a list of 1-byte items: refuse it)
+                data, n = _bufptr(data)
+                r = put(data, n)
+        except OverflowError:  # 4 GiB or more
+            r = lib.LF_KFIFO_EMSGSIZE
         if r:
             put_slow(r, data, block, timeout)
 
@@ -524,10 +528,11 @@ def _bind_records(self, h, scratch, fmt):
         return data
 
     def get_message_into(buffer, block=True, timeout=None):
-        p = ffi.from_buffer(buffer, require_writable=True)
+        p, size = _bufptr(buffer, writable=True)
+        size = min(size, 0xFFFFFFFF)
         deadline = _deadline(timeout) if block else None
         while True:
-            n = rec_get_into(p, len(p))
+            n = rec_get_into(p, size)
             if n >= 0:
                 return n
             if n == lib.LF_KFIFO_EMSGSIZE:
@@ -626,6 +631,7 @@ def _bind_bytes(self, h, scratch, nscratch):
     unpack = ffi.unpack
     check = self._check
     keep = self._h
+    size = self._size
 
     def status(r):
         """0 for 'nothing now' (empty), raise for real errors."""
@@ -636,7 +642,7 @@ def _bind_bytes(self, h, scratch, nscratch):
             n = len(data)
         else:
             data, n = _bufptr(data)
-        w = bput(data, n)
+        w = bput(data, n if n <= size else size)
         if w == n or (w >= 0 and not block):
             return w
         return put_slow(data, n, check(w), timeout)
@@ -650,7 +656,7 @@ def _bind_bytes(self, h, scratch, nscratch):
                 raise ConsumerDied("the Kfifo is full and its consumer's "
                                    "process died")
             check(r)
-            done += check(bput(p + done, n - done))
+            done += check(bput(p + done, min(n - done, size)))
         return done
 
     def wait_data(block, timeout):
@@ -671,7 +677,7 @@ def _bind_bytes(self, h, scratch, nscratch):
         elif n == 0:
             return b""
         else:
-            k = bparts(n)
+            k = bparts(n if n <= size else size)
             if k > 0:
                 return get_parts(k)
         if k == _EAGAIN and block and wait_data(block, timeout) == 0:
@@ -687,26 +693,26 @@ def _bind_bytes(self, h, scratch, nscratch):
         return data
 
     def get_into(buffer, block=False, timeout=None):
-        p = ffi.from_buffer(buffer, require_writable=True)
-        k = bget(p, len(p))
-        if k == _EAGAIN and block and len(p) and \
-                wait_data(block, timeout) == 0:
-            k = bget(p, len(p))
+        p, n = _bufptr(buffer, writable=True)
+        n = min(n, size)
+        k = bget(p, n)
+        if k == _EAGAIN and block and n and wait_data(block, timeout) == 0:
+            k = bget(p, n)
         return k if k >= 0 else status(k)
 
     def peek(n):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        buf = ffi.new("char[]", min(n, self._size))
+        buf = ffi.new("char[]", min(n, size))
         return unpack(buf, status(bpeek(buf, len(buf))))
 
     def skip(n):
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        return status(bskip(min(n, self._size)))
+        return status(bskip(min(n, size)))
 
     def linear_view():
-        k = status(bparts(self._size))
+        k = status(bparts(size))
         # The view's pointer holds the handle (hence the region) alive.
         p = ffi.gc(ffi.cast("char *", h.part[0]), lambda _, k=keep: None)
         return memoryview(ffi.buffer(p, h.part_len[0] if k else 0)
