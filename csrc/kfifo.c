@@ -91,7 +91,9 @@ static void futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
 	syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0);
 }
 
-static void wake(uint32_t *seq)
+/* Out of line and cold: keeps the publish fast path free of the syscall's
+ * register spills. */
+static __attribute__((noinline, cold)) void wake(uint32_t *seq)
 {
 	lf_xadd32(seq, 1);
 	syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
