@@ -29,6 +29,7 @@ import argparse
 import multiprocessing as mp
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -193,8 +194,8 @@ def _case(group, role, impl, label, make, send, recv, size, n):
     def setup():
         return {"make": make, "send": send, "recv": recv, "size": size,
                 "n": n}
-    return Case(group, role, impl, f"{impl}-{label.split('(')[0]}", label,
-                "", setup)
+    name = re.sub(r"\W+", "_", f"{group}-{impl}").strip("_")
+    return Case(group, role, impl, name, label, "", setup)
 
 
 def py_cases(quick=False):
@@ -313,11 +314,10 @@ def test_kfifo_xproc(benchmark, bench_record, case):
     bench_record(case, ns, TARGETS.get(case.group))
 
 
-def test_kfifo_c(bench_record):
-    try:
-        figs = c_figures(3)
-    except ImportError as exc:
-        pytest.skip(str(exc))
+def test_kfifo_c(benchmark, bench_record):
+    if shutil.which(os.environ.get("CC", "gcc")) is None:
+        pytest.skip("no C compiler")
+    figs = benchmark.pedantic(c_figures, args=(3,), rounds=1, iterations=1)
     c_results(_Recorder(bench_record), figs)
 
 
