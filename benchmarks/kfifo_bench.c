@@ -38,8 +38,12 @@
 
 #define ITEMS		10000000UL
 #define ITEM_RING	(64u << 10)
+#ifndef CHUNK
 #define CHUNK		(64u << 10)
+#endif
+#ifndef BULK_RING
 #define BULK_RING	(1u << 20)
+#endif
 #define BULK_BYTES	(4ULL << 30)
 
 static inline void backoff(unsigned *tries)
