@@ -521,6 +521,44 @@ def test_blocked_consumer_is_woken_promptly():
     q.close()
 
 
+def _echo(req_name, resp_name, n):
+    req, resp = Kfifo.attach(req_name), Kfifo.attach(resp_name)
+    for _ in range(n):
+        resp.put_message(req.get_message(timeout=30))
+    req.close()
+    resp.close()
+
+
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_sleeping_peer_is_woken_not_left_to_its_slice(where):
+    """Each request arrives while the other side sleeps in FUTEX_WAIT (2 ms
+    of idling first, beyond the spin).  A lost wake-up would leave it asleep
+    until its 100 ms slice ends, so the median round trip would be >= 100
+    ms; woken, it is a few ms even on a loaded machine."""
+    import multiprocessing as mp
+    n = 40
+    req = Kfifo(256, "records", shared=True)
+    resp = Kfifo(256, "records", shared=True)
+    args = (req.name, resp.name, n)
+    worker = threading.Thread(target=_echo, args=args) if where == "thread" \
+        else mp.get_context("fork").Process(target=_echo, args=args)
+    worker.start()
+    rtts = []
+    try:
+        for i in range(n):
+            time.sleep(0.002)
+            t0 = time.monotonic()
+            req.put_message(b"%d" % i)
+            assert resp.get_message(timeout=30) == b"%d" % i
+            rtts.append(time.monotonic() - t0)
+    finally:
+        worker.join(30)
+        resp.close()
+        req.close()
+    rtts.sort()
+    assert rtts[n // 2] < 0.05, rtts
+
+
 def test_blocked_producer_is_woken_and_blocking_put_writes_all():
     b = Kfifo(16)
     data = os.urandom(10_000)
