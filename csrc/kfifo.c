@@ -221,8 +221,15 @@ int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role)
 		}
 		/* Empty, or its registrant is dead: take it.  Full barrier,
 		 * so our later index accesses follow the takeover. */
-		if (lf_cmpxchg64(slot, cur, token) == cur)
+		if (lf_cmpxchg64(slot, cur, token) == cur) {
+			/* A registrant killed in its sleep left its flag set:
+			 * clear it, or the peer would pay a futex wake-up on
+			 * every publish until we happen to sleep. */
+			lf_write32(role == LF_KFIFO_ROLE_PRODUCER ?
+				   &h->f->prod_sleeping : &h->f->cons_sleeping,
+				   0);
 			break;
+		}
 	}
 	h->roles |= role;
 	return 0;

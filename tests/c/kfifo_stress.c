@@ -358,8 +358,11 @@ static void roles(void)
 	if (lf_kfifo_rec_skip(&b) != LF_KFIFO_EBUSY)
 		fail("roles_second_consumer_accepted", 0, 0);
 	lf_kfifo_release(&a);
+	f->prod_sleeping = 1;	/* as if the last producer died asleep */
 	if (lf_kfifo_rec_put(&b, &x, 1) != 0)
 		fail("roles_takeover_after_release", 0, 0);
+	if (f->prod_sleeping)
+		fail("roles_stale_sleeping_flag_kept", 0, 0);
 	if (lf_kfifo_rec_put(&a, &x, 1) != LF_KFIFO_EBUSY)
 		fail("roles_released_handle_still_producer", 0, 0);
 	printf("roles=ok\n");
