@@ -45,14 +45,15 @@
 #define START_INDEX	(UINT32_MAX - 700u)
 
 static uint64_t messages;
-static int failed;
+/* Set by the first failure; every wait loop polls it, so a failing side
+ * never leaves the other one waiting forever. */
+static uint32_t failed;
 
 static void fail(const char *why, uint64_t a, uint64_t b)
 {
-	if (!failed)
+	if (!lf_xchg32(&failed, 1))
 		printf("first_failure=%s a=%" PRIu64 " b=%" PRIu64 "\n", why, a,
 		       b);
-	failed = 1;
 }
 
 static struct lf_kfifo *new_ring(uint32_t size, uint32_t mode)
@@ -130,7 +131,7 @@ static void *rec_producer(void *arg)
 	int r;
 
 	lf_kfifo_handle_init(&h, s->f, REC_SIZE, LF_KFIFO_RECORDS);
-	while (seq < messages) {
+	while (seq < messages && !lf_read32(&failed)) {
 		if (seq % 5 == 0 && seq + 8 <= messages) {
 			/* A batch of 8, written back to back. */
 			uint32_t k, off = 0;
@@ -142,7 +143,7 @@ static void *rec_producer(void *arg)
 				off += lens[k];
 			}
 			off = 0;
-			while (done < 8) {
+			while (done < 8 && !lf_read32(&failed)) {
 				int64_t w = 0;
 				uint32_t j;
 
@@ -169,7 +170,7 @@ static void *rec_producer(void *arg)
 		lens[0] = msg_len(seq);
 		make_msg(seq, buf, lens[0]);
 		while ((r = lf_kfifo_rec_put(&h, (char *)buf, lens[0])) ==
-		       LF_KFIFO_EAGAIN) {
+		       LF_KFIFO_EAGAIN && !lf_read32(&failed)) {
 			if (seq % 7 == 0) {
 				if (lf_kfifo_wait_writable(&h, lens[0] + 4,
 							   1000000000) == 0)
@@ -245,10 +246,10 @@ static void *rec_consumer(void *arg)
 		} else {
 			lf_cpu_relax();
 		}
-		if (failed)
+		if (lf_read32(&failed))
 			break;
 	}
-	if (!failed && want != messages)
+	if (!lf_read32(&failed) && want != messages)
 		fail("count", want, messages);
 	return NULL;
 }
@@ -266,7 +267,7 @@ static void *byte_producer(void *arg)
 	uint64_t pos = 0, total = messages * 16;
 
 	lf_kfifo_handle_init(&h, s->f, BYTE_SIZE, LF_KFIFO_BYTES);
-	while (pos < total) {
+	while (pos < total && !lf_read32(&failed)) {
 		uint32_t n = 1 + mix(pos) % BYTE_SIZE, i;
 		int64_t w;
 
@@ -304,6 +305,8 @@ static void *byte_consumer(void *arg)
 			break;
 		}
 		if (r == LF_KFIFO_EAGAIN) {
+			if (lf_read32(&failed))
+				break;
 			if (lf_kfifo_wait_readable(&h, 1000000000) == 0)
 				s->sleeps++;
 			continue;
@@ -319,7 +322,7 @@ static void *byte_consumer(void *arg)
 			}
 		pos += (uint64_t)r;
 	}
-	if (!failed && pos != messages * 16)
+	if (!lf_read32(&failed) && pos != messages * 16)
 		fail("byte_count", pos, messages * 16);
 	return NULL;
 }
@@ -383,16 +386,16 @@ int main(int argc, char **argv)
 	printf("records_eof=%" PRIu64 " producer_sleeps=%" PRIu64
 	       " consumer_sleeps=%" PRIu64 "\n", c1.eof_seen, p1.sleeps,
 	       c1.sleeps);
-	if (!c1.eof_seen && !failed)
+	if (!c1.eof_seen && !lf_read32(&failed))
 		fail("records_no_eof", 0, 0);
 	run(byte_producer, byte_consumer, &p2, &c2, BYTE_SIZE,
 	    LF_KFIFO_BYTES);
 	printf("bytes_total=%" PRIu64 " bytes_eof=%" PRIu64 "\n",
 	       messages * 16, c2.eof_seen);
-	if (!c2.eof_seen && !failed)
+	if (!c2.eof_seen && !lf_read32(&failed))
 		fail("bytes_no_eof", 0, 0);
 	roles();
-	if (failed) {
+	if (lf_read32(&failed)) {
 		printf(NAME ": FAIL see first_failure\n");
 		return 1;
 	}
