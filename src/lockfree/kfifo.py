@@ -451,6 +451,9 @@ def _bind_records(self, h, scratch, fmt):
     wait_writable = bind(lib.lf_kfifo_wait_writable)
     unpack, string, join = ffi.unpack, ffi.string, b"".join
     from_buffer, Struct = ffi.from_buffer, struct.Struct
+    # Slicing a buffer object made once is the cheapest way from the
+    # scratch buffer to a bytes object (~2x faster than ffi.unpack).
+    out = ffi.buffer(scratch)
     check = self._check
 
     def wait_room(need, block, deadline, written):
@@ -505,7 +508,7 @@ def _bind_records(self, h, scratch, fmt):
     def get_message(block=True, timeout=None):
         n = rec_get_wait() if block and timeout is None else rec_get()
         if n >= 0:
-            return unpack(scratch, n)
+            return out[:n]
         return get_slow(n, block, timeout)
 
     def get_slow(n, block, timeout):
@@ -516,7 +519,7 @@ def _bind_records(self, h, scratch, fmt):
             wait_data(n, block, deadline)
             n = rec_get()
             if n >= 0:
-                return unpack(scratch, n)
+                return out[:n]
 
     def get_big():
         # Longer than the scratch buffer: one copy straight out of the ring.
@@ -609,7 +612,7 @@ def _bind_records(self, h, scratch, fmt):
                 n = rec_get_many(max_items)
         # One C loop splits the copied messages: the struct format the C
         # call wrote, e.g. b"64s64s12s" (a fresh Struct: no format cache).
-        return list(Struct(string(fmt)).unpack(unpack(scratch, n)))
+        return list(Struct(string(fmt)).unpack(out[:n]))
 
     for fn in (put_message, get_message, get_message_into, peek_len,
                skip_message, put_many, get_many):
@@ -632,6 +635,7 @@ def _bind_bytes(self, h, scratch, nscratch):
     check = self._check
     keep = self._h
     size = self._size
+    out = ffi.buffer(scratch)  # sliced: see _bind_records
 
     def status(r):
         """0 for 'nothing now' (empty), raise for real errors."""
@@ -671,7 +675,7 @@ def _bind_bytes(self, h, scratch, nscratch):
         if 0 < n <= nscratch:
             k = get_scratch(n)
             if k > 0:
-                return unpack(scratch, k)
+                return out[:k]
         elif n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         elif n == 0:
