@@ -57,7 +57,8 @@ def test_aba_script_is_deterministic():
 @pytest.mark.parametrize("name", list(DEMOS))
 def test_each_demo_runs_from_the_cli(name):
     args = [sys.executable, "-m", "lockfree", "demo", name]
-    iterations = {"aba": None, "once": "30"}.get(name, "20000")
+    iterations = {"aba": None, "rcu": None, "once": "30",
+                  "spin-vs-mutex": "100"}.get(name, "20000")
     if iterations:
         args += ["--iterations", iterations]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -72,3 +73,21 @@ def test_demo_usage_errors():
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, bad
         assert "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_spin_vs_mutex_counts_are_exact():
+    from lockfree.demos import spin_vs_mutex
+    res = spin_vs_mutex.measure(0.05)
+    assert all(r["ok"] for r in res.values())
+    assert set(res) == {(p, t, cs) for t, cs in spin_vs_mutex.CASES
+                        for p in spin_vs_mutex.PRIMS}
+
+
+def test_rcu_timeline_frees_v1_only_after_its_readers_left():
+    from lockfree.demos import rcu
+    events = rcu.timeline(hold=0.05, say=lambda line: None)
+    who = [w for w, _ in events]
+    freed = who.index("reclaimer")
+    leaves = [i for i, (w, what) in enumerate(events) if "leaves" in what]
+    assert len(leaves) == 2 and freed > max(leaves)
+    assert ("reader 3", "enters after the publish, sees v2") in events

@@ -6,6 +6,8 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .kfifo import (ConsumerDied, Kfifo, ModeError, PeerDied, ProducerDied,
+                    RoleError)
 from .once import Once, call_once
 from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
                   RcuNotRegisteredError, RcuRegistryFullError)
@@ -20,7 +22,9 @@ __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "SeqRecord", "SeqBytes",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",
-           "RcuDeadlockError", "build_info", "__version__"]
+           "RcuDeadlockError",
+           "Kfifo", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
+           "ModeError", "build_info", "__version__"]
 
 
 def build_info() -> dict:

@@ -312,6 +312,86 @@ CDEF = {
         int64_t lf_seq_fetch(struct lf_seq_handle *h);
         int64_t lf_seq_store(struct lf_seq_handle *h, const char *src);
     """,
+    "kfifo": """
+        #define LF_KFIFO_BYTES 0
+        #define LF_KFIFO_RECORDS 1
+        #define LF_KFIFO_MIN_SIZE 2
+        #define LF_KFIFO_MAX_SIZE 2147483648
+        #define LF_KFIFO_REC_HDR 4
+        #define LF_KFIFO_FMT_ITEM 11
+        #define LF_KFIFO_EAGAIN -1
+        #define LF_KFIFO_EOF -2
+        #define LF_KFIFO_EDEAD -3
+        #define LF_KFIFO_EBUSY -4
+        #define LF_KFIFO_EMSGSIZE -5
+        #define LF_KFIFO_ECLOSED -6
+        #define LF_KFIFO_ECORRUPT -7
+        #define LF_KFIFO_EBIG -8
+        #define LF_KFIFO_EINVAL -9
+        #define LF_KFIFO_ROLE_PRODUCER 1
+        #define LF_KFIFO_ROLE_CONSUMER 2
+        struct lf_kfifo { ...; };
+        struct lf_kfifo_handle {
+            struct lf_kfifo *f;
+            uint32_t size;
+            uint32_t mode;
+            uint32_t roles;
+            char *scratch;
+            uint32_t scratch_size;
+            uint32_t fmt_items;
+            char *fmt;
+            uint32_t msg_len;
+            uint32_t part_len[2];
+            char *part[2];
+            ...;
+        };
+        void lf_kfifo_init(struct lf_kfifo *f, uint32_t size, uint32_t mode);
+        uint64_t lf_kfifo_state_size(uint32_t size);
+        int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
+                                 uint32_t size, uint32_t mode);
+        void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
+                                     uint32_t scratch_size, char *fmt,
+                                     uint32_t fmt_items);
+        int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
+        void lf_kfifo_release(struct lf_kfifo_handle *h);
+        int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
+        int lf_kfifo_pid_alive(int pid);
+        int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_avail(struct lf_kfifo_handle *h);
+        int lf_kfifo_is_closed(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_put(struct lf_kfifo_handle *h, const char *p,
+                             uint32_t n);
+        int64_t lf_kfifo_get(struct lf_kfifo_handle *h, char *p, uint32_t n);
+        int64_t lf_kfifo_get_scratch(struct lf_kfifo_handle *h, uint32_t n);
+        int64_t lf_kfifo_peek(struct lf_kfifo_handle *h, char *p, uint32_t n);
+        int64_t lf_kfifo_skip(struct lf_kfifo_handle *h, uint32_t n);
+        int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n);
+        int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p,
+                             uint32_t n);
+        int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h,
+                                      const char *buf, uint64_t buf_len,
+                                      const uint32_t *lens, uint32_t count);
+        int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p,
+                                      uint32_t n);
+        int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h,
+                                      uint32_t max_items);
+        int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
+        int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
+                                  uint32_t n);
+        int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
+                                           uint32_t max_items);
+        int lf_kfifo_wait_readable(struct lf_kfifo_handle *h,
+                                   int64_t timeout_ns);
+        int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
+                                   int64_t timeout_ns);
+        int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
+        int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);
+    """,
 }
 
 

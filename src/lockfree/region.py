@@ -412,14 +412,17 @@ class Primitive:
         self._bound = []
         self._bind_calls()
 
-    def _bind(self, attr, cfunc):
+    def _bind(self, attr, cfunc, arg=None):
         """Bind ``cfunc(state, ...)`` as the instance attribute ``attr``.
 
         A bound method of a cffi function, not a partial or a Python
         function: calling it goes straight from the interpreter into cffi
-        (the method object only prepends the state pointer).
+        (the method object only prepends the state pointer).  ``arg``, if
+        given, is prepended instead of the state pointer (e.g. a per-process
+        handle that points at the state); it must keep the region alive the
+        way ``self._state`` does.
         """
-        fn = types.MethodType(cfunc, self._state)
+        fn = types.MethodType(cfunc, self._state if arg is None else arg)
         self.__dict__[attr] = fn
         self._bound.append(attr)
         return fn

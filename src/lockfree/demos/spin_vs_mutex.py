@@ -23,7 +23,7 @@ def _ratio(res, prim, threads, cs):
 
 
 def run(args) -> int:
-    duration = 0.5 if args.iterations is None else args.iterations / 1000
+    duration = 0.4 if args.iterations is None else args.iterations / 1000
     print(f"C threads acquire, run a critical section, release, for "
           f"{duration:.1f} s per case.\nThis machine has {os.cpu_count()} "
           "CPUs: 4 threads oversubscribe it.\n")

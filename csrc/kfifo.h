@@ -1,0 +1,186 @@
+/*
+ * kfifo: a single-producer single-consumer ring buffer (lf_kfifo_*).
+ *
+ * The kernel's kfifo (lib/kfifo.c): a power-of-two data area, free-running
+ * unsigned indexes in/out masked by size-1, copies in two parts around the
+ * end of the data area, and a write barrier between copying the data and
+ * publishing the index.  Improved the way rigtorp's SPSCQueue is: in and out
+ * live on separate cache lines, and each side keeps a cached copy of the
+ * other side's index, re-read only when the ring looks full (producer) or
+ * empty (consumer), so in the steady state a side touches the other side's
+ * line once per "lap" instead of once per operation.
+ *
+ * Index arithmetic: in and out are free-running uint32_t.  in - out is the
+ * number of bytes used, correct across the wrap at 2^32 because unsigned
+ * subtraction is modulo 2^32 and the size is at most 2^31 (the kernel's
+ * kfifo.h relies on the same).  (idx & mask) is the offset in the data area.
+ *
+ * Two modes, fixed at creation:
+ *
+ *   LF_KFIFO_BYTES    a byte stream: put/get/peek/skip are partial, like the
+ *                     kernel's kfifo_in/kfifo_out.
+ *   LF_KFIFO_RECORDS  length-prefixed messages: a 4-byte little-endian length,
+ *                     then the payload, both possibly wrapping; a put is all
+ *                     or nothing and a get takes one whole message.
+ *
+ * Roles: exactly one producer and one consumer.  A process uses the ring
+ * through a handle (struct lf_kfifo_handle, private to the process, never in
+ * shared memory); the first producer operation of a handle registers it in
+ * the producer slot of the shared state with a compare-and-swap, the first
+ * consumer operation in the consumer slot.  A second live handle gets
+ * LF_KFIFO_EBUSY.  A slot whose registrant's process is gone (or a zombie) is
+ * taken over, so a new producer or consumer can attach after a crash.
+ *
+ * Blocking: lf_kfifo_wait_readable/writable spin a little with
+ * lf_cpu_relax(), then sleep on a futex (a shared one: it works across
+ * processes on MAP_SHARED memory) for at most the timeout given; callers wait
+ * in bounded slices so that signals and dead peers are noticed.
+ *
+ * Return values: >= 0 is a result (bytes, a length, a count); negative is one
+ * of the LF_KFIFO_E* codes below.
+ */
+#ifndef LF_KFIFO_H
+#define LF_KFIFO_H
+
+#include <stdint.h>
+
+#define LF_KFIFO_BYTES		0
+#define LF_KFIFO_RECORDS	1
+
+#define LF_KFIFO_MIN_SIZE	2u
+#define LF_KFIFO_MAX_SIZE	0x80000000u	/* 2^31: in - out must fit */
+#define LF_KFIFO_REC_HDR	4u		/* record length prefix */
+#define LF_KFIFO_FMT_ITEM	11u		/* "4294967295s" */
+
+#define LF_KFIFO_EAGAIN		(-1)	/* empty / full / timed out */
+#define LF_KFIFO_EOF		(-2)	/* producer closed and ring drained */
+#define LF_KFIFO_EDEAD		(-3)	/* the peer's process is gone */
+#define LF_KFIFO_EBUSY		(-4)	/* role held by another live handle */
+#define LF_KFIFO_EMSGSIZE	(-5)	/* message can never fit */
+#define LF_KFIFO_ECLOSED	(-6)	/* put after the producer closed */
+#define LF_KFIFO_ECORRUPT	(-7)	/* indexes or a length are impossible */
+#define LF_KFIFO_EBIG		(-8)	/* message larger than the scratch
+					   buffer: use lf_kfifo_rec_parts */
+#define LF_KFIFO_EINVAL		(-9)	/* bad handle / state / mode */
+
+#define LF_KFIFO_ROLE_PRODUCER	1u
+#define LF_KFIFO_ROLE_CONSUMER	2u
+
+#define LF_KFIFO_F_CLOSED	1u	/* flags: the producer closed */
+
+/*
+ * The shared state (follows the region header).  Three cache lines, then
+ * the data area.  Offsets are fixed (the layout version covers them).
+ */
+struct lf_kfifo {
+	/* Producer line: written by the producer only. */
+	uint32_t in;		/* free-running write index */
+	uint32_t out_cache;	/* producer's last view of out */
+	uint64_t prod_owner;	/* registration: pid << 32 | handle id */
+	uint64_t prod_pad[6];
+
+	/* Consumer line: written by the consumer only. */
+	uint32_t out;		/* free-running read index */
+	uint32_t in_cache;	/* consumer's last view of in */
+	uint64_t cons_owner;
+	uint64_t cons_pad[6];
+
+	/* Control line: read on every operation, written rarely (creation,
+	 * close, and around sleeping), so it stays shared in both caches. */
+	uint32_t size;		/* data bytes, a power of two */
+	uint32_t mask;		/* size - 1 */
+	uint32_t mode;		/* LF_KFIFO_BYTES or LF_KFIFO_RECORDS */
+	uint32_t flags;		/* LF_KFIFO_F_CLOSED */
+	uint32_t cons_sleeping;	/* consumer is (about to be) in futex_wait */
+	uint32_t cons_seq;	/* futex word the consumer sleeps on */
+	uint32_t prod_sleeping;
+	uint32_t prod_seq;	/* futex word the producer sleeps on */
+	uint64_t ctl_pad[4];
+
+	unsigned char data[];	/* size bytes, 64-byte aligned in the state */
+};
+
+/*
+ * Per-process view of one ring: never shared.  The size, mask and mode are
+ * copied from the shared state once, after validation, so a corrupted state
+ * cannot make an operation touch memory outside the data area.
+ */
+struct lf_kfifo_handle {
+	struct lf_kfifo *f;
+	unsigned char *data;
+	uint32_t size;
+	uint32_t mask;
+	uint32_t mode;
+	uint32_t roles;		/* LF_KFIFO_ROLE_* this handle holds */
+	uint32_t fork_gen;	/* lf_kfifo fork generation when registered */
+	uint32_t id;		/* unique in this process */
+	char *scratch;		/* get_message / get_many copy here */
+	uint32_t scratch_size;
+	uint32_t fmt_items;	/* get_many: most messages per call */
+	char *fmt;		/* get_many: struct format of the messages,
+				   "12s0s64s", NUL-terminated; room for
+				   fmt_items * LF_KFIFO_FMT_ITEM + 1 bytes */
+	uint32_t msg_len;	/* EBIG: the length of the pending message */
+	uint32_t part_len[2];	/* lf_kfifo_parts / rec_parts results */
+	char *part[2];
+};
+
+/* Creation and handles. */
+void lf_kfifo_init(struct lf_kfifo *f, uint32_t size, uint32_t mode);
+uint64_t lf_kfifo_state_size(uint32_t size);
+int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
+			 uint32_t size, uint32_t mode);
+void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
+			     uint32_t scratch_size, char *fmt,
+			     uint32_t fmt_items);
+int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
+void lf_kfifo_release(struct lf_kfifo_handle *h);
+int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
+int lf_kfifo_pid_alive(int pid);
+
+/* State, either side (racy snapshots, exact for the side asking). */
+int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_avail(struct lf_kfifo_handle *h);
+int lf_kfifo_is_closed(struct lf_kfifo_handle *h);
+
+/* Byte mode. */
+int64_t lf_kfifo_put(struct lf_kfifo_handle *h, const char *p, uint32_t n);
+int64_t lf_kfifo_get(struct lf_kfifo_handle *h, char *p, uint32_t n);
+int64_t lf_kfifo_get_scratch(struct lf_kfifo_handle *h, uint32_t n);
+int64_t lf_kfifo_peek(struct lf_kfifo_handle *h, char *p, uint32_t n);
+int64_t lf_kfifo_skip(struct lf_kfifo_handle *h, uint32_t n);
+int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n);
+
+/* Record mode. */
+int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n);
+int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h, const char *buf,
+			      uint64_t buf_len, const uint32_t *lens,
+			      uint32_t count);
+int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n);
+int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items);
+int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
+
+/* Blocking for one slice (LF_KFIFO_SLICE_NS at most): the operation, and
+ * if it would block, a wait then one more try.  LF_KFIFO_EAGAIN after a
+ * slice; callers loop (and so notice signals and deadlines). */
+#define LF_KFIFO_SLICE_NS	100000000LL	/* 100 ms */
+int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
+			  uint32_t n);
+int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
+				   uint32_t max_items);
+
+/* Blocking, end of stream, reset. */
+int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, int64_t timeout_ns);
+int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
+			   int64_t timeout_ns);
+int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
+
+/* Tests only: move both indexes (empty ring) to idx, e.g. just below 2^32. */
+int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);
+
+#endif /* LF_KFIFO_H */

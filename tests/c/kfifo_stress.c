@@ -1,0 +1,404 @@
+/*
+ * kfifo_stress: one producer thread and one consumer thread move messages
+ * through lf_kfifo and the consumer checks every one of them.
+ *
+ * Contract as every tests/c/<name>_stress.c (see tests/cbuild.py):
+ *
+ *   usage: kfifo_stress [messages]      (default 100000; 10^7 when
+ *                                        LOCKFREE_LONG=1)
+ *   stdout: key=value lines, last line "kfifo_stress: OK" or "... FAIL why"
+ *   exit status 0 iff every invariant held
+ *
+ * Phases (each starts with both indexes just below 2^32, so the free-running
+ * indexes wrap during the run, and the data area is small, so copies split
+ * around its end at every offset):
+ *
+ *   records   random sizes 0..300 bytes, each message = 8-byte sequence
+ *             number + payload derived from it + 4-byte checksum; puts are
+ *             non-blocking with a spin, or blocking through
+ *             lf_kfifo_wait_writable (every 7th), gets likewise through
+ *             lf_kfifo_wait_readable, so the futex sleep/wake path runs;
+ *             batches through rec_put_many / rec_get_many every 5th round.
+ *             The producer ends with lf_kfifo_close_producer(); the
+ *             consumer must then see LF_KFIFO_EOF, and must have seen every
+ *             sequence number once, in order, untorn.
+ *   bytes     a byte stream of a known pseudo-random sequence, written and
+ *             read in random partial chunks; the consumer compares every
+ *             byte.
+ *   roles     a second producer handle and a second consumer handle in
+ *             the same process are refused with LF_KFIFO_EBUSY while the
+ *             first ones hold their roles, and accepted after release.
+ */
+#include "kfifo.h"
+#include "arch/atomic.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME		"kfifo_stress"
+#define REC_SIZE	1024u	/* small: many wraps, every split offset */
+#define BYTE_SIZE	256u
+#define MAX_PAYLOAD	300u
+#define START_INDEX	(UINT32_MAX - 700u)
+
+static uint64_t messages;
+/* Set by the first failure; every wait loop polls it, so a failing side
+ * never leaves the other one waiting forever. */
+static uint32_t failed;
+
+static void fail(const char *why, uint64_t a, uint64_t b)
+{
+	if (!lf_xchg32(&failed, 1))
+		printf("first_failure=%s a=%" PRIu64 " b=%" PRIu64 "\n", why, a,
+		       b);
+}
+
+static struct lf_kfifo *new_ring(uint32_t size, uint32_t mode)
+{
+	struct lf_kfifo *f = aligned_alloc(64, lf_kfifo_state_size(size));
+
+	memset(f, 0, lf_kfifo_state_size(size));
+	lf_kfifo_init(f, size, mode);
+	return f;
+}
+
+/* xorshift64*: the sizes and payloads, reproducible from the seq number. */
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint32_t msg_len(uint64_t seq)
+{
+	return 12 + mix(seq + 1) % (MAX_PAYLOAD - 12 + 1);
+}
+
+/* seq (8 bytes), payload, checksum of everything before it (4 bytes). */
+static void make_msg(uint64_t seq, unsigned char *buf, uint32_t len)
+{
+	uint32_t i, sum = 0;
+
+	memcpy(buf, &seq, 8);
+	for (i = 8; i < len - 4; i++)
+		buf[i] = (unsigned char)(mix(seq ^ i) >> 17);
+	for (i = 0; i < len - 4; i++)
+		sum = sum * 31 + buf[i];
+	memcpy(buf + len - 4, &sum, 4);
+}
+
+static void check_msg(uint64_t want, const unsigned char *buf, uint32_t len)
+{
+	unsigned char ref[MAX_PAYLOAD];
+	uint64_t seq;
+
+	if (len < 12) {
+		fail("short_message", want, len);
+		return;
+	}
+	memcpy(&seq, buf, 8);
+	if (seq != want) {
+		fail(seq < want ? "duplicate_or_reorder" : "lost", want, seq);
+		return;
+	}
+	if (len != msg_len(seq)) {
+		fail("length", len, msg_len(seq));
+		return;
+	}
+	make_msg(seq, ref, len);
+	if (memcmp(ref, buf, len))
+		fail("torn_or_corrupt", seq, len);
+}
+
+struct side {
+	struct lf_kfifo *f;
+	uint64_t sleeps;	/* blocking waits that returned 0 */
+	uint64_t eof_seen;
+};
+
+static void *rec_producer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	unsigned char buf[MAX_PAYLOAD * 8];
+	uint32_t lens[8];
+	uint64_t seq = 0;
+	int r;
+
+	lf_kfifo_handle_init(&h, s->f, REC_SIZE, LF_KFIFO_RECORDS);
+	while (seq < messages && !lf_read32(&failed)) {
+		if (seq % 5 == 0 && seq + 8 <= messages) {
+			/* A batch of 8, written back to back. */
+			uint32_t k, off = 0;
+			int64_t done = 0;
+
+			for (k = 0; k < 8; k++) {
+				lens[k] = msg_len(seq + k);
+				make_msg(seq + k, buf + off, lens[k]);
+				off += lens[k];
+			}
+			off = 0;
+			while (done < 8 && !lf_read32(&failed)) {
+				int64_t w = 0;
+				uint32_t j;
+
+				for (j = done; j < 8; j++)
+					w += lens[j];
+				w = lf_kfifo_rec_put_many(&h,
+						(char *)buf + off, (uint64_t)w,
+						lens + done, 8 - (uint32_t)done);
+				if (w < 0) {
+					fail("put_many", seq, (uint64_t)-w);
+					return NULL;
+				}
+				for (j = 0; j < (uint32_t)w; j++)
+					off += lens[done + j];
+				done += w;
+				if (done < 8 &&
+				    lf_kfifo_wait_writable(&h, lens[done] + 4,
+							   1000000000) == 0)
+					s->sleeps++;
+			}
+			seq += 8;
+			continue;
+		}
+		lens[0] = msg_len(seq);
+		make_msg(seq, buf, lens[0]);
+		while ((r = lf_kfifo_rec_put(&h, (char *)buf, lens[0])) ==
+		       LF_KFIFO_EAGAIN && !lf_read32(&failed)) {
+			if (seq % 7 == 0) {
+				if (lf_kfifo_wait_writable(&h, lens[0] + 4,
+							   1000000000) == 0)
+					s->sleeps++;
+			} else {
+				lf_cpu_relax();
+			}
+		}
+		if (r) {
+			fail("put", seq, (uint64_t)-r);
+			return NULL;
+		}
+		seq++;
+	}
+	lf_kfifo_close_producer(&h);
+	return NULL;
+}
+
+static void *rec_consumer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	static char scratch[MAX_PAYLOAD * 16];
+	static char fmt[16 * LF_KFIFO_FMT_ITEM + 1];
+	uint64_t want = 0;
+	int64_t n;
+
+	lf_kfifo_handle_init(&h, s->f, REC_SIZE, LF_KFIFO_RECORDS);
+	lf_kfifo_handle_scratch(&h, scratch, sizeof(scratch), fmt, 16);
+	for (;;) {
+		if (want % 3 == 0) {
+			/* A batch: parse the struct format back into lengths. */
+			n = lf_kfifo_rec_get_many(&h, 16);
+			if (n >= 0) {
+				const char *p = fmt;
+				uint32_t off = 0;
+
+				while (*p) {
+					uint32_t len = (uint32_t)strtoul(p,
+							(char **)&p, 10);
+					p++;	/* 's' */
+					check_msg(want++,
+						  (unsigned char *)scratch +
+						  off, len);
+					off += len;
+				}
+				if (off != (uint64_t)n)
+					fail("get_many_total", off, n);
+				continue;
+			}
+		} else {
+			n = lf_kfifo_rec_get(&h);
+			if (n >= 0) {
+				check_msg(want++, (unsigned char *)scratch,
+					  (uint32_t)n);
+				continue;
+			}
+		}
+		if (n == LF_KFIFO_EOF) {
+			s->eof_seen = 1;
+			break;
+		}
+		if (n != LF_KFIFO_EAGAIN) {
+			fail("get", want, (uint64_t)-n);
+			break;
+		}
+		if (want % 11 == 0) {
+			n = lf_kfifo_wait_readable(&h, 1000000000);
+			if (n == 0)
+				s->sleeps++;
+			else if (n != LF_KFIFO_EAGAIN && n != LF_KFIFO_EOF)
+				fail("wait_readable", want, (uint64_t)-n);
+		} else {
+			lf_cpu_relax();
+		}
+		if (lf_read32(&failed))
+			break;
+	}
+	if (!lf_read32(&failed) && want != messages)
+		fail("count", want, messages);
+	return NULL;
+}
+
+static uint8_t stream_byte(uint64_t i)
+{
+	return (uint8_t)(mix(i / 8 + 77) >> (8 * (i % 8)));
+}
+
+static void *byte_producer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	unsigned char buf[BYTE_SIZE];
+	uint64_t pos = 0, total = messages * 16;
+
+	lf_kfifo_handle_init(&h, s->f, BYTE_SIZE, LF_KFIFO_BYTES);
+	while (pos < total && !lf_read32(&failed)) {
+		uint32_t n = 1 + mix(pos) % BYTE_SIZE, i;
+		int64_t w;
+
+		if (n > total - pos)
+			n = (uint32_t)(total - pos);
+		for (i = 0; i < n; i++)
+			buf[i] = stream_byte(pos + i);
+		w = lf_kfifo_put(&h, (char *)buf, n);
+		if (w < 0) {
+			fail("byte_put", pos, (uint64_t)-w);
+			return NULL;
+		}
+		if (w == 0)
+			lf_cpu_relax();
+		pos += (uint64_t)w;
+	}
+	lf_kfifo_close_producer(&h);
+	return NULL;
+}
+
+static void *byte_consumer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	unsigned char buf[BYTE_SIZE];
+	uint64_t pos = 0;
+
+	lf_kfifo_handle_init(&h, s->f, BYTE_SIZE, LF_KFIFO_BYTES);
+	for (;;) {
+		uint32_t n = 1 + mix(pos ^ 0x55) % BYTE_SIZE, i;
+		int64_t r = lf_kfifo_get(&h, (char *)buf, n);
+
+		if (r == LF_KFIFO_EOF) {
+			s->eof_seen = 1;
+			break;
+		}
+		if (r == LF_KFIFO_EAGAIN) {
+			if (lf_read32(&failed))
+				break;
+			if (lf_kfifo_wait_readable(&h, 1000000000) == 0)
+				s->sleeps++;
+			continue;
+		}
+		if (r <= 0 || r > n) {
+			fail("byte_get", pos, (uint64_t)-r);
+			break;
+		}
+		for (i = 0; i < (uint32_t)r; i++)
+			if (buf[i] != stream_byte(pos + i)) {
+				fail("byte_mismatch", pos + i, buf[i]);
+				return NULL;
+			}
+		pos += (uint64_t)r;
+	}
+	if (!lf_read32(&failed) && pos != messages * 16)
+		fail("byte_count", pos, messages * 16);
+	return NULL;
+}
+
+static void run(void *(*prod)(void *), void *(*cons)(void *),
+		struct side *ps, struct side *cs, uint32_t size,
+		uint32_t mode)
+{
+	struct lf_kfifo_handle h;
+	pthread_t p, c;
+
+	ps->f = cs->f = new_ring(size, mode);
+	lf_kfifo_handle_init(&h, ps->f, size, mode);
+	lf_kfifo_debug_set_index(&h, START_INDEX);
+	pthread_create(&c, NULL, cons, cs);
+	pthread_create(&p, NULL, prod, ps);
+	pthread_join(p, NULL);
+	pthread_join(c, NULL);
+	free(ps->f);
+}
+
+static void roles(void)
+{
+	struct lf_kfifo *f = new_ring(64, LF_KFIFO_RECORDS);
+	struct lf_kfifo_handle a, b;
+	char x = 'x';
+
+	lf_kfifo_handle_init(&a, f, 64, LF_KFIFO_RECORDS);
+	lf_kfifo_handle_init(&b, f, 64, LF_KFIFO_RECORDS);
+	if (lf_kfifo_rec_put(&a, &x, 1) != 0)
+		fail("roles_first_put", 0, 0);
+	if (lf_kfifo_rec_put(&b, &x, 1) != LF_KFIFO_EBUSY)
+		fail("roles_second_producer_accepted", 0, 0);
+	if (lf_kfifo_rec_skip(&a) != 1)
+		fail("roles_first_consumer", 0, 0);
+	if (lf_kfifo_rec_skip(&b) != LF_KFIFO_EBUSY)
+		fail("roles_second_consumer_accepted", 0, 0);
+	lf_kfifo_release(&a);
+	f->prod_sleeping = 1;	/* as if the last producer died asleep */
+	if (lf_kfifo_rec_put(&b, &x, 1) != 0)
+		fail("roles_takeover_after_release", 0, 0);
+	if (f->prod_sleeping)
+		fail("roles_stale_sleeping_flag_kept", 0, 0);
+	if (lf_kfifo_rec_put(&a, &x, 1) != LF_KFIFO_EBUSY)
+		fail("roles_released_handle_still_producer", 0, 0);
+	printf("roles=ok\n");
+	free(f);
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("LOCKFREE_LONG");
+	struct side p1 = { 0 }, c1 = { 0 }, p2 = { 0 }, c2 = { 0 };
+
+	messages = env && !strcmp(env, "1") ? 10000000ULL : 100000ULL;
+	if (argc > 1)
+		messages = strtoull(argv[1], NULL, 10);
+	printf("atomics=%s\n", LF_ATOMICS_IMPL);
+	printf("messages=%" PRIu64 "\n", messages);
+	run(rec_producer, rec_consumer, &p1, &c1, REC_SIZE, LF_KFIFO_RECORDS);
+	printf("records_eof=%" PRIu64 " producer_sleeps=%" PRIu64
+	       " consumer_sleeps=%" PRIu64 "\n", c1.eof_seen, p1.sleeps,
+	       c1.sleeps);
+	if (!c1.eof_seen && !lf_read32(&failed))
+		fail("records_no_eof", 0, 0);
+	run(byte_producer, byte_consumer, &p2, &c2, BYTE_SIZE,
+	    LF_KFIFO_BYTES);
+	printf("bytes_total=%" PRIu64 " bytes_eof=%" PRIu64 "\n",
+	       messages * 16, c2.eof_seen);
+	if (!c2.eof_seen && !lf_read32(&failed))
+		fail("bytes_no_eof", 0, 0);
+	roles();
+	if (lf_read32(&failed)) {
+		printf(NAME ": FAIL see first_failure\n");
+		return 1;
+	}
+	printf(NAME ": OK\n");
+	return 0;
+}

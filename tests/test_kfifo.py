@@ -1,0 +1,745 @@
+"""Kfifo: semantics in both modes, index wrap-around, bad input, roles,
+blocking, cross-process stress, crash safety."""
+
+import array
+import os
+import pickle
+import queue
+import signal
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (RuleBasedStateMachine, initialize,
+                                 invariant, precondition, rule)
+
+from lockfree import (AtomicInt, ConsumerDied, Kfifo, ModeError,
+                      ProducerDied, RoleError)
+from lockfree.region import HEADER
+
+from .conftest import LONG
+
+WRAP = 2**32
+
+
+# -- basics ------------------------------------------------------------------
+
+def test_capacity_is_rounded_up_to_a_power_of_two():
+    assert Kfifo(2).capacity == 2
+    assert Kfifo(10).capacity == 16
+    assert Kfifo(4096).capacity == 4096
+    assert Kfifo(3, "records").capacity == 8      # records: at least 8
+    assert Kfifo(100, "records").max_message == 124
+
+
+@pytest.mark.parametrize("bad", [0, 1, -5, 2**31 + 1, 2**40])
+def test_capacity_out_of_range(bad):
+    with pytest.raises(ValueError, match="capacity"):
+        Kfifo(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "16", None])
+def test_capacity_wrong_type(bad):
+    with pytest.raises(TypeError):
+        Kfifo(bad)
+
+
+def test_mode_checked():
+    with pytest.raises(ValueError, match="mode"):
+        Kfifo(16, "stream")
+    with pytest.raises(TypeError):
+        Kfifo(16, 1)
+
+
+def test_bytes_put_get_peek_skip_partial():
+    q = Kfifo(16)
+    assert q.mode == "bytes" and q.empty() and not q.full()
+    assert q.put(b"0123456789abcdefXYZ") == 16          # partial, like kfifo_in
+    assert q.full() and len(q) == 16 and q.free == 0
+    assert q.put(b"more") == 0
+    assert q.peek(4) == b"0123" and len(q) == 16
+    assert q.get(4) == b"0123"
+    assert q.skip(2) == 2
+    assert q.get(100) == b"6789abcdef"
+    assert q.get(5) == b"" and q.empty()
+    assert q.get(0) == b""
+    q.close()
+
+
+def test_bytes_get_into_and_linear_view():
+    q = Kfifo(16)
+    q._set_indexes(WRAP - 4)            # readable bytes wrap at the end
+    assert q.put(b"abcdefgh") == 8
+    view = q.linear_view()
+    assert view.readonly and bytes(view) == b"abcd"   # up to the end
+    del view
+    assert q.skip(4) == 4
+    assert bytes(q.linear_view()) == b"efgh"
+    buf = bytearray(10)
+    assert q.get_into(buf) == 4 and buf[:4] == b"efgh"
+    assert bytes(q.linear_view()) == b""
+    q.close()
+
+
+def test_records_basic_and_peek_len():
+    q = Kfifo(64, "records")
+    assert q.peek_len() is None
+    q.put_message(b"hello")
+    q.put_message(b"")
+    assert len(q) == 4 + 5 + 4
+    assert q.peek_len() == 5
+    assert q.get_message() == b"hello"
+    assert q.get_message() == b""
+    with pytest.raises(queue.Empty):
+        q.get_message(block=False)
+    q.put_message(b"xyz")
+    assert q.skip_message() == 3 and q.empty()
+    q.close()
+
+
+def test_records_all_or_nothing_and_oversize():
+    q = Kfifo(32, "records")           # max_message 28
+    q.put_message(b"a" * 20)           # uses 24 bytes, 8 left
+    with pytest.raises(queue.Full):
+        q.put_message(b"b" * 5, block=False)   # needs 9
+    assert len(q) == 24                # nothing partial went in
+    with pytest.raises(ValueError, match="max_message is 28"):
+        q.put_message(b"c" * 29)
+    with pytest.raises(ValueError):
+        q.put_many([b"ok", b"c" * 29])
+    assert q.get_message() == b"a" * 20 and q.empty()
+    q.put_message(b"d" * 28)           # exactly max_message
+    assert q.get_message() == b"d" * 28
+    q.close()
+
+
+def test_put_many_get_many_and_partial_batches():
+    q = Kfifo(64, "records")
+    items = [bytes([i]) * i for i in range(8)]      # 0..7 bytes
+    assert q.put_many(items) == 8
+    assert q.get_many(3) == items[:3]
+    assert q.get_many() == items[3:]
+    # Not blocking: as many as fit, all or nothing each.
+    assert q.put_many([b"x" * 10] * 10, block=False) == 4   # 14 bytes each
+    assert q.get_many() == [b"x" * 10] * 4
+    with pytest.raises(queue.Full) as info:
+        q.put_many([b"y" * 10] * 10, timeout=0.01)
+    assert info.value.written == 4
+    with pytest.raises(ValueError):
+        q.get_many(0)
+    q.close()
+
+
+def test_buffer_protocol_inputs():
+    q = Kfifo(256, "records")
+    q.put_message(bytearray(b"ba"))
+    q.put_message(memoryview(b"xmvx")[1:3])
+    q.put_message(array.array("i", [1, 2]))
+    q.put_many([bytearray(b"1"), memoryview(b"22"), array.array("h", [3])])
+    assert [q.get_message() for _ in range(3)] == [
+        b"ba", b"mv", array.array("i", [1, 2]).tobytes()]
+    assert q.get_many() == [b"1", b"22", array.array("h", [3]).tobytes()]
+    b = Kfifo(64)
+    assert b.put(memoryview(bytearray(b"abc"))) == 3
+    assert b.put(array.array("H", [0x4142])) == 2
+    assert b.get(10) == b"abc" + array.array("H", [0x4142]).tobytes()
+    np = pytest.importorskip("numpy")
+    a = np.arange(5, dtype=np.float64)
+    q.put_message(a)
+    q.put_many([a, a[:2]])
+    assert q.get_message() == a.tobytes()
+    assert q.get_many() == [a.tobytes(), a[:2].tobytes()]
+    with pytest.raises(TypeError):
+        q.put_message(a[::2])          # not contiguous
+    q.close()
+    b.close()
+
+
+def test_get_message_into():
+    q = Kfifo(64, "records")
+    q.put_message(b"0123456789")
+    small = bytearray(4)
+    with pytest.raises(ValueError, match="10 bytes"):
+        q.get_message_into(small, block=False)
+    buf = bytearray(16)
+    assert q.get_message_into(buf) == 10 and buf[:10] == b"0123456789"
+    q.close()
+
+
+@pytest.mark.parametrize("bad", ["text", 12, None, [b"x"], 3.0])
+def test_wrong_types(bad):
+    q = Kfifo(64, "records")
+    with pytest.raises(TypeError):
+        q.put_message(bad)
+    with pytest.raises(TypeError):
+        q.put_many([bad])
+    b = Kfifo(64)
+    with pytest.raises(TypeError):
+        b.put(bad)
+    assert q.empty() and b.empty()
+    for target in (bad, b"read-only"):
+        with pytest.raises(TypeError):
+            b.get_into(target)
+        with pytest.raises(TypeError):
+            q.get_message_into(target, block=False)
+    q.close()
+    b.close()
+
+
+def test_wrong_mode_raises_mode_error():
+    b, r = Kfifo(64), Kfifo(64, "records")
+    for call in (lambda: b.put_message(b"x"), b.get_message,
+                 lambda: b.put_many([b"x"]), b.get_many, b.peek_len):
+        with pytest.raises(ModeError, match="'bytes' mode"):
+            call()
+    for call in (lambda: r.put(b"x"), lambda: r.get(1), lambda: r.peek(1),
+                 r.linear_view):
+        with pytest.raises(ModeError, match="'records' mode"):
+            call()
+    assert issubclass(ModeError, TypeError)
+    b.close()
+    r.close()
+
+
+def test_closed_object_raises_value_error():
+    q = Kfifo(64, "records")
+    get = q.get_message
+    q.close()
+    q.close()
+    with pytest.raises(ValueError, match="closed"):
+        q.put_message(b"x")
+    with pytest.raises(ValueError, match="closed"):
+        len(q)
+    with pytest.raises(queue.Empty):   # a saved method keeps its memory
+        get(block=False)
+    assert "closed" in repr(q)
+
+
+# -- the kernel's wrap-around: every index near 2^32, every split point ------
+
+@pytest.mark.parametrize("size", [8, 16])
+def test_every_split_point_and_index_wrap_bytes(size):
+    q = Kfifo(size)
+    data = bytes(range(1, 256))
+    for start in range(WRAP - 2 * size, WRAP + size):
+        for n in range(size + 1):
+            q._set_indexes(start % WRAP)
+            assert q.put(data[:n]) == n
+            assert len(q) == n and q.free == size - n
+            assert q.peek(n) == data[:n]
+            assert q.get(size) == data[:n]
+            assert q.empty()
+    q.close()
+
+
+def test_every_split_point_and_index_wrap_records():
+    size = 16
+    q = Kfifo(size, "records")
+    data = bytes(range(1, 256))
+    for start in range(WRAP - 2 * size, WRAP + size):
+        for n in range(size - 4 + 1):
+            q._set_indexes(start % WRAP)
+            q.put_message(data[:n])        # header and payload both split
+            assert q.peek_len() == n
+            assert q.get_message() == data[:n]
+            q._set_indexes(start % WRAP)
+            q.put_many([data[:n]])
+            assert q.get_many() == [data[:n]]
+            buf = bytearray(n)
+            q._set_indexes(start % WRAP)
+            q.put_message(data[:n])
+            assert q.get_message_into(buf) == n and buf == data[:n]
+    q.close()
+
+
+def test_large_message_beyond_scratch_wraps():
+    q = Kfifo(1 << 20, "records")
+    big = os.urandom(700_000)          # > the 256 KiB scratch: parts path
+    q._set_indexes(WRAP - 500_000)     # and it wraps both ring and index
+    q.put_message(big)
+    assert q.get_message() == big
+    q.put_many([big])
+    assert q.get_many() == [big]
+    b = Kfifo(1 << 20)
+    b._set_indexes(WRAP - 300_000)
+    assert b.put(big) == 700_000
+    assert b.get(700_000) == big
+    q.close()
+    b.close()
+
+
+class KfifoModel(RuleBasedStateMachine):
+    """Both modes against a deque of bytes, starting just below 2^32."""
+
+    @initialize(size_log=st.integers(3, 6), below=st.integers(0, 200),
+                records=st.booleans())
+    def setup(self, size_log, below, records):
+        self.records = records
+        self.q = Kfifo(2**size_log, "records" if records else "bytes")
+        self.size = self.q.capacity
+        self.q._set_indexes((WRAP - below) % WRAP)
+        self.model = deque()   # messages (records) or single bytes
+
+    def teardown(self):
+        self.q.close()
+
+    def used(self):
+        if self.records:
+            return sum(4 + len(m) for m in self.model)
+        return len(self.model)
+
+    @precondition(lambda self: not self.records)
+    @rule(data=st.binary(max_size=80))
+    def put(self, data):
+        n = self.q.put(data)
+        assert n == min(len(data), self.size - self.used())
+        self.model.extend(data[:n])
+
+    @precondition(lambda self: not self.records)
+    @rule(n=st.integers(0, 80), how=st.sampled_from(["get", "peek",
+                                                     "skip", "into"]))
+    def take(self, n, how):
+        want = bytes(list(self.model)[:n])
+        if how == "peek":
+            assert self.q.peek(n) == want
+            return
+        if how == "get":
+            assert self.q.get(n) == want
+        elif how == "skip":
+            assert self.q.skip(n) == len(want)
+        else:
+            buf = bytearray(n)
+            assert self.q.get_into(buf) == len(want)
+            assert bytes(buf[:len(want)]) == want
+        for _ in want:
+            self.model.popleft()
+
+    @precondition(lambda self: self.records)
+    @rule(data=st.binary(max_size=40))
+    def put_message(self, data):
+        if len(data) > self.size - 4:
+            with pytest.raises(ValueError):
+                self.q.put_message(data, block=False)
+        elif self.used() + 4 + len(data) > self.size:
+            with pytest.raises(queue.Full):
+                self.q.put_message(data, block=False)
+        else:
+            self.q.put_message(data, block=False)
+            self.model.append(data)
+
+    @precondition(lambda self: self.records)
+    @rule(items=st.lists(st.binary(max_size=12), max_size=6))
+    def put_many(self, items):
+        if any(len(m) > self.size - 4 for m in items):
+            with pytest.raises(ValueError):   # checked before writing any
+                self.q.put_many(items, block=False)
+            return
+        k = self.q.put_many(items, block=False)
+        room, fit = self.size - self.used(), 0
+        for m in items:
+            if 4 + len(m) > room:
+                break
+            room -= 4 + len(m)
+            fit += 1
+        assert k == fit
+        self.model.extend(items[:k])
+
+    @precondition(lambda self: self.records)
+    @rule(how=st.sampled_from(["get", "many", "into", "skip", "peek"]),
+          k=st.integers(1, 5))
+    def get_message(self, how, k):
+        if not self.model:
+            if how == "peek":
+                assert self.q.peek_len() is None
+            elif how == "many":
+                with pytest.raises(queue.Empty):
+                    self.q.get_many(k, block=False)
+            else:
+                with pytest.raises(queue.Empty):
+                    self.q.get_message(block=False)
+            return
+        if how == "peek":
+            assert self.q.peek_len() == len(self.model[0])
+        elif how == "get":
+            assert self.q.get_message(block=False) == self.model.popleft()
+        elif how == "skip":
+            assert self.q.skip_message() == len(self.model.popleft())
+        elif how == "into":
+            buf = bytearray(64)
+            n = self.q.get_message_into(buf, block=False)
+            assert bytes(buf[:n]) == self.model.popleft()
+        else:
+            got = self.q.get_many(k, block=False)
+            want = [self.model.popleft()
+                    for _ in range(min(k, len(self.model)))]
+            assert got == want
+
+    @invariant()
+    def lengths(self):
+        assert len(self.q) == self.used()
+        assert self.q.free == self.size - self.used()
+        assert self.q.empty() == (not self.model)
+
+
+KfifoModel.TestCase.settings = settings(
+    max_examples=400 if LONG else 60, stateful_step_count=60, deadline=None)
+TestKfifoModel = KfifoModel.TestCase
+
+
+# -- placement, attach, pickling, bad attach ---------------------------------
+
+def test_in_a_caller_buffer_and_attach():
+    size = Kfifo.region_size(64, "records")
+    buf = bytearray(size + 8)
+    q = Kfifo(64, "records", buffer=buf, offset=8)
+    q.put_message(b"via buffer")
+    q2 = Kfifo.attach(buffer=buf, offset=8)
+    assert q2.mode == "records" and q2.capacity == 64
+    assert q2.get_message() == b"via buffer"
+    q.close()
+    q2.close()
+
+
+def test_attach_rejects_other_kinds_sizes_versions():
+    with AtomicInt(shared=True) as a:
+        with pytest.raises(ValueError, match="AtomicInt, expected a Kfifo"):
+            Kfifo.attach(a.name)
+    size = Kfifo.region_size(64)
+    buf = bytearray(size)
+    Kfifo(64, buffer=buf).close()
+    header = struct.Struct("<QIIQQQQQ")
+    fields = list(header.unpack_from(buf))
+    for idx, value, msg in ((4, 128, "size"), (4, 48, "corrupt"),
+                            (5, 9, "corrupt"), (1, 99, "version"),
+                            (0, 0, "magic")):
+        bad = bytearray(buf)
+        f = list(fields)
+        f[idx] = value
+        header.pack_into(bad, 0, *f)
+        with pytest.raises(ValueError, match=msg):
+            Kfifo.attach(buffer=bad)
+    with pytest.raises(ValueError):
+        Kfifo.attach(buffer=bytearray(buf[:size - 1]))
+    bad = bytearray(buf)   # state disagrees with the header's parameters
+    struct.pack_into("<I", bad, HEADER + 128 + 4, 7)    # mask
+    with pytest.raises(ValueError, match="corrupt"):
+        Kfifo.attach(buffer=bad)
+
+
+# -- roles ---------------------------------------------------------------------
+
+def test_second_producer_and_consumer_refused_in_process():
+    q = Kfifo(64, "records", shared=True)
+    other = Kfifo.attach(q.name)
+    q.put_message(b"1")
+    with pytest.raises(RoleError, match="producer"):
+        other.put_message(b"2")
+    assert other.get_message() == b"1"          # other is the consumer
+    with pytest.raises(RoleError):
+        q.get_message(block=False)
+    assert q.producer_pid == os.getpid() == q.consumer_pid
+    other.close()                                # releases the consumer
+    q.put_message(b"3")
+    assert q.get_message() == b"3"               # q may consume now
+    q.close()
+
+
+def _try_put(q, out):
+    try:
+        q.put_message(b"intruder")
+        out.put("accepted")
+    except RoleError as exc:
+        out.put(f"refused: {exc}")
+
+
+def test_second_producer_refused_across_processes(mp_context):
+    q = Kfifo(64, "records", shared=True)
+    q.put_message(b"mine")
+    out = mp_context.SimpleQueue()
+    p = mp_context.Process(target=_try_put, args=(q, out))
+    p.start()
+    verdict = out.get()
+    p.join(30)
+    assert verdict.startswith("refused"), verdict
+    assert q.get_message() == b"mine" and q.empty()
+    q.close()
+
+
+def test_pickle_round_trip_keeps_mode():
+    q = Kfifo(64, "records", shared=True)
+    q2 = pickle.loads(pickle.dumps(q))
+    assert (q2.mode, q2.capacity, q2.name) == ("records", 64, q.name)
+    q2.close()
+    q.close()
+    with pytest.raises(TypeError):
+        pickle.dumps(Kfifo(16))
+
+
+# -- blocking, end of stream --------------------------------------------------
+
+def test_timeouts():
+    q = Kfifo(16, "records")
+    with pytest.raises(ValueError, match="non-negative"):
+        q.get_message(timeout=-1)
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get_message(timeout=0.05)
+    with pytest.raises(queue.Empty):
+        q.get_many(timeout=0.05)
+    assert 0.04 < time.monotonic() - t0 < 5
+    q.put_message(b"x" * 12)
+    with pytest.raises(queue.Full):
+        q.put_message(b"y", timeout=0.05)
+    b = Kfifo(8)
+    with pytest.raises(queue.Empty):
+        b.get(4, block=True, timeout=0.05)
+    b.put(b"12345678")
+    with pytest.raises(queue.Full) as info:
+        b.put(b"9", block=True, timeout=0.05)
+    assert info.value.written == 0
+    q.close()
+    b.close()
+
+
+def test_blocked_consumer_is_woken_promptly():
+    q = Kfifo(64, "records")
+    got = []
+    t = threading.Thread(target=lambda: got.append(
+        (q.get_message(), time.monotonic())))
+    t.start()
+    time.sleep(0.3)                       # the consumer is asleep in futex
+    sent = time.monotonic()
+    q.put_message(b"wake up")
+    t.join(10)
+    assert got and got[0][0] == b"wake up"
+    assert got[0][1] - sent < 1.0         # generous: woken, not a slice
+    q.close()
+
+
+def _echo(req_name, resp_name, n):
+    req, resp = Kfifo.attach(req_name), Kfifo.attach(resp_name)
+    for _ in range(n):
+        resp.put_message(req.get_message(timeout=30))
+    req.close()
+    resp.close()
+
+
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_sleeping_peer_is_woken_not_left_to_its_slice(where):
+    """Each request arrives while the other side sleeps in FUTEX_WAIT (2 ms
+    of idling first, beyond the spin).  A lost wake-up would leave it asleep
+    until its 100 ms slice ends, so the median round trip would be >= 100
+    ms; woken, it is a few ms even on a loaded machine."""
+    import multiprocessing as mp
+    n = 40
+    req = Kfifo(256, "records", shared=True)
+    resp = Kfifo(256, "records", shared=True)
+    args = (req.name, resp.name, n)
+    worker = threading.Thread(target=_echo, args=args) if where == "thread" \
+        else mp.get_context("fork").Process(target=_echo, args=args)
+    worker.start()
+    rtts = []
+    try:
+        for i in range(n):
+            time.sleep(0.002)
+            t0 = time.monotonic()
+            req.put_message(b"%d" % i)
+            assert resp.get_message(timeout=30) == b"%d" % i
+            rtts.append(time.monotonic() - t0)
+    finally:
+        worker.join(30)
+        resp.close()
+        req.close()
+    rtts.sort()
+    assert rtts[n // 2] < 0.05, rtts
+
+
+def test_blocked_producer_is_woken_and_blocking_put_writes_all():
+    b = Kfifo(16)
+    data = os.urandom(10_000)
+    out = bytearray()
+
+    def consume():
+        for chunk in b:                   # iteration ends at close_producer
+            out.extend(chunk)
+    t = threading.Thread(target=consume)
+    t.start()
+    assert b.put(data, block=True) == len(data)
+    b.close_producer()
+    t.join(10)
+    assert bytes(out) == data and b.eof
+    b.close()
+
+
+def test_close_producer_then_drain_then_eof():
+    q = Kfifo(64, "records")
+    q.put_many([b"a", b"b"])
+    q.close_producer()
+    assert q.closed_for_writing and not q.eof
+    with pytest.raises(ValueError, match="closed"):
+        q.put_message(b"c")
+    assert list(q) == [b"a", b"b"]
+    assert q.eof
+    with pytest.raises(EOFError):
+        q.get_message()
+    with pytest.raises(EOFError):
+        q.get_many(block=False)
+    q.close()
+
+
+def test_reset_is_consumer_only_and_drops_content():
+    q = Kfifo(64, "records", shared=True)
+    q.put_many([b"x", b"y"])
+    assert q.reset() == 10
+    assert q.empty() and q.peek_len() is None
+    q.put_message(b"z")
+    assert q.get_message() == b"z"
+    other = Kfifo.attach(q.name)
+    with pytest.raises(RoleError):
+        other.reset()
+    other.close()
+    q.close()
+
+
+# -- cross-process stress: seq numbers and checksums -------------------------
+
+def _message(seq, rng_bytes):
+    size = 12 + seq * 2654435761 % 200
+    body = struct.pack("<Q", seq) + rng_bytes[:size - 12]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _produce(q, n, batch):
+    rng = os.urandom(256)
+    seq = 0
+    while seq < n:
+        if batch and seq % 3 == 0:
+            k = min(batch, n - seq)
+            q.put_many([_message(s, rng) for s in range(seq, seq + k)])
+            seq += k
+        else:
+            q.put_message(_message(seq, rng))
+            seq += 1
+    q.close_producer()
+
+
+def _check(msg, want):
+    assert len(msg) >= 12, f"short message at {want}"
+    body, crc = msg[:-4], struct.unpack("<I", msg[-4:])[0]
+    assert zlib.crc32(body) == crc, f"torn message at {want}"
+    seq = struct.unpack_from("<Q", body)[0]
+    assert seq == want, f"expected seq {want}, got {seq}"
+    assert len(msg) == 12 + seq * 2654435761 % 200
+
+
+@pytest.mark.parametrize("batch", [0, 32])
+def test_cross_process_stress(mp_context, batch):
+    n = 10**7 if LONG else 20_000
+    q = Kfifo(4096, "records", shared=True)
+    p = mp_context.Process(target=_produce, args=(q, n, batch))
+    p.start()
+    want = 0
+    try:
+        while True:
+            try:
+                msgs = q.get_many(64, timeout=30) if want % 2 else \
+                    [q.get_message(timeout=30)]
+            except EOFError:
+                break
+            for m in msgs:
+                _check(m, want)
+                want += 1
+    finally:
+        p.join(60)
+        q.close()
+    assert want == n and p.exitcode == 0
+
+
+# -- crash safety -------------------------------------------------------------
+
+def _produce_forever(q, ready):
+    rng = os.urandom(256)
+    seq = 0
+    ready.set()
+    while True:
+        q.put_message(_message(seq, rng))
+        seq += 1
+
+
+def test_killed_producer_committed_messages_intact_then_producer_died(
+        mp_context):
+    q = Kfifo(8192, "records", shared=True)
+    ready = mp_context.Event()
+    p = mp_context.Process(target=_produce_forever, args=(q, ready))
+    p.start()
+    ready.wait(30)
+    want = 0
+    for _ in range(3000):                     # consume while it produces
+        _check(q.get_message(timeout=30), want)
+        want += 1
+    os.kill(p.pid, signal.SIGKILL)            # mid-stream, maybe mid-put
+    time.sleep(0.05)
+    # The child is now a zombie (not yet joined): that counts as dead too.
+    assert q.producer_pid == p.pid
+    with pytest.raises(ProducerDied):
+        while True:
+            _check(q.get_message(timeout=30), want)
+            want += 1
+    assert want > 3000
+    p.join(10)
+    q.close()
+
+
+def _consume_some(q, progress, n):
+    for _ in range(n):
+        msg = q.get_message(timeout=30)
+        progress.value = struct.unpack_from("<Q", msg)[0]
+    time.sleep(60)                            # hold the role until killed
+
+
+def _consume_until_killed(q, progress):
+    while True:
+        msg = q.get_message(timeout=30)
+        progress.value = struct.unpack_from("<Q", msg)[0]
+
+
+@pytest.mark.parametrize("where", ["idle", "busy"])
+def test_killed_consumer_new_consumer_takes_over(mp_context, where):
+    q = Kfifo(4096, "records", shared=True)
+    rng = os.urandom(256)
+    progress = mp_context.Value("q", -1, lock=False)
+    target, args = ((_consume_some, (q, progress, 500)) if where == "idle"
+                    else (_consume_until_killed, (q, progress)))
+    p = mp_context.Process(target=target, args=args)
+    p.start()
+    seq = 0
+    deadline = time.monotonic() + 30
+    while progress.value < 400 and time.monotonic() < deadline:
+        try:
+            q.put_message(_message(seq, rng), timeout=0.01)
+            seq += 1
+        except queue.Full:
+            pass
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(10)
+    last = progress.value
+    assert last >= 400
+    with pytest.raises(ConsumerDied):       # the ring fills, nobody reads
+        for _ in range(10_000):
+            q.put_message(_message(seq, rng), timeout=5)
+            seq += 1
+    # A new consumer (this process) takes the dead one's role and finds the
+    # stream consistent: it resumes right after the last committed get.
+    first = struct.unpack_from("<Q", q.get_message(timeout=5))[0]
+    assert first - 1 in (last, last + 1)
+    want = first + 1
+    while want < seq:
+        _check(q.get_message(timeout=5), want)
+        want += 1
+    assert q.empty() and q.consumer_pid == os.getpid()
+    q.close()
