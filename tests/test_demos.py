@@ -91,3 +91,33 @@ def test_rcu_timeline_frees_v1_only_after_its_readers_left():
     leaves = [i for i, (w, what) in enumerate(events) if "leaves" in what]
     assert len(leaves) == 2 and freed > max(leaves)
     assert ("reader 3", "enters after the publish, sees v2") in events
+
+
+def test_kfifo_walkthrough_wraps_and_splits():
+    from lockfree.demos import kfifo
+    lines = []
+    assert kfifo.script(say=lines.append) == [b"ABC", b"DEFGHIJ", b"WXYZ"]
+    text = "\n".join(lines)
+    assert "two copies: [5..7] then wrap to [0..1]" in text
+    assert "in=1 out=4294967293 len=in-out=4" in text  # unsigned wrap
+
+
+@pytest.mark.parametrize("name,extra", [("cas-retry", ["--iterations",
+                                                       "5000"]),
+                                        ("spin-vs-mutex", ["--iterations",
+                                                           "50"])])
+def test_demo_plot_writes_png(name, extra, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    proc = subprocess.run([sys.executable, "-m", "lockfree", "demo", name,
+                           *extra, "--plot", str(png)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_plot_rejects_plot_option():
+    proc = subprocess.run([sys.executable, "-m", "lockfree", "demo", "aba",
+                           "--plot", "x.png"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "has no --plot" in proc.stderr

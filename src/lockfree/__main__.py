@@ -64,6 +64,9 @@ def main(argv=None) -> int:
                       help="worker counts to compare (cas-retry)")
     demo.add_argument("--iterations", type=_positive, metavar="N",
                       help="iterations per worker")
+    demo.add_argument("--plot", metavar="PATH",
+                      help="also draw the numbers to a PNG (demos: "
+                      + ", ".join(n for n in DEMOS if demos.plots(n)) + ")")
     bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "bench":
@@ -72,6 +75,8 @@ def main(argv=None) -> int:
         if args.name is None:
             print(listing())
             return 0
+        if args.plot and not demos.plots(args.name):
+            parser.error(f"demo {args.name} has no --plot")
         return demos.load(args.name).run(args)
     _print_info()
     if args.command == "info":

@@ -330,7 +330,10 @@ CDEF = {
         #define LF_KFIFO_EINVAL -9
         #define LF_KFIFO_ROLE_PRODUCER 1
         #define LF_KFIFO_ROLE_CONSUMER 2
-        struct lf_kfifo { ...; };
+        struct lf_kfifo {
+            uint32_t in; uint32_t out; uint32_t size; uint32_t mask;
+            unsigned char data[]; ...;
+        };
         struct lf_kfifo_handle {
             struct lf_kfifo *f;
             uint32_t size;

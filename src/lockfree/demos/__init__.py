@@ -15,6 +15,7 @@ DEMOS = {
     "cas-retry": "cas_retry",
     "spin-vs-mutex": "spin_vs_mutex",
     "rcu": "rcu",
+    "kfifo": "kfifo",
     "aba": "aba",
     "seqlock": "torn_read",
     "writer-rate": "writer_rate",
@@ -24,6 +25,23 @@ DEMOS = {
 
 def load(name: str):
     return importlib.import_module(f"{__name__}.{DEMOS[name]}")
+
+
+def plots(name: str) -> bool:
+    """True if demo ``name`` can draw its numbers (``--plot PATH``)."""
+    return hasattr(load(name), "plot")
+
+
+def save_plot(draw, path: str) -> None:
+    """Run ``draw(plt)`` on a fresh headless figure and save it to path."""
+    from ..bench.plot import require_matplotlib
+
+    plt = require_matplotlib()
+    fig = draw(plt)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"plot written to {path}")
 
 
 def listing() -> str:

@@ -67,6 +67,29 @@ def _report(label, n, iters, result):
     return ok
 
 
+def plot(rows, path) -> None:
+    """Retry histograms, one group of bars per worker count (log scale)."""
+    from . import save_plot
+
+    def draw(plt):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        width = 0.8 / len(rows)
+        for k, (label, (hist, _, _)) in enumerate(rows):
+            total = sum(hist) or 1
+            ax.bar([b + k * width for b in range(BINS)],
+                   [h / total for h in hist], width, label=label)
+        ax.set_xticks([b + 0.4 - width / 2 for b in range(BINS)])
+        ax.set_xticklabels([str(b) for b in range(BINS - 1)]
+                           + [f"{BINS - 1}+"])
+        ax.set_yscale("log")
+        ax.set_xlabel("CAS retries before the increment succeeded")
+        ax.set_ylabel("share of increments")
+        ax.set_title("CAS retry loop under contention")
+        ax.legend(fontsize=8)
+        return fig
+    save_plot(draw, path)
+
+
 def run(args) -> int:
     iters = args.iterations or 200_000
     py_iters = max(1, iters // 10)
@@ -78,11 +101,15 @@ def run(args) -> int:
           f"{'retries':>8}   increments that needed k retries")
     print(f"  {'':<12} {'':>10} {'':>5} {'':>11} {'/success':>8}   {head}")
     ok = True
+    rows = []
     for n in args.threads_list or (1, 2, 4):
-        ok &= _report(f"{n} C thr", n, iters, c_threads(n, iters))
+        rows.append((f"{n} C threads", c_threads(n, iters)))
+        ok &= _report(f"{n} C thr", n, iters, rows[-1][1])
     for n in args.threads_list or (1, 2, 4):
-        ok &= _report(f"{n} Py proc", n, py_iters,
-                      py_processes(n, py_iters))
+        rows.append((f"{n} Py processes", py_processes(n, py_iters)))
+        ok &= _report(f"{n} Py proc", n, py_iters, rows[-1][1])
+    if getattr(args, "plot", None):
+        plot(rows, args.plot)
     print("\nOne worker never retries. With more workers than one, a CAS "
           "fails whenever\nanother worker changed the counter between the "
           "load and the CAS; the loop\nthen retries from the value it saw. "

@@ -22,6 +22,27 @@ def _ratio(res, prim, threads, cs):
     return res[prim, threads, cs]["mops"] / mutex if mutex else float("nan")
 
 
+def plot(res, path) -> None:
+    """Throughput per case, one bar per primitive (log scale)."""
+    from . import save_plot
+
+    def draw(plt):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        width = 0.8 / len(PRIMS)
+        for k, p in enumerate(PRIMS):
+            ax.bar([c + k * width for c in range(len(CASES))],
+                   [res[p, t, cs]["mops"] for t, cs in CASES], width,
+                   label=p)
+        ax.set_xticks([c + 0.4 - width / 2 for c in range(len(CASES))])
+        ax.set_xticklabels([f"{t} thr, cs {cs} ns" for t, cs in CASES])
+        ax.set_yscale("log")
+        ax.set_ylabel("M acquisitions / s")
+        ax.set_title(f"spinlock vs mutex, {os.cpu_count()} CPUs")
+        ax.legend(fontsize=8)
+        return fig
+    save_plot(draw, path)
+
+
 def run(args) -> int:
     duration = 0.4 if args.iterations is None else args.iterations / 1000
     print(f"C threads acquire, run a critical section, release, for "
@@ -55,6 +76,8 @@ def run(args) -> int:
           "(spinners burn the CPU a preempted holder needs)")
     print("  - every run kept the protected counter exact" if ok else
           "  - COUNTER CHECK FAILED")
+    if getattr(args, "plot", None):
+        plot(res, args.plot)
     print("\nFull matrix, latency percentiles, JSON and plots: "
           "python -m lockfree bench")
     return 0 if ok else 1
