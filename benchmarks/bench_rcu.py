@@ -30,7 +30,9 @@ from lockfree import RcuBuffer, RcuCell, RcuDomain, lib
 HERE = pathlib.Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"
 
-TARGETS = {"floor": 1.6}
+# Issue 6 asks for the Python read cost next to RLock and the floor, with no
+# target ratio: the table prints the ratios without marking any.
+TARGETS = {}
 C_TARGETS = {"liburcu": 1.0}  # liburcu/this >= 1.0: lockfree <= 1.0x
 
 _WITH = "with r() as v:\n    pass"
