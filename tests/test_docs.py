@@ -5,6 +5,7 @@ link, a missing page or a docstring mkdocstrings cannot render fails)."""
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -42,3 +43,41 @@ def test_every_page_is_in_the_nav():
     nav = (DOCS.parent / "mkdocs.yml").read_text()
     missing = [p.name for p in DOCS.glob("*.md") if p.name not in nav]
     assert not missing, f"pages not in mkdocs.yml nav: {missing}"
+
+
+def _cli_examples():
+    """Every ``python -m lockfree ...`` line of the docs' ```sh blocks."""
+    for page in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split("#")[0].strip()
+                if line.startswith("python -m lockfree"):
+                    yield page.name, line
+
+
+CLI_EXAMPLES = list(_cli_examples())
+
+
+@pytest.mark.parametrize("page,line", CLI_EXAMPLES,
+                         ids=[f"{p}:{i}" for i, (p, _) in
+                              enumerate(CLI_EXAMPLES)])
+def test_cli_examples_parse(page, line):
+    """The full runs take minutes, so they are checked against the real
+    parser (options, choices, types); --quick ones run below."""
+    from lockfree.__main__ import build_parser
+
+    args = shlex.split(line)[3:]
+    try:
+        build_parser().parse_args(args)
+    except SystemExit as exc:
+        pytest.fail(f"{page}: `{line}` is rejected by the CLI ({exc})")
+
+
+def test_quick_cli_examples_run(tmp_path):
+    quick = [line for _, line in CLI_EXAMPLES if "--quick" in line]
+    assert quick, "the docs should show a --quick example"
+    for line in quick:
+        proc = subprocess.run([sys.executable, *shlex.split(line)[1:]],
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr

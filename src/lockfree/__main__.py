@@ -42,7 +42,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (the docs' CLI examples are checked against it)."""
     parser = argparse.ArgumentParser(
         prog="python -m lockfree",
         description="Lock-free primitives for Python: build info and tools.")
@@ -68,6 +69,11 @@ def main(argv=None) -> int:
                       help="also draw the numbers to a PNG (demos: "
                       + ", ".join(n for n in DEMOS if demos.plots(n)) + ")")
     bench_cli.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         return args.func(args)
