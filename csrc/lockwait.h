@@ -109,6 +109,30 @@ static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
 /* Wait a little (spin, back off or yield), then say what to do next. */
 int lf_wait_step(struct lf_wait *w);
 
+/* owner if it names a holder that is dead, else 0 (0 names nobody). */
+static inline uint64_t lf_owner_if_dead(uint64_t owner)
+{
+	return owner && !lf_owner_alive(owner) ? owner : 0;
+}
+
+/*
+ * After lf_wait_step() said LF_WAIT_CHECK or LF_WAIT_TIMEOUT: does the wait
+ * end?  dead is the id of a holder found dead (0: none).  A dead holder
+ * ends it with *ret = -(its id), a passed deadline with *ret = 0.
+ */
+static inline bool lf_wait_over(int step, uint64_t dead, int64_t *ret)
+{
+	if (dead) {
+		*ret = -(int64_t)dead;
+		return true;
+	}
+	if (step == LF_WAIT_TIMEOUT) {
+		*ret = 0;
+		return true;
+	}
+	return false;
+}
+
 /* Fold a finished wait into the lock's statistics (acquired or not). */
 void lf_wait_account(lf_lockstats_t *s, const struct lf_wait *w, bool acquired);
 

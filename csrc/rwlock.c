@@ -42,15 +42,9 @@ int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 		int r = lf_wait_step(&w);
 		if (r == LF_WAIT_AGAIN)
 			continue;
-		uint64_t dead = lf_rwlock_check_writer(l, lf_read64(&l->cnts));
-		if (dead) {
-			ret = -(int64_t)dead;
+		if (lf_wait_over(r, lf_rwlock_check_writer(
+					 l, lf_read64(&l->cnts)), &ret))
 			break;
-		}
-		if (r == LF_WAIT_TIMEOUT) {
-			ret = 0;
-			break;
-		}
 	}
 	if (flags & LF_LOCK_STATS)
 		lf_wait_account(&l->stats, &w, ret == LF_ACQUIRED);
@@ -84,15 +78,9 @@ int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 		int r = lf_wait_step(&w);
 		if (r == LF_WAIT_AGAIN)
 			continue;
-		uint64_t dead = lf_rwlock_check_writer(l, lf_read64(&l->cnts));
-		if (dead) {
-			ret = -(int64_t)dead;
+		if (lf_wait_over(r, lf_rwlock_check_writer(
+					 l, lf_read64(&l->cnts)), &ret))
 			break;
-		}
-		if (r == LF_WAIT_TIMEOUT) {
-			ret = 0;
-			break;
-		}
 	}
 	if (ret != LF_ACQUIRED) {
 		/* Let readers in again; live waiting writers re-set the bit. */

@@ -30,15 +30,9 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 			continue;
 		/* Spin budget spent or deadline passed: is the holder alive?
 		 * A nonzero owner names the holder (see the header). */
-		uint64_t owner = lf_read64(&l->owner);
-		if (owner && !lf_owner_alive(owner)) {
-			ret = -(int64_t)owner;
+		if (lf_wait_over(r, lf_owner_if_dead(lf_read64(&l->owner)),
+				 &ret))
 			break;
-		}
-		if (r == LF_WAIT_TIMEOUT) {
-			ret = 0;
-			break;
-		}
 	}
 	if (flags & LF_LOCK_STATS)
 		lf_wait_account(&l->stats, &w, ret == LF_ACQUIRED);

@@ -92,15 +92,9 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 		if (!registered)
 			continue;
 		uint64_t blocker = lf_ticket_blocker(l);
-		if (blocker && blocker != lf_owner_self() &&
-		    !lf_owner_alive(blocker)) {
-			ret = -(int64_t)blocker;
+		if (lf_wait_over(r, blocker == lf_owner_self() ? 0 :
+				 lf_owner_if_dead(blocker), &ret))
 			break;
-		}
-		if (r == LF_WAIT_TIMEOUT) {
-			ret = 0;
-			break;
-		}
 	}
 	if (ret != LF_ACQUIRED && lf_ticket_abandon(l, t) == 1)
 		ret = LF_ACQUIRED;  /* served while giving up: keep it */
