@@ -465,3 +465,13 @@ def test_buffer_pickles_and_attaches():
         b2.close()
     with pytest.raises(TypeError):
         pickle.dumps(RcuBuffer(8))
+
+
+def test_domain_and_buffer_refuse_each_others_segments():
+    with RcuDomain(shared=True) as d, RcuBuffer(64, shared=True) as b:
+        with pytest.raises(ValueError, match="holds an RcuDomain, not an "
+                           "RcuBuffer"):
+            RcuBuffer.attach(d.name)
+        with pytest.raises(ValueError, match="holds an RcuBuffer, not an "
+                           "RcuDomain"):
+            RcuDomain.attach(b.name)

@@ -52,7 +52,7 @@ def test_attach_rejects_wrong_version_kind_size():
     _attach_fails(v, "layout version 99")
     k = bytearray(good)
     struct.pack_into("<I", k, 12, lib.LF_KIND_KFIFO)
-    _attach_fails(k, "holds a Kfifo, expected a AtomicInt")
+    _attach_fails(k, "holds a Kfifo, expected an AtomicInt")
     s = bytearray(good)
     struct.pack_into("<Q", s, 16, 4096)
     _attach_fails(s, "4096 bytes")

@@ -367,6 +367,13 @@ class RcuDomain(_DomainBase):
         self._auto = auto_register
 
     @classmethod
+    def _attach_mismatch(cls, region):
+        if region.params[1]:  # nslots: only an RcuBuffer has version slots
+            return ("this RCU region holds an RcuBuffer, not an RcuDomain: "
+                    "attach it with RcuBuffer.attach()")
+        return None
+
+    @classmethod
     def _state_size(cls, params) -> int:
         capacity, nslots = params[0], params[1]
         if nslots:
@@ -586,6 +593,13 @@ class RcuBuffer(_DomainBase):
         self._auto = auto_register
         if len(initial):
             self.publish(initial)
+
+    @classmethod
+    def _attach_mismatch(cls, region):
+        if not region.params[1]:  # no version slots: a plain domain
+            return ("this RCU region holds an RcuDomain, not an RcuBuffer: "
+                    "attach it with RcuDomain.attach()")
+        return None
 
     @classmethod
     def _state_size(cls, params) -> int:

@@ -69,6 +69,13 @@ KIND_NAMES = {
 __all__ = ["Region", "Primitive", "HEADER"]
 
 
+def _a(noun) -> str:
+    """'a SpinLock', 'an AtomicInt', 'an RcuDomain'."""
+    noun = str(noun)
+    return ("an " if noun[:1] in "AEIOU" or noun.startswith("Rcu") else
+            "a ") + noun
+
+
 def _auto_name() -> str:
     return "lf_" + secrets.token_hex(8)
 
@@ -254,13 +261,13 @@ class Region:
         h = self.header
         if err == lib.LF_REGION_EMAGIC:
             return (f"{where} does not hold a lockfree region (bad magic): "
-                    f"expected a {want} created by lockfree")
+                    f"expected {_a(want)} created by lockfree")
         if err == lib.LF_REGION_EVERSION:
             return (f"{where} holds a region of layout version {h.version}; "
                     f"this build reads version {lib.LF_LAYOUT_VERSION}")
         if err == lib.LF_REGION_EKIND:
             got = KIND_NAMES.get(h.kind, f"unknown kind {h.kind}")
-            return f"{where} holds a {got}, expected a {want}"
+            return f"{where} holds {_a(got)}, expected {_a(want)}"
         return (f"{where}: header says {h.size} bytes, but "
                 f"{self.avail} are available (expected at least {HEADER})")
 
