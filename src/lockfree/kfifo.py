@@ -523,7 +523,7 @@ def _bind_records(self, h, scratch, fmt):
 
     def get_big():
         # Longer than the scratch buffer: one copy straight out of the ring.
-        n = check(rec_parts())
+        check(rec_parts())
         data = unpack(h.part[0], h.part_len[0])
         if h.part_len[1]:
             data += unpack(h.part[1], h.part_len[1])

@@ -17,7 +17,6 @@ so and falls back to ``cores``.
 
 from __future__ import annotations
 
-import glob
 import os
 import platform
 import re
