@@ -213,8 +213,10 @@ def _build_key(cc: str, name: str, variant: str) -> str:
     h = hashlib.sha256()
     h.update(_compiler_id(cc).encode())
     h.update("\0".join(VARIANTS[variant]).encode())
-    # Headers too: every .c/.h under csrc/ (arch/ included) and the program.
-    inputs = [CDIR / f"{name}.c", *sorted(CSRC.rglob("*.[ch]"))]
+    # Headers too: every .c/.h under csrc/ (arch/ included), the program
+    # and the headers the programs share (tests/c/*.h).
+    inputs = [CDIR / f"{name}.c", *sorted(CDIR.glob("*.h")),
+              *sorted(CSRC.rglob("*.[ch]"))]
     for p in inputs:
         h.update(str(p.relative_to(ROOT)).encode() + b"\0")
         h.update(p.read_bytes())

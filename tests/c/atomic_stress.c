@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) && !defined(LF_NO_RACY)
 # define LF_NO_RACY 1
@@ -87,21 +88,6 @@ static struct worker workers[MAX_THREADS];
 enum { PH_FETCH_ADD, PH_CAS, PH_BITS, PH_RACY, PH_END, NR_MARKS };
 static struct timespec marks[NR_MARKS];
 
-static char failbuf[1024];
-
-static void fail(const char *fmt, ...)
-{
-	size_t len = strlen(failbuf);
-	va_list ap;
-
-	if (len && len < sizeof(failbuf) - 2) {
-		strcat(failbuf, "; ");
-		len += 2;
-	}
-	va_start(ap, fmt);
-	vsnprintf(failbuf + len, sizeof(failbuf) - len, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * Start a phase in every thread at once.  The barrier alone is not enough:

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "stress.h"
 
 #define NAME		"rcu_stress"
 #define MAX_READERS	16
@@ -50,27 +51,12 @@ static void *current_obj;
 static uint64_t stop;
 static uint64_t nr_freed;	/* callbacks run */
 static long nreaders, duration_ms;
-static char failbuf[1024];
 
 struct reader {
 	pthread_t tid;
 	uint64_t reads, poisoned, nested, regress;
 } LF_CACHELINE_ALIGNED;
 static struct reader readers[MAX_READERS];
-
-static void fail(const char *fmt, ...)
-{
-	size_t len = strlen(failbuf);
-	va_list ap;
-
-	if (len && len < sizeof(failbuf) - 2) {
-		strcat(failbuf, "; ");
-		len += 2;
-	}
-	va_start(ap, fmt);
-	vsnprintf(failbuf + len, sizeof(failbuf) - len, fmt, ap);
-	va_end(ap);
-}
 
 static struct obj *obj_new(uint64_t seq)
 {
