@@ -11,7 +11,10 @@ LONG = os.environ.get("LOCKFREE_LONG") == "1"
 
 # Segments this session creates carry its pid, so the leak check neither
 # blames nor deletes the segments of other test runs on the same machine.
+# Set in the environment so that worker processes (spawn or fork) and the
+# CLI subprocesses the tests start use it too.
 SESSION_PREFIX = f"lf_t{os.getpid()}_"
+os.environ["LOCKFREE_SHM_PREFIX"] = SESSION_PREFIX
 
 
 def _segments():
@@ -22,24 +25,13 @@ def _segments():
         return set()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_segment_names():
-    """Give segments auto-named in this process the session prefix."""
-    from lockfree import region
-
-    auto_name = region._auto_name
-    region._auto_name = lambda: SESSION_PREFIX + auto_name()[3:]
-    yield
-    region._auto_name = auto_name
-
-
 @pytest.fixture(autouse=True)
-def no_leaked_segments(session_segment_names):
+def no_leaked_segments():
     """Fail a test that leaves this session's segments in /dev/shm.
 
-    Only segments carrying the session prefix count (auto-named ones, and
-    tests that pick names use ``SESSION_PREFIX``), so other test runs on
-    the machine are neither blamed nor touched.
+    Only segments carrying the session prefix count (auto-named ones, in
+    this process and its children, and tests that pick names use
+    ``SESSION_PREFIX``), so other test runs are neither blamed nor touched.
     """
     before = _segments()
     yield

@@ -262,3 +262,11 @@ def test_pool_workers(mp_context):
         with mp_context.Pool(2) as pool:
             pool.map(_pool_task, [(a, 500)] * 8)
         assert a.load() == 4000
+
+
+def test_auto_names_use_the_environment_prefix(monkeypatch):
+    monkeypatch.setenv("LOCKFREE_SHM_PREFIX", SESSION_PREFIX + "pfx_")
+    with AtomicInt(shared=True) as a:
+        name = a.name
+        assert name.startswith(SESSION_PREFIX + "pfx_") and seg_exists(name)
+    assert not seg_exists(name)

@@ -18,7 +18,8 @@ version, a size that does not fit); nothing is written in that case.
 
 Lifetime of named segments (who unlinks):
 
-* ``shared=True`` creates a segment with a random name that this object owns:
+* ``shared=True`` creates a segment with a random name (prefix ``lf_``, or
+  the ``LOCKFREE_SHM_PREFIX`` environment variable) that this object owns:
   its ``close()`` (or its garbage collection, or interpreter exit) unlinks the
   name.  Workers that attached keep working; new attaches fail afterwards, so
   keep the creator open while workers attach.
@@ -77,7 +78,11 @@ def _a(noun) -> str:
 
 
 def _auto_name() -> str:
-    return "lf_" + secrets.token_hex(8)
+    """A fresh segment name: LOCKFREE_SHM_PREFIX (default ``lf_``) + 16 hex
+    digits.  The prefix lets a deployment (or a test run) tell its segments
+    apart in /dev/shm."""
+    prefix = os.environ.get("LOCKFREE_SHM_PREFIX", "lf_")
+    return prefix + secrets.token_hex(8)
 
 
 def _check_offset(offset) -> int:
