@@ -567,3 +567,39 @@ def test_exports_and_repr():
     assert "unlocked" in repr(lock)
     lock.close()
     assert "closed" in repr(lock)
+
+
+def test_later_slices_enter_the_c_slow_path():
+    """Regression: a blocking acquire waits in 50 ms C slices.  If the lock
+    is freed between two slices, a slice starting with the trylock fast path
+    would take it without counting the (real) contention, so every slice
+    after the first must call the slow path.  Scripted with fake C calls:
+    the real race window is microseconds wide."""
+    from lockfree import spinlock
+
+    calls = []
+
+    def until(st, end):
+        calls.append("until")
+        return 1 if len(calls) == 3 else 0  # 0: this slice timed out
+
+    def slow(st, end):
+        calls.append("slow")
+        return 1 if len(calls) == 3 else 0
+
+    assert spinlock._acquire_slow(None, until, slow, None, "X", True,
+                                  -1) is True
+    assert calls == ["until", "slow", "slow"]
+
+
+def test_stats_count_a_wait_over_several_slices_once(make):
+    lock = make(stats=True)
+    lock.acquire()
+    waiter = threading.Thread(target=lambda: (lock.acquire(),
+                                              lock.release()))
+    waiter.start()
+    time.sleep(0.12)  # > 2 slices of 50 ms
+    lock.release()
+    waiter.join()
+    assert lock.stats.contended == 1
+    assert lock.stats.acquisitions == 2

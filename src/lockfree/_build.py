@@ -125,6 +125,7 @@ CDEF = {
         void lf_spin_init(lf_spinlock_t *l, uint32_t flags);
         bool lf_spin_try_acquire(lf_spinlock_t *l);
         int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline);
+        int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline);
         int lf_spin_release(lf_spinlock_t *l);
         int lf_spin_release_counted(lf_spinlock_t *l);
         bool lf_spin_locked(lf_spinlock_t *l);
@@ -169,6 +170,8 @@ CDEF = {
         } lf_rwlock_t;
         void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
         bool lf_rwlock_read_try_acquire(lf_rwlock_t *l);
+        int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline);
+        int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline);
         int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l,
                                              uint64_t deadline);
         int lf_rwlock_read_release(lf_rwlock_t *l);

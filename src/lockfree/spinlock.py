@@ -104,18 +104,24 @@ def _deadline(blocking, timeout):
     return _monotonic_ns() + max(1, int(timeout * 1e9))
 
 
-def _acquire_slow(try_fn, until_fn, st, what, blocking, timeout):
+def _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking, timeout):
     """Everything but the uncontended default call: validate, then wait in
-    slices of at most 50 ms (so signal handlers run between them)."""
+    slices of at most 50 ms (so signal handlers run between them).
+
+    Slices after the first enter the C slow path directly: it counts the
+    acquisition as contended (stats) even if the lock is free on entry,
+    whereas until_fn's trylock fast path would not."""
     deadline = _deadline(blocking, timeout)
     if deadline == 0:
         return try_fn(st)
+    wait = until_fn
     while True:
         now = _monotonic_ns()
         end = now + _SLICE_NS
         if deadline is not None and deadline <= end:
             end = deadline
-        r = until_fn(st, end)
+        r = wait(st, end)
+        wait = slow_fn
         if r == 1:
             return True
         if r < 0:
@@ -124,13 +130,14 @@ def _acquire_slow(try_fn, until_fn, st, what, blocking, timeout):
             return False
 
 
-def _make_acquire(try_fn, until_fn, st, what):
+def _make_acquire(try_fn, until_fn, slow_fn, st, what):
     """acquire(blocking=True, timeout=-1) as a closure: the default call is
     one C call (one xchg/CAS when free), no attribute lookups."""
     def acquire(blocking=True, timeout=-1):
         if timeout == -1 and try_fn(st):
             return True
-        return _acquire_slow(try_fn, until_fn, st, what, blocking, timeout)
+        return _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking,
+                             timeout)
     return acquire
 
 
@@ -337,7 +344,8 @@ class SpinLock(_LockBase):
         rel = (lib.lf_spin_release_counted if st.flags & lib.LF_LOCK_STATS
                else lib.lf_spin_release)
         self._install("acquire", _make_acquire(
-            lib.lf_spin_try_acquire, lib.lf_spin_acquire_until, st,
+            lib.lf_spin_try_acquire, lib.lf_spin_acquire_until,
+            lib.lf_spin_lock_slow, st,
             "SpinLock"))
         self._bind_fast(lib.lf_spin_try_acquire, rel)
         self._install("release", _make_release(
@@ -452,14 +460,16 @@ class RWSpinLock(_LockBase):
         counted = st.flags & lib.LF_LOCK_STATS
         self._install("acquire", _make_acquire(
             lib.lf_rwlock_write_try_acquire,
-            lib.lf_rwlock_write_acquire_until, st, "RWSpinLock"))
+            lib.lf_rwlock_write_acquire_until, lib.lf_rwlock_write_lock_slow,
+            st, "RWSpinLock"))
         self._install("release", _make_release(
             lib.lf_rwlock_write_release_counted if counted
             else lib.lf_rwlock_write_release, st,
             "release of an RWSpinLock write lock this thread does not hold"))
         self._install("acquire_read", _make_acquire(
             lib.lf_rwlock_read_try_acquire,
-            lib.lf_rwlock_read_acquire_until, st, "RWSpinLock"))
+            lib.lf_rwlock_read_acquire_until, lib.lf_rwlock_read_lock_slow,
+            st, "RWSpinLock"))
         self._install("release_read", _make_release(
             lib.lf_rwlock_read_release_counted if counted
             else lib.lf_rwlock_read_release, st,
