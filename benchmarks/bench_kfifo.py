@@ -18,9 +18,12 @@ the median of ``--rounds`` runs:
   printed too).
 
 C (``kfifo_bench.c``, compiled here with gcc -O2 against csrc/): 8-byte
-items between two pinned threads against Concurrency Kit's ``ck_ring`` SPSC
-(when ``ck_ring.h`` is installed), and bulk bytes against single-thread
-``memcpy``.
+items between two pinned threads, with the inline element API
+(``lf_kfifo_put_elem``/``lf_kfifo_get_elem``) and with the out-of-line
+``lf_kfifo_put``/``lf_kfifo_get``, against Concurrency Kit's ``ck_ring``
+SPSC (when ``ck_ring.h`` is installed; the ratio is also printed paired per
+round, since the VM's speed drifts between rounds), and bulk bytes against
+single-thread ``memcpy``.
 """
 
 from __future__ import annotations
@@ -263,11 +266,19 @@ def c_figures(rounds=5) -> dict:
 
 def c_results(results, figs):
     g1, g2 = "C 8-byte items, 2 threads", "C bulk bytes, 2 threads"
+    g1b = "C 8-byte items, out-of-line calls"
     none = dict
     rows = [
-        (Case(g1, "subject", "lockfree", "c-items", "lf_kfifo_put/get (8 B)",
-              "", none), figs["lf_items_per_s"], 1),
+        (Case(g1, "subject", "lockfree", "c-items",
+              "lf_kfifo_put_elem/get_elem (inline)", "", none),
+         figs["lf_items_per_s"], 1),
         (Case(g1, "anchor", "ck_ring", "c-ck", "ck_ring_enqueue/dequeue_spsc",
+              "", none), figs["ck_items_per_s"], 1),
+        # For information (no target): the general out-of-line calls.
+        (Case(g1b, "subject", "lockfree", "c-items-call",
+              "lf_kfifo_put/get (8 B)", "", none),
+         figs["lf_call_items_per_s"], 1),
+        (Case(g1b, "anchor", "ck_ring", "c-ck-2", "ck_ring_enqueue/dequeue_spsc",
               "", none), figs["ck_items_per_s"], 1),
         (Case(g2, "subject", "lockfree", "c-bulk", "lf_kfifo_put/get 64 KiB "
               "(ns/MiB)", "", none), figs["lf_bulk_gb_per_s"], 1e9 / 2**20),
@@ -276,10 +287,10 @@ def c_results(results, figs):
     ]
     for case, rate, unit in rows:
         if rate == "n/a":
-            results.add(case, None, TARGETS[case.group], "not installed")
+            results.add(case, None, TARGETS.get(case.group), "not installed")
         else:
             results.add(case, 1e9 / (float(rate) * unit),
-                        TARGETS[case.group])
+                        TARGETS.get(case.group))
 
 
 def _rates(results) -> list[str]:
@@ -348,10 +359,15 @@ def main(argv=None):
                     note="" if ns is not None else "not installed")
     if not args.no_c:
         print("timing C (kfifo_bench.c) ...", file=sys.stderr, flush=True)
-        c_results(results, c_figures(5))
+        figs = c_figures(5)
+        c_results(results, figs)
     print(results.format(f"{environment()}\nmedian ns per message of "
                          f"{args.rounds} runs (C: median of 5); the machine "
                          "is shared, expect noise"))
+    if not args.no_c:
+        print(f"\nC items, inline lf_kfifo_*_elem / ck_ring paired per round: "
+              f"median {figs['lf_over_ck']}x (rounds: "
+              f"{figs.get('lf_over_ck_rounds', '')})")
     print("\nrates:\n" + "\n".join(_rates(results)))
 
 

@@ -6,11 +6,13 @@
  *
  *   usage: kfifo_bench [rounds]      prints key=value lines (medians)
  *
- *   items    8-byte items, one lf_kfifo_put/lf_kfifo_get per item (byte
- *            mode, 64 KiB ring), producer thread -> consumer thread; the
- *            consumer checks every value.  ck: ck_ring_enqueue_spsc /
- *            ck_ring_dequeue_spsc of a pointer-sized value, 8192 slots
- *            (64 KiB of slots too).
+ *   items    8-byte items, one lf_kfifo_put_elem/lf_kfifo_get_elem per
+ *            item (the inline element API; byte mode, 64 KiB ring),
+ *            producer thread -> consumer thread; the consumer checks every
+ *            value.  call: the same with the out-of-line lf_kfifo_put /
+ *            lf_kfifo_get.  ck: ck_ring_enqueue_spsc / ck_ring_dequeue_spsc
+ *            of a pointer-sized value, 8192 slots (64 KiB of slots too).
+ *            lf_over_ck is the median of the per-round ratios.
  *   bulk     64 KiB chunks through a 1 MiB byte-mode ring between two
  *            threads (copy in, copy out); memcpy: one thread copying the
  *            same chunks between two 1 MiB buffers.
@@ -82,7 +84,41 @@ struct job {
 #endif
 };
 
+/* Items with the inline element API (lf_kfifo_put_elem/get_elem: the fast
+ * path compiled into this loop, as ck_ring's is). */
 static void *item_producer(void *arg)
+{
+	struct job *j = arg;
+	struct lf_kfifo_handle h;
+	uint64_t i;
+	unsigned tries = 0;
+
+	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
+	for (i = 0; i < ITEMS; i++)
+		while (lf_kfifo_put_elem(&h, &i, 8) != 1)
+			backoff(&tries);
+	return NULL;
+}
+
+static void *item_consumer(void *arg)
+{
+	struct job *j = arg;
+	struct lf_kfifo_handle h;
+	uint64_t i, v;
+	unsigned tries = 0;
+
+	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
+	for (i = 0; i < ITEMS; i++) {
+		while (lf_kfifo_get_elem(&h, &v, 8) != 1)
+			backoff(&tries);
+		j->bad += v != i;
+	}
+	return NULL;
+}
+
+/* The same items through the general out-of-line byte calls (lf_kfifo_put /
+ * lf_kfifo_get, what the Python layer uses). */
+static void *call_producer(void *arg)
 {
 	struct job *j = arg;
 	struct lf_kfifo_handle h;
@@ -96,7 +132,7 @@ static void *item_producer(void *arg)
 	return NULL;
 }
 
-static void *item_consumer(void *arg)
+static void *call_consumer(void *arg)
 {
 	struct job *j = arg;
 	struct lf_kfifo_handle h;
@@ -245,7 +281,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 5, r;
-	double lf[64], ck[64], bulk[64], mc[64];
+	double lf[64], call[64], ck[64], ratio[64], bulk[64], mc[64];
 	uint64_t bad = 0;
 
 	if (rounds < 1 || rounds > 64)
@@ -260,6 +296,11 @@ int main(int argc, char **argv)
 		lf[r] = ITEMS / run_pair(item_producer, item_consumer, &j);
 		bad += j.bad;
 		free(j.f);
+		j.f = new_ring(ITEM_RING);
+		j.bad = 0;
+		call[r] = ITEMS / run_pair(call_producer, call_consumer, &j);
+		bad += j.bad;
+		free(j.f);
 #ifdef HAVE_CK
 		{
 			ck_ring_t ring;
@@ -272,6 +313,9 @@ int main(int argc, char **argv)
 			j.bad = 0;
 			ck[r] = ITEMS / run_pair(ck_producer, ck_consumer, &j);
 			bad += j.bad;
+			/* Paired in the round: the VM's speed drifts between
+			 * rounds, so the ratio is taken per round. */
+			ratio[r] = lf[r] / ck[r];
 			free(slots);
 		}
 #endif
@@ -283,10 +327,15 @@ int main(int argc, char **argv)
 	}
 	printf("rounds=%d\n", rounds);
 	printf("lf_items_per_s=%.0f\n", median(lf, rounds));
+	printf("lf_call_items_per_s=%.0f\n", median(call, rounds));
 #ifdef HAVE_CK
 	printf("ck_items_per_s=%.0f\n", median(ck, rounds));
+	printf("lf_over_ck_rounds=");
+	for (r = 0; r < rounds; r++)
+		printf("%s%.2f", r ? "," : "", ratio[r]);
+	printf("\nlf_over_ck=%.3f\n", median(ratio, rounds));
 #else
-	printf("ck_items_per_s=n/a\n");
+	printf("ck_items_per_s=n/a\nlf_over_ck=n/a\n");
 #endif
 	printf("lf_bulk_gb_per_s=%.3f\n", median(bulk, rounds));
 	printf("memcpy_gb_per_s=%.3f\n", median(mc, rounds));

@@ -56,13 +56,14 @@ _Static_assert(__builtin_offsetof(struct lf_kfifo, out) == LF_CACHELINE,
 	       "in and out on separate cache lines");
 
 /* Bumped in the child after fork(): a handle copied into a child must
- * register again, under the child's pid, before it may produce or consume. */
-static uint32_t fork_gen;
+ * register again, under the child's pid, before it may produce or consume.
+ * Exported for the inline element fast paths in kfifo.h. */
+uint32_t lf_kfifo_fork_gen;
 static uint32_t next_handle_id;
 
 static void after_fork_in_child(void)
 {
-	lf_xadd32(&fork_gen, 1);
+	lf_xadd32(&lf_kfifo_fork_gen, 1);
 }
 
 __attribute__((constructor)) static void kfifo_setup(void)
@@ -92,8 +93,8 @@ static void futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
 }
 
 /* Out of line and cold: keeps the publish fast path free of the syscall's
- * register spills. */
-static __attribute__((noinline, cold)) void wake(uint32_t *seq)
+ * register spills.  Exported for the inline fast paths in kfifo.h. */
+__attribute__((noinline, cold)) void lf_kfifo_wake(uint32_t *seq)
 {
 	lf_xadd32(seq, 1);
 	syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -140,7 +141,7 @@ int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
 	h->mask = size - 1;
 	h->mode = mode;
 	h->id = lf_xadd32(&next_handle_id, 1) + 1;
-	h->fork_gen = lf_read32(&fork_gen);
+	h->fork_gen = lf_read32(&lf_kfifo_fork_gen);
 	return 0;
 }
 
@@ -193,7 +194,7 @@ static uint64_t *role_slot(struct lf_kfifo *f, uint32_t role)
 
 int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role)
 {
-	uint32_t gen = lf_read32(&fork_gen);
+	uint32_t gen = lf_read32(&lf_kfifo_fork_gen);
 	uint64_t *slot, token, cur;
 	int pid;
 
@@ -239,7 +240,8 @@ void lf_kfifo_release(struct lf_kfifo_handle *h)
 {
 	uint64_t token;
 
-	if (h->f != NULL && h->roles && h->fork_gen == lf_read32(&fork_gen)) {
+	if (h->f != NULL && h->roles &&
+	    h->fork_gen == lf_read32(&lf_kfifo_fork_gen)) {
 		token = (uint64_t)(uint32_t)getpid() << 32 | h->id;
 		if (h->roles & LF_KFIFO_ROLE_PRODUCER)
 			lf_cmpxchg64(&h->f->prod_owner, token, 0);
@@ -259,7 +261,7 @@ int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role)
 /* The hot-path role check: one load of a process-local word. */
 static inline int need_role(struct lf_kfifo_handle *h, uint32_t role)
 {
-	if (likely((h->roles & role) && h->fork_gen == lf_read32(&fork_gen)))
+	if (likely(lf_kfifo_ready(h, role)))
 		return 0;
 	return lf_kfifo_register(h, role);
 }
@@ -365,7 +367,7 @@ static inline void prod_publish(struct lf_kfifo_handle *h, uint32_t in)
 	/* No lf_smp_mb() here: see "Sleeping" on top (the waiter's bounded
 	 * first sleep covers the store->load reordering). */
 	if (unlikely(lf_read32(&f->cons_sleeping)))
-		wake(&f->cons_seq);
+		lf_kfifo_wake(&f->cons_seq);
 }
 
 /*
@@ -409,7 +411,7 @@ static inline void cons_publish(struct lf_kfifo_handle *h, uint32_t out)
 	lf_store_release32(&f->out, out);
 	/* No lf_smp_mb(): see "Sleeping" on top. */
 	if (unlikely(lf_read32(&f->prod_sleeping)))
-		wake(&f->prod_seq);
+		lf_kfifo_wake(&f->prod_seq);
 }
 
 static inline int prod_enter(struct lf_kfifo_handle *h, uint32_t mode)
@@ -553,6 +555,53 @@ int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n)
 
 	set_parts(h, out, l > 0 ? (uint32_t)l : 0);
 	return l;
+}
+
+/* -- elements: the slow paths of lf_kfifo_put_elem/get_elem (kfifo.h) ---- */
+
+int lf_kfifo_put_elem_slow(struct lf_kfifo_handle *h, const void *p,
+			   uint32_t esize)
+{
+	int64_t free;
+	uint32_t in;
+	int r = prod_enter(h, LF_KFIFO_BYTES);
+
+	if (unlikely(r))
+		return r;
+	if (esize == 0 || esize > h->size)
+		return LF_KFIFO_EMSGSIZE;
+	in = lf_read32(&h->f->in);
+	free = prod_free(h, in, esize);
+	if (unlikely(free < 0))
+		return (int)free;
+	if (free < esize)
+		return 0;			/* full: all or nothing */
+	copy_in(h, in, p, esize);
+	prod_publish(h, in + esize);
+	return 1;
+}
+
+int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p, uint32_t esize)
+{
+	int64_t used;
+	uint32_t out;
+	int r = cons_enter(h, LF_KFIFO_BYTES);
+
+	if (unlikely(r))
+		return r;
+	if (esize == 0 || esize > h->size)
+		return LF_KFIFO_EMSGSIZE;
+	out = lf_read32(&h->f->out);
+	used = cons_used(h, out, esize);
+	if (used == LF_KFIFO_EAGAIN)
+		return 0;			/* empty */
+	if (used < 0)
+		return (int)used;		/* EOF, ECORRUPT */
+	if (used < esize)
+		return 0;	/* part of an element: the rest is coming */
+	copy_out(h, p, out, esize);
+	cons_publish(h, out + esize);
+	return 1;
 }
 
 /* -- record mode --------------------------------------------------------- */
@@ -928,7 +977,7 @@ int lf_kfifo_close_producer(struct lf_kfifo_handle *h)
 	 * wake-up is unconditional: close is rare, and the consumer re-checks
 	 * the flags after every wake-up. */
 	lf_xchg32(&f->flags, lf_read32(&f->flags) | LF_KFIFO_F_CLOSED);
-	wake(&f->cons_seq);
+	lf_kfifo_wake(&f->cons_seq);
 	return 0;
 }
 

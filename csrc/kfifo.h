@@ -43,6 +43,9 @@
 #define LF_KFIFO_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include "arch/atomic.h"
 
 #define LF_KFIFO_BYTES		0
 #define LF_KFIFO_RECORDS	1
@@ -179,6 +182,88 @@ int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
 			   int64_t timeout_ns);
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
+
+/*
+ * Elements: the kernel's kfifo_put()/kfifo_get() for a typed fifo, in C
+ * only.  Moves one element of esize bytes (a compile-time constant in the
+ * caller, so the copy is a register move), all or nothing, byte mode only.
+ * Returns 1 (moved), 0 (full / empty: try again) or a negative LF_KFIFO_E*
+ * code (EOF once the producer closed and the ring is drained).
+ *
+ * Static inline, as Concurrency Kit's ck_ring is: the fast path is a few
+ * loads and stores compiled into the caller's loop.  It needs the handle's
+ * role already registered, a cached view of the peer's index that shows
+ * room / an element, and no wrap inside the element (never when esize
+ * divides the size); anything else (first use, ring looks full/empty,
+ * wrap, closed, errors) goes to the out-of-line *_slow function, which is
+ * lf_kfifo_put/lf_kfifo_get made all or nothing.  The barriers are those of
+ * kfifo.c (see its header comment): the same protocol, inlined.
+ */
+extern uint32_t lf_kfifo_fork_gen;
+void lf_kfifo_wake(uint32_t *seq);
+int lf_kfifo_put_elem_slow(struct lf_kfifo_handle *h, const void *p,
+			   uint32_t esize);
+int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
+			   uint32_t esize);
+
+/* This handle holds role in this process (not a copy in a forked child). */
+static inline int lf_kfifo_ready(const struct lf_kfifo_handle *h,
+				 uint32_t role)
+{
+	return (h->roles & role) &&
+	       h->fork_gen == lf_read32(&lf_kfifo_fork_gen);
+}
+
+static inline int lf_kfifo_put_elem(struct lf_kfifo_handle *h, const void *p,
+				    uint32_t esize)
+{
+	struct lf_kfifo *f = h->f;
+	uint32_t in, used, off;
+
+	if (__builtin_expect(!lf_kfifo_ready(h, LF_KFIFO_ROLE_PRODUCER) ||
+			     h->mode != LF_KFIFO_BYTES ||
+			     (lf_read32(&f->flags) & LF_KFIFO_F_CLOSED), 0))
+		return lf_kfifo_put_elem_slow(h, p, esize);
+	in = lf_read32(&f->in);
+	used = in - lf_read32(&f->out_cache);
+	off = in & h->mask;
+	if (__builtin_expect(used > h->size || h->size - used < esize ||
+			     h->size - off < esize, 0))
+		return lf_kfifo_put_elem_slow(h, p, esize);
+	memcpy(h->data + off, p, esize);
+	/* The data before the index (kfifo_in's smp_wmb); pairs with the
+	 * load-acquire of in in cons_used() (kfifo.c). */
+	lf_store_release32(&f->in, in + esize);
+	if (__builtin_expect(lf_read32(&f->cons_sleeping) != 0, 0))
+		lf_kfifo_wake(&f->cons_seq);
+	return 1;
+}
+
+static inline int lf_kfifo_get_elem(struct lf_kfifo_handle *h, void *p,
+				    uint32_t esize)
+{
+	struct lf_kfifo *f = h->f;
+	uint32_t out, used, off;
+
+	if (__builtin_expect(!lf_kfifo_ready(h, LF_KFIFO_ROLE_CONSUMER) ||
+			     h->mode != LF_KFIFO_BYTES, 0))
+		return lf_kfifo_get_elem_slow(h, p, esize);
+	out = lf_read32(&f->out);
+	/* in_cache was set from a load-acquire of in (cons_used() in
+	 * kfifo.c), so the bytes below it are visible to this thread. */
+	used = lf_read32(&f->in_cache) - out;
+	off = out & h->mask;
+	if (__builtin_expect(used < esize || used > h->size ||
+			     h->size - off < esize, 0))
+		return lf_kfifo_get_elem_slow(h, p, esize);
+	memcpy(p, h->data + off, esize);
+	/* The copy before the index (kfifo_out's smp_mb); pairs with the
+	 * load-acquire of out in prod_free() (kfifo.c). */
+	lf_store_release32(&f->out, out + esize);
+	if (__builtin_expect(lf_read32(&f->prod_sleeping) != 0, 0))
+		lf_kfifo_wake(&f->prod_seq);
+	return 1;
+}
 
 /* Tests only: move both indexes (empty ring) to idx, e.g. just below 2^32. */
 int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);

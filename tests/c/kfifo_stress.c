@@ -25,6 +25,11 @@
  *   bytes     a byte stream of a known pseudo-random sequence, written and
  *             read in random partial chunks; the consumer compares every
  *             byte.
+ *   elements  12-byte elements (sequence number + its mix) through the
+ *             inline lf_kfifo_put_elem / lf_kfifo_get_elem of kfifo.h; 12
+ *             does not divide the ring, so elements also wrap and take the
+ *             slow path; full/empty waits go through the futex every 5th
+ *             time.  Every element once, in order, untorn, then EOF.
  *   roles     a second producer handle and a second consumer handle in
  *             the same process are refused with LF_KFIFO_EBUSY while the
  *             first ones hold their roles, and accepted after release.
@@ -327,6 +332,86 @@ static void *byte_consumer(void *arg)
 	return NULL;
 }
 
+#define ELEM_SIZE	12u
+
+struct elem {
+	uint64_t seq;
+	uint32_t check;
+} __attribute__((packed));
+
+static void *elem_producer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	struct elem e;
+	uint64_t seq = 0, stalls = 0;
+
+	_Static_assert(sizeof(e) == ELEM_SIZE, "packed element");
+	lf_kfifo_handle_init(&h, s->f, BYTE_SIZE, LF_KFIFO_BYTES);
+	while (seq < messages && !lf_read32(&failed)) {
+		int r;
+
+		e.seq = seq;
+		e.check = (uint32_t)mix(seq);
+		r = lf_kfifo_put_elem(&h, &e, ELEM_SIZE);
+		if (r == 1) {
+			seq++;
+		} else if (r == 0) {
+			if (++stalls % 5 == 0) {
+				if (lf_kfifo_wait_writable(&h, ELEM_SIZE,
+							   1000000000) == 0)
+					s->sleeps++;
+			} else {
+				lf_cpu_relax();
+			}
+		} else {
+			fail("elem_put", seq, (uint64_t)-r);
+			return NULL;
+		}
+	}
+	lf_kfifo_close_producer(&h);
+	return NULL;
+}
+
+static void *elem_consumer(void *arg)
+{
+	struct side *s = arg;
+	struct lf_kfifo_handle h;
+	struct elem e;
+	uint64_t seq = 0, stalls = 0;
+
+	lf_kfifo_handle_init(&h, s->f, BYTE_SIZE, LF_KFIFO_BYTES);
+	for (;;) {
+		int r = lf_kfifo_get_elem(&h, &e, ELEM_SIZE);
+
+		if (r == 1) {
+			if (e.seq != seq || e.check != (uint32_t)mix(seq)) {
+				fail("elem_mismatch", seq, e.seq);
+				return NULL;
+			}
+			seq++;
+		} else if (r == 0) {
+			if (lf_read32(&failed))
+				break;
+			if (++stalls % 5 == 0) {
+				if (lf_kfifo_wait_readable(&h, 1000000000) == 0)
+					s->sleeps++;
+			} else {
+				lf_cpu_relax();
+			}
+		} else if (r == LF_KFIFO_EOF) {
+			s->eof_seen = 1;
+			break;
+		} else {
+			fail("elem_get", seq, (uint64_t)-r);
+			return NULL;
+		}
+	}
+	if (!lf_read32(&failed) && seq != messages)
+		fail("elem_count", seq, messages);
+	return NULL;
+}
+
 static void run(void *(*prod)(void *), void *(*cons)(void *),
 		struct side *ps, struct side *cs, uint32_t size,
 		uint32_t mode)
@@ -376,6 +461,7 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("LOCKFREE_LONG");
 	struct side p1 = { 0 }, c1 = { 0 }, p2 = { 0 }, c2 = { 0 };
+	struct side p3 = { 0 }, c3 = { 0 };
 
 	messages = env && !strcmp(env, "1") ? 10000000ULL : 100000ULL;
 	if (argc > 1)
@@ -394,6 +480,13 @@ int main(int argc, char **argv)
 	       messages * 16, c2.eof_seen);
 	if (!c2.eof_seen && !lf_read32(&failed))
 		fail("bytes_no_eof", 0, 0);
+	run(elem_producer, elem_consumer, &p3, &c3, BYTE_SIZE,
+	    LF_KFIFO_BYTES);
+	printf("elements=%" PRIu64 " elements_eof=%" PRIu64
+	       " producer_sleeps=%" PRIu64 " consumer_sleeps=%" PRIu64 "\n",
+	       messages, c3.eof_seen, p3.sleeps, c3.sleeps);
+	if (!c3.eof_seen && !lf_read32(&failed))
+		fail("elements_no_eof", 0, 0);
 	roles();
 	if (lf_read32(&failed)) {
 		printf(NAME ": FAIL see first_failure\n");
