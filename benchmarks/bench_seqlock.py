@@ -103,17 +103,19 @@ def run_c(repeats):
                 if "=" in line)
 
 
-def writer_rates(trials=7, seconds=0.2):
+def writer_rates(trials=21, seconds=0.05):
     from lockfree.demos import writer_rate
-    print(f"\nwriter rate, {trials} alternating trials of {seconds}s "
-          "(median); 'run' = per second not spent waiting for a CPU")
+    print(f"\nwriter rate, {trials} hammered trials of {seconds}s, each "
+          "paired with the solo trials around it (median ratio, [quartiles]);"
+          "\n'run' = per second not spent waiting for a CPU")
     out = {}
     for kind in writer_rate.KINDS:
         m = writer_rate.measure(kind, seconds=seconds, trials=trials)
         out[kind] = m
         print(f"writer[{kind}] solo={m['solo'] / 1e3:.0f}k/s "
               f"hammered={m['hammered'] / 1e3:.0f}k/s "
-              f"ratio={m['ratio']:.3f} | solo_run={m['solo_run'] / 1e3:.0f}"
+              f"ratio={m['ratio']:.3f} [{m['ratio_q1']:.2f}-"
+              f"{m['ratio_q3']:.2f}] | solo_run={m['solo_run'] / 1e3:.0f}"
               f"k/s hammered_run={m['hammered_run'] / 1e3:.0f}k/s "
               f"ratio_run={m['ratio_run']:.3f} | reader "
               f"{m['reader_reads_per_s'] / 1e3:.0f}k reads/s")

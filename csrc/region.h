@@ -28,7 +28,10 @@
 #include <stdint.h>
 
 #define LF_REGION_MAGIC   0x4e4f494745524c46ULL  /* "FLREGION" little-endian */
-#define LF_LAYOUT_VERSION 1u
+/* Bumped whenever any primitive's state layout changes (2: the seqlock's
+ * writer line and inline copy), so a segment made by an older build is
+ * refused at attach instead of misread. */
+#define LF_LAYOUT_VERSION 2u
 #define LF_REGION_HEADER  64u
 
 enum lf_kind {

@@ -2,6 +2,10 @@
 
 _Static_assert(offsetof(lf_seqlock_t, lock) == 64,
 	       "the writer lock has a cache line of its own");
+_Static_assert(offsetof(lf_seqlock_t, inline_) == LF_SEQ_INLINE_OFF &&
+	       LF_SEQ_INLINE_OFF + LF_SEQ_INLINE_MAX == 64,
+	       "the inline copy fills line 0 after the geometry");
+_Static_assert(sizeof(lf_seqlock_t) == 128, "two lines");
 _Static_assert(sizeof(lf_seqlock_t) == LF_SEQ_META_OFF,
 	       "the metadata area follows the two control lines");
 
@@ -12,24 +16,53 @@ static uint64_t ncopies(uint32_t flags)
 	return (flags & LF_SEQ_LATCH) ? 2 : 1;
 }
 
+/* A classic value small enough lives in line 0 (see seqlock.h). */
+static int is_inline(uint64_t size, uint32_t flags)
+{
+	return !(flags & LF_SEQ_LATCH) && size <= LF_SEQ_INLINE_MAX;
+}
+
+static uint64_t data_off(uint64_t size, uint32_t flags, uint64_t meta_len)
+{
+	return is_inline(size, flags) ? LF_SEQ_INLINE_OFF
+				      : round64(LF_SEQ_META_OFF + meta_len);
+}
+
 uint64_t lf_seq_state_size(uint64_t size, uint32_t flags, uint64_t meta_len)
 {
+	uint64_t copies = is_inline(size, flags) ? 0 : ncopies(flags);
+
 	return round64(LF_SEQ_META_OFF + meta_len) +
-	       ncopies(flags) * round64(size ? size : 1);
+	       copies * round64(size ? size : 1);
 }
 
 void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
 		 const void *meta, uint64_t meta_len)
 {
 	memset(sl, 0, lf_seq_state_size(size, flags, meta_len));
-	sl->flags = flags;
-	sl->size = size;
-	sl->meta_len = meta_len;
-	sl->data_off = round64(LF_SEQ_META_OFF + meta_len);
-	sl->stride = round64(size ? size : 1);
+	sl->flags = sl->wflags = flags;
+	sl->size = sl->wsize = (uint32_t)size;
+	sl->meta_len = (uint32_t)meta_len;
+	sl->data_off = sl->wdata_off =
+		(uint32_t)data_off(size, flags, meta_len);
+	sl->stride = (uint32_t)round64(size ? size : 1);
 	if (meta_len)
 		memcpy((char *)sl + LF_SEQ_META_OFF, meta, meta_len);
 	lf_spin_init(&sl->lock, LF_LOCK_TTAS);
+}
+
+int lf_seq_check(const lf_seqlock_t *sl, uint64_t size, uint32_t flags,
+		 uint64_t meta_len)
+{
+	uint64_t off = data_off(size, flags, meta_len);
+
+	return size <= LF_SEQ_MAX_SIZE && !(flags & ~LF_SEQ_LATCH) &&
+	       sl->flags == flags && sl->wflags == flags &&
+	       sl->size == size && sl->wsize == size &&
+	       sl->meta_len == meta_len &&
+	       sl->data_off == off && sl->wdata_off == off &&
+	       sl->stride == round64(size ? size : 1) &&
+	       !(lf_read32(&sl->wseq) & 1);
 }
 
 const char *lf_seq_meta(const lf_seqlock_t *sl)
@@ -39,9 +72,10 @@ const char *lf_seq_meta(const lf_seqlock_t *sl)
 
 void lf_seq_write_locked(lf_seqlock_t *sl, const void *src)
 {
-	if (!(sl->flags & LF_SEQ_LATCH)) {
+	/* Geometry from line 1 (wflags, wsize, wdata_off): see seqlock.h. */
+	if (!(sl->wflags & LF_SEQ_LATCH)) {
 		lf_seq_write_begin(sl);
-		lf_seq_copy_in(lf_seq_copy(sl, 0), src, sl->size);
+		lf_seq_copy_in(lf_seq_wcopy(sl, 0), src, sl->wsize);
 		lf_seq_write_end(sl);
 		return;
 	}
@@ -52,7 +86,7 @@ void lf_seq_write_locked(lf_seqlock_t *sl, const void *src)
 	/* Earlier switches are visible before these data stores.  Pairs with
 	 * the lf_smp_rmb() in lf_seq_read_retry(). */
 	lf_smp_wmb();
-	lf_seq_copy_in(lf_seq_copy(sl, (s + 1) & 1), src, sl->size);
+	lf_seq_copy_in(lf_seq_wcopy(sl, (s + 1) & 1), src, sl->wsize);
 	/* Release: the copy is complete before readers switch to it.  Pairs
 	 * with the acquire load in lf_seq_read_begin(). */
 	lf_store_release32(&sl->seq, s + 1);
@@ -170,7 +204,7 @@ int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len)
 int64_t lf_seq_write_until(lf_seqlock_t *sl, const void *src, uint64_t len,
 			   uint64_t deadline)
 {
-	if (len != sl->size)
+	if (len != sl->wsize)
 		return LF_SEQ_EINVAL;
 	int64_t r = lf_spin_lock_until(&sl->lock, deadline);
 	if (r != LF_ACQUIRED)
@@ -187,7 +221,7 @@ int64_t lf_seq_write(lf_seqlock_t *sl, const void *src, uint64_t len)
 
 int64_t lf_seq_recover(lf_seqlock_t *sl, const void *src, uint64_t len)
 {
-	if (len != sl->size)
+	if (len != sl->wsize)
 		return LF_SEQ_EINVAL;
 	if (!lf_spin_recover(&sl->lock))
 		return 0;

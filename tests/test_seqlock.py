@@ -161,7 +161,10 @@ def test_closed(make):
 def test_caller_buffer_and_region_size():
     need = SeqRecord.region_size("qqqd", latch=True)
     assert need == 64 + 128 + 64 + 2 * 64
-    assert SeqBytes.region_size(32) == 64 + 128 + 64
+    # classic values of <= 40 bytes live in line 0, beside the counter
+    assert SeqBytes.region_size(40) == 64 + 128
+    assert SeqBytes.region_size(41) == 64 + 128 + 64
+    assert SeqBytes.region_size(40, latch=True) == 64 + 128 + 2 * 64
     buf = bytearray(need + 8)
     with SeqRecord("qqqd", latch=True, buffer=buf, offset=8) as r:
         r.write(1, 2, 3, 4.0)
@@ -206,6 +209,33 @@ def test_corrupt_format_in_region_detected():
     buf[64 + 128 + 1] = ord("b")  # "bb" packs 2 bytes: mismatch
     with pytest.raises(ValueError, match="corrupt"):
         SeqRecord.attach(buffer=buf)
+
+
+@pytest.mark.parametrize("field,offset", [
+    ("size", 8), ("data_off", 12), ("stride", 16), ("meta_len", 20),
+    ("wflags", 64 + 52), ("wsize", 64 + 56), ("wdata_off", 64 + 60)])
+@pytest.mark.parametrize("latch", [False, True])
+def test_corrupt_geometry_refused_without_writing(field, offset, latch):
+    """A state whose geometry (reader line or writer line) disagrees with
+    the header would send copies outside the region: attach refuses it and
+    writes nothing."""
+    buf = bytearray(SeqBytes.region_size(16, latch=latch))
+    SeqBytes(16, latch=latch, buffer=buf).close()
+    with SeqBytes.attach(buffer=buf) as ok:
+        ok.write(b"x" * 16)
+    struct.pack_into("<I", buf, 64 + offset, 1 << 20)
+    before = bytes(buf)
+    with pytest.raises(ValueError, match="corrupt SeqBytes"):
+        SeqBytes.attach(buffer=buf)
+    assert bytes(buf) == before
+
+
+def test_odd_writer_count_refused():
+    buf = bytearray(SeqBytes.region_size(8))
+    SeqBytes(8, buffer=buf).close()
+    struct.pack_into("<I", buf, 64 + 64 + 48, 3)  # wseq is always even
+    with pytest.raises(ValueError, match="corrupt SeqBytes"):
+        SeqBytes.attach(buffer=buf)
 
 
 def test_private_not_picklable():
@@ -310,7 +340,7 @@ def test_writer_keeps_its_rate_with_a_reader_hammering():
     are printed; benchmarks/bench_seqlock.py shows mp.Lock's for
     comparison."""
     for _ in range(3):  # a busy shared machine: up to 3 measurements
-        m = writer_rate.measure("seqlock", seconds=0.1, trials=7,
+        m = writer_rate.measure("seqlock", seconds=0.05, trials=15,
                                 ctx=mp.get_context("fork"))
         print(m)
         assert m["reader_reads_per_s"] > 10_000, m  # the reader did hammer

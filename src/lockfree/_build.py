@@ -34,7 +34,7 @@ CDEF = {
     """,
     "region": """
         #define LF_REGION_HEADER 64
-        #define LF_LAYOUT_VERSION 1
+        #define LF_LAYOUT_VERSION 2
         #define LF_KIND_ATOMIC 1
         #define LF_KIND_SPINLOCK 2
         #define LF_KIND_TICKETLOCK 3
@@ -280,14 +280,17 @@ CDEF = {
         #define LF_SEQ_EINVAL -2
         #define LF_SEQ_BUSY -3
         #define LF_SEQ_META_OFF 128
+        #define LF_SEQ_MAX_SIZE ...
+        #define LF_SEQ_INLINE_MAX 40
         typedef struct lf_seqlock {
             uint32_t seq;
             uint32_t flags;
-            uint64_t size;
-            uint64_t data_off;
-            uint64_t stride;
-            uint64_t meta_len;
+            uint32_t size;
+            uint32_t data_off;
+            uint32_t stride;
+            uint32_t meta_len;
             lf_spinlock_t lock;
+            uint32_t wseq;
             ...;
         } lf_seqlock_t;
         struct lf_seq_handle {
@@ -301,6 +304,8 @@ CDEF = {
         void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
                          const char *meta, uint64_t meta_len);
         const char *lf_seq_meta(const lf_seqlock_t *sl);
+        int lf_seq_check(const lf_seqlock_t *sl, uint64_t size,
+                         uint32_t flags, uint64_t meta_len);
         int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
                                   uint64_t deadline);
         int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len);

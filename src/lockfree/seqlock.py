@@ -33,7 +33,7 @@ import time
 import types
 
 from ._ffi import ffi, lib
-from .region import Primitive
+from .region import HEADER, Primitive
 from .spinlock import OwnerDiedError
 
 __all__ = ["SeqRecord", "SeqBytes", "OwnerDiedError"]
@@ -150,11 +150,24 @@ class _SeqBase(Primitive):
 
     @classmethod
     def _attach_mismatch(cls, region):
-        form = region.params[3]
+        size, flags, meta_len, form = region.params[:4]
         if form != cls._FORM and form in _FORM_NAMES:
             return (f"this seqlock is a {_FORM_NAMES[form]}, not a "
                     f"{cls.__name__}: attach it with "
                     f"{_FORM_NAMES[form]}.attach()")
+        try:
+            # Bounds first: the state is only read if the region can hold
+            # it (lf_seq_check reads its first two lines).
+            want = HEADER + cls._state_size(region.params)
+        except ValueError:
+            return None  # attach() reports the corrupt header
+        if region.size != want:
+            return None  # attach() reports the size
+        st = ffi.cast(cls._CTYPE, region.base + HEADER)
+        if not lib.lf_seq_check(st, size, flags, meta_len):
+            return (f"corrupt {cls.__name__}: its geometry does not match "
+                    f"its header (size {size}, flags {flags:#x}, format "
+                    f"length {meta_len})")
         return None
 
     def _new(self, size, latch, meta, initial, placement):

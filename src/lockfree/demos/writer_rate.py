@@ -9,7 +9,8 @@ around a shared ``ctypes`` structure (readers take the lock).  Rates are
 writes per second of wall-clock time and per second of this thread's CPU
 time minus the time this process waited for a CPU (on a busy machine,
 other work takes the CPUs; that measure still counts time blocked on the
-lock).  Medians of alternating trials.
+lock).  Ratios are paired: each hammered trial against the solo trials
+just before and after it, median over the trials.
 """
 
 from __future__ import annotations
@@ -108,31 +109,43 @@ def _rate(write, seconds):
     return n / wall, n / max(busy, 1e-9)
 
 
-def measure(kind="seqlock", seconds=0.2, trials=5, ctx=None) -> dict:
-    """Median writer rates alone and with a reader process hammering.
+def measure(kind="seqlock", seconds=0.05, trials=21, ctx=None) -> dict:
+    """Writer rates alone and with a reader process hammering, paired.
+
+    Trials alternate solo, hammered, solo, ..., solo (``trials`` hammered
+    ones, each ``seconds`` long).  Each hammered rate is divided by the mean
+    of the solo rates just before and after it, and the ratio reported is
+    the median of those: this VM's speed drifts by tens of percent over
+    seconds, which comparing two medians taken at different times would
+    fold into the ratio.
 
     Returns ``{"solo", "hammered", "ratio", "solo_run", "hammered_run",
-    "ratio_run", "reader_reads_per_s"}`` (writes/s per wall second and,
-    ``_run``, per second not spent waiting for a CPU; ratios are
-    hammered/solo; the reader's reads/s while hammering)."""
+    "ratio_run", "ratio_q1", "ratio_q3", "reader_reads_per_s"}``: median
+    writes/s per wall second and, ``_run``, per second not spent waiting
+    for a CPU; ``ratio``/``ratio_run`` the paired medians, ``ratio_q1`` and
+    ``ratio_q3`` the quartiles of the wall-clock ratios; the reader's
+    reads/s while hammering."""
     ctx = ctx or mp.get_context()
     write, _, obj, cleanup = make(kind, ctx)
     flag, reads = AtomicInt(0, shared=True), AtomicInt(0, shared=True)
     reader = ctx.Process(target=_hammer, args=(obj, flag, reads))
     reader.start()
     solo, ham, hammer_s = [], [], 0.0
+
+    def trial(state, out):
+        flag.store(state)
+        time.sleep(0.003)  # the reader notices within ~1 ms
+        out.append(_rate(write, seconds))
+
     try:
         time.sleep(0.05)
         _rate(write, 0.05)  # warm up
+        trial(0, solo)
         for _ in range(trials):
-            flag.store(0)
-            time.sleep(0.005)
-            solo.append(_rate(write, seconds))
-            flag.store(1)
-            time.sleep(0.005)
             t0 = time.perf_counter()
-            ham.append(_rate(write, seconds))
-            hammer_s += time.perf_counter() - t0 + 0.005
+            trial(1, ham)
+            hammer_s += time.perf_counter() - t0
+            trial(0, solo)
     finally:
         flag.store(-1)
         reader.join(60)
@@ -146,15 +159,22 @@ def measure(kind="seqlock", seconds=0.2, trials=5, ctx=None) -> dict:
     for key, runs in (("solo", solo), ("hammered", ham)):
         med[key] = statistics.median(r[0] for r in runs)
         med[key + "_run"] = statistics.median(r[1] for r in runs)
-    med["ratio"] = med["hammered"] / med["solo"]
-    med["ratio_run"] = med["hammered_run"] / med["solo_run"]
+    for suffix, col in (("", 0), ("_run", 1)):
+        ratios = [h[col] * 2 / (solo[i][col] + solo[i + 1][col])
+                  for i, h in enumerate(ham)]
+        med["ratio" + suffix] = statistics.median(ratios)
+        if not suffix:
+            q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 \
+                else ratios * 3
+            med["ratio_q1"], med["ratio_q3"] = q[0], q[2]
     return med
 
 
 def run(args) -> int:
-    print("This process writes a 4-field record for 0.2 s at a time, alone "
-          "and while a\nreader process reads it in a tight loop (median of "
-          "5 alternating trials):\n")
+    print("This process writes a 4-field record for 50 ms at a time, "
+          "alternately alone\nand while a reader process reads it in a tight "
+          "loop; each hammered trial is\ncompared with the solo trials "
+          "around it (median of 21 such ratios):\n")
     print(f"  {'':10}{'alone':>12}{'hammered':>12}{'ratio':>8}"
           f"{'ratio (CPU-wait excluded)':>27}")
     for kind in KINDS:
