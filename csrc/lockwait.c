@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-__thread uint64_t lf_owner_self_cache;
+LF_TLS uint64_t lf_owner_self_cache;
 
 static pthread_once_t lf_atfork_once = PTHREAD_ONCE_INIT;
 

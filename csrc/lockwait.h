@@ -58,7 +58,14 @@ typedef struct lf_lockstats {
 
 /* -- owners ---------------------------------------------------------------- */
 
-extern __thread uint64_t lf_owner_self_cache;
+/* initial-exec: one %fs-relative load.  The default model for code in a
+ * shared object (general-dynamic) calls __tls_get_addr on every access,
+ * which cost ~4 ns per lock/unlock pair here (the measured difference
+ * between lf-ttas and pthread_spin_lock); 8 bytes fit easily in the static
+ * TLS space glibc reserves for dlopen()ed libraries such as this one. */
+#define LF_TLS __thread __attribute__((tls_model("initial-exec")))
+
+extern LF_TLS uint64_t lf_owner_self_cache;
 uint64_t lf_owner_self_slow(void);
 
 /* This thread's owner id, pid << 32 | tid; never 0. */

@@ -29,7 +29,8 @@ _Static_assert(sizeof(struct lf_rcu_buf) == LF_CACHELINE,
  * of a fork by bumping a generation number.
  */
 static uint64_t fork_gen = 1;
-static __thread uint64_t owner_cache, owner_gen;
+static __thread __attribute__((tls_model("initial-exec"))) uint64_t owner_cache,
+	owner_gen;  /* initial-exec: see LF_TLS in lockwait.h */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void after_fork_child(void)

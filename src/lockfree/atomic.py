@@ -70,15 +70,18 @@ class AtomicInt(Primitive):
         for attr in ("load", "store", "exchange", "cmpxchg", "fetch_add",
                      "fetch_sub", "add_fetch", "sub_fetch"):
             self._bind(attr, getattr(lib, "lf_atomic_" + attr))
-        cas = self.cmpxchg
         self._bind("_tas_bit", lib.lf_atomic_test_and_set_bit)
         self._bind("_tac_bit", lib.lf_atomic_test_and_clear_bit)
         self._bind("_set_bit", lib.lf_atomic_set_bit)
         self._bind("_clear_bit", lib.lf_atomic_clear_bit)
         self._bind("_test_bit", lib.lf_atomic_test_bit)
 
+        # The cffi function itself, not the bound method: one call layer
+        # less.  st (the ffi.gc pointer) keeps the memory mapped.
+        cas, st = lib.lf_atomic_cmpxchg, self._state
+
         def compare_exchange(expected, desired):
-            seen = cas(expected, desired)
+            seen = cas(st, expected, desired)
             return seen == expected, seen
         compare_exchange.__doc__ = AtomicInt.compare_exchange.__doc__
         self.__dict__["compare_exchange"] = compare_exchange
