@@ -243,7 +243,7 @@ def time_case(case, rounds) -> float | None:
 # -- the C benchmark ---------------------------------------------------------
 
 
-def c_figures(rounds=5) -> dict:
+def c_figures(rounds=15) -> dict:
     """Build benchmarks/kfifo_bench.c and return its key=value figures."""
     cc = shutil.which(os.environ.get("CC", "gcc"))
     if cc is None:
@@ -359,15 +359,17 @@ def main(argv=None):
                     note="" if ns is not None else "not installed")
     if not args.no_c:
         print("timing C (kfifo_bench.c) ...", file=sys.stderr, flush=True)
-        figs = c_figures(5)
+        figs = c_figures(15)
         c_results(results, figs)
     print(results.format(f"{environment()}\nmedian ns per message of "
-                         f"{args.rounds} runs (C: median of 5); the machine "
+                         f"{args.rounds} runs (C: median of 15 short rounds); the machine "
                          "is shared, expect noise"))
     if not args.no_c:
         print(f"\nC items, inline lf_kfifo_*_elem / ck_ring paired per round: "
               f"median {figs['lf_over_ck']}x (rounds: "
               f"{figs.get('lf_over_ck_rounds', '')})")
+        print(f"C bulk / memcpy paired per round: median "
+              f"{figs['bulk_over_memcpy']}x")
     print("\nrates:\n" + "\n".join(_rates(results)))
 
 

@@ -18,8 +18,11 @@
  *            same chunks between two 1 MiB buffers.
  *
  * A side that finds the ring full/empty spins with pause, and yields the CPU
- * after 64 failed tries (both rings alike): on a shared 2-core machine the
- * peer may be descheduled, and pure spinning then measures the scheduler.
+ * after 64 failed tries at one item (both rings alike): on a shared 2-core
+ * machine the peer may be descheduled, and pure spinning then measures the
+ * scheduler.  Runs are short (4 M items) and the rounds many, lf and ck
+ * back to back in each round: this VM switches between speed regimes every
+ * few seconds, and only a ratio taken within one regime means something.
  */
 #define _GNU_SOURCE
 #include "kfifo.h"
@@ -38,7 +41,7 @@
 #include <ck_ring.h>
 #endif
 
-#define ITEMS		10000000UL
+#define ITEMS		4000000UL	/* per run: short runs, many rounds */
 #define ITEM_RING	(64u << 10)
 #ifndef CHUNK
 #define CHUNK		(64u << 10)
@@ -95,7 +98,7 @@ static void *item_producer(void *arg)
 
 	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
 	for (i = 0; i < ITEMS; i++)
-		while (lf_kfifo_put_elem(&h, &i, 8) != 1)
+		for (tries = 0; lf_kfifo_put_elem(&h, &i, 8) != 1;)
 			backoff(&tries);
 	return NULL;
 }
@@ -109,7 +112,7 @@ static void *item_consumer(void *arg)
 
 	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
 	for (i = 0; i < ITEMS; i++) {
-		while (lf_kfifo_get_elem(&h, &v, 8) != 1)
+		for (tries = 0; lf_kfifo_get_elem(&h, &v, 8) != 1;)
 			backoff(&tries);
 		j->bad += v != i;
 	}
@@ -127,7 +130,7 @@ static void *call_producer(void *arg)
 
 	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
 	for (i = 0; i < ITEMS; i++)
-		while (lf_kfifo_put(&h, (const char *)&i, 8) != 8)
+		for (tries = 0; lf_kfifo_put(&h, (const char *)&i, 8) != 8;)
 			backoff(&tries);
 	return NULL;
 }
@@ -141,7 +144,7 @@ static void *call_consumer(void *arg)
 
 	lf_kfifo_handle_init(&h, j->f, ITEM_RING, LF_KFIFO_BYTES);
 	for (i = 0; i < ITEMS; i++) {
-		while (lf_kfifo_get(&h, (char *)&v, 8) != 8)
+		for (tries = 0; lf_kfifo_get(&h, (char *)&v, 8) != 8;)
 			backoff(&tries);
 		j->bad += v != i;
 	}
@@ -186,8 +189,8 @@ static void *ck_producer(void *arg)
 	unsigned tries = 0;
 
 	for (i = 0; i < ITEMS; i++)
-		while (!ck_ring_enqueue_spsc(j->ring, j->slots,
-					     (void *)(uintptr_t)i))
+		for (tries = 0; !ck_ring_enqueue_spsc(j->ring, j->slots,
+					     (void *)(uintptr_t)i);)
 			backoff(&tries);
 	return NULL;
 }
@@ -200,7 +203,7 @@ static void *ck_consumer(void *arg)
 	void *v;
 
 	for (i = 0; i < ITEMS; i++) {
-		while (!ck_ring_dequeue_spsc(j->ring, j->slots, &v))
+		for (tries = 0; !ck_ring_dequeue_spsc(j->ring, j->slots, &v);)
 			backoff(&tries);
 		j->bad += (uintptr_t)v != i;
 	}
@@ -280,12 +283,12 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 5, r;
-	double lf[64], call[64], ck[64], ratio[64], bulk[64], mc[64];
+	int rounds = argc > 1 ? atoi(argv[1]) : 15, r;
+	double lf[64], call[64], ck[64], ratio[64], bulk[64], mc[64], bratio[64];
 	uint64_t bad = 0;
 
 	if (rounds < 1 || rounds > 64)
-		rounds = 5;
+		rounds = 15;
 	src_buf = aligned_alloc(64, BULK_RING);
 	dst_buf = aligned_alloc(64, BULK_RING);
 	memset(src_buf, 0x5a, BULK_RING);
@@ -294,11 +297,6 @@ int main(int argc, char **argv)
 		struct job j = { .f = new_ring(ITEM_RING) };
 
 		lf[r] = ITEMS / run_pair(item_producer, item_consumer, &j);
-		bad += j.bad;
-		free(j.f);
-		j.f = new_ring(ITEM_RING);
-		j.bad = 0;
-		call[r] = ITEMS / run_pair(call_producer, call_consumer, &j);
 		bad += j.bad;
 		free(j.f);
 #ifdef HAVE_CK
@@ -319,11 +317,17 @@ int main(int argc, char **argv)
 			free(slots);
 		}
 #endif
+		j.f = new_ring(ITEM_RING);
+		j.bad = 0;
+		call[r] = ITEMS / run_pair(call_producer, call_consumer, &j);
+		bad += j.bad;
+		free(j.f);
 		j.f = new_ring(BULK_RING);
 		bulk[r] = BULK_BYTES / run_pair(bulk_producer, bulk_consumer,
 						&j) / 1e9;
 		free(j.f);
 		mc[r] = BULK_BYTES / run_memcpy() / 1e9;
+		bratio[r] = bulk[r] / mc[r];
 	}
 	printf("rounds=%d\n", rounds);
 	printf("lf_items_per_s=%.0f\n", median(lf, rounds));
@@ -339,6 +343,7 @@ int main(int argc, char **argv)
 #endif
 	printf("lf_bulk_gb_per_s=%.3f\n", median(bulk, rounds));
 	printf("memcpy_gb_per_s=%.3f\n", median(mc, rounds));
+	printf("bulk_over_memcpy=%.3f\n", median(bratio, rounds));
 	printf("bad_items=%llu\n", (unsigned long long)bad);
 	printf("kfifo_bench: %s\n", bad ? "FAIL" : "OK");
 	return bad != 0;
