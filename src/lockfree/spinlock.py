@@ -130,11 +130,17 @@ def _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking, timeout):
             return False
 
 
+# The default timeout.  The fast paths test it by identity (cheaper than
+# ==): a -1 that is another object (-1.0, a big-int -1) only takes the slow
+# path, which validates and handles every value.
+_NO_TIMEOUT = -1
+
+
 def _make_acquire(try_fn, until_fn, slow_fn, st, what):
     """acquire(blocking=True, timeout=-1) as a closure: the default call is
     one C call (one xchg/CAS when free), no attribute lookups."""
-    def acquire(blocking=True, timeout=-1):
-        if timeout == -1 and try_fn(st):
+    def acquire(blocking=True, timeout=_NO_TIMEOUT):
+        if timeout is _NO_TIMEOUT and try_fn(st):
             return True
         return _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking,
                              timeout)
@@ -195,8 +201,8 @@ def _make_ticket_acquire(st):
     so it never jumps the queue); waiting takes a ticket."""
     try_fn = lib.lf_ticket_try_acquire
 
-    def acquire(blocking=True, timeout=-1):
-        if timeout == -1 and try_fn(st):
+    def acquire(blocking=True, timeout=_NO_TIMEOUT):
+        if timeout is _NO_TIMEOUT and try_fn(st):
             return True
         return _ticket_slow(st, blocking, timeout)
     return acquire
