@@ -86,6 +86,32 @@ def test_bytes_get_into_and_linear_view():
     q.close()
 
 
+def test_records_message_views_zero_copy():
+    q = Kfifo(16, "records")
+    assert q.message_views() == ()                       # empty
+    q._set_indexes(WRAP - 6)      # header at offset 10, payload wraps at 16
+    q.put_message(b"abcdefgh")
+    views = q.message_views()
+    assert [bytes(v) for v in views] == [b"ab", b"cdefgh"]
+    assert all(v.readonly for v in views)
+    assert len(q) == 12                                  # not consumed
+    del views
+    assert q.skip_message() == 8
+    q.put_message(b"")                   # an empty message at offset 6
+    q.put_message(b"xyz")                # payload at 14, 15, 0: wraps again
+    assert [bytes(v) for v in q.message_views()] == [b""]
+    q.skip_message()
+    assert [bytes(v) for v in q.message_views()] == [b"xy", b"z"]
+    assert q.get_message() == b"xyz"
+    q.put_message(b"12345")              # header at 1, payload at 5..9
+    (one,) = q.message_views()           # contiguous: one view
+    assert bytes(one) == b"12345"
+    assert q.get_message() == b"12345"
+    q.close_producer()
+    assert q.message_views() == ()                       # end of stream
+    q.close()
+
+
 def test_records_basic_and_peek_len():
     q = Kfifo(64, "records")
     assert q.peek_len() is None
@@ -194,7 +220,8 @@ def test_wrong_types(bad):
 def test_wrong_mode_raises_mode_error():
     b, r = Kfifo(64), Kfifo(64, "records")
     for call in (lambda: b.put_message(b"x"), b.get_message,
-                 lambda: b.put_many([b"x"]), b.get_many, b.peek_len):
+                 lambda: b.put_many([b"x"]), b.get_many, b.peek_len,
+                 b.message_views):
         with pytest.raises(ModeError, match="'bytes' mode"):
             call()
     for call in (lambda: r.put(b"x"), lambda: r.get(1), lambda: r.peek(1),

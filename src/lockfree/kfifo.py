@@ -412,6 +412,14 @@ class Kfifo(Primitive):
         """Records mode: drop the next message; return its length."""
         self._wrong_mode()
 
+    def message_views(self) -> tuple:
+        """Records mode, zero-copy: the next message as read-only
+        ``memoryview`` objects into the ring, without consuming it: ``()``
+        if there is none, one view, or two if the message wraps around the
+        end of the data area (head, then tail).  Consume it with
+        ``skip_message()``; do not use the views after that."""
+        self._wrong_mode()
+
     def put_many(self, items, block: bool = True, timeout=None) -> int:
         """Records mode: append messages in one C call; return how many.
         Not blocking: as many as fit.  Blocking: all of them, or
@@ -614,8 +622,24 @@ def _bind_records(self, h, scratch, fmt):
         # call wrote, e.g. b"64s64s12s" (a fresh Struct: no format cache).
         return list(Struct(string(fmt)).unpack(out[:n]))
 
+    def message_views():
+        n = rec_parts()
+        if n == _EAGAIN or n == _EOF:
+            return ()
+        check(n)
+        views = []
+        for i in (0, 1):
+            if h.part_len[i] or (i == 0 and n == 0):
+                # The view's pointer holds the handle (hence the region)
+                # alive, as linear_view's does.
+                ptr = ffi.gc(ffi.cast("char *", h.part[i]),
+                             lambda _, k=h: None)
+                views.append(memoryview(ffi.buffer(ptr, h.part_len[i]))
+                             .toreadonly())
+        return tuple(views)
+
     for fn in (put_message, get_message, get_message_into, peek_len,
-               skip_message, put_many, get_many):
+               skip_message, message_views, put_many, get_many):
         self._install(fn)
 
 
