@@ -5,7 +5,6 @@ _Static_assert(offsetof(lf_seqlock_t, lock) == 64,
 _Static_assert(offsetof(lf_seqlock_t, inline_) == LF_SEQ_INLINE_OFF &&
 	       LF_SEQ_INLINE_OFF + LF_SEQ_INLINE_MAX == 64,
 	       "the inline copy fills line 0 after the geometry");
-_Static_assert(sizeof(lf_seqlock_t) == 128, "two lines");
 _Static_assert(sizeof(lf_seqlock_t) == LF_SEQ_META_OFF,
 	       "the metadata area follows the two control lines");
 

@@ -628,14 +628,12 @@ def _bind_records(self, h, scratch, fmt):
             return ()
         check(n)
         views = []
-        for i in (0, 1):
-            if h.part_len[i] or (i == 0 and n == 0):
-                # The view's pointer holds the handle (hence the region)
-                # alive, as linear_view's does.
-                ptr = ffi.gc(ffi.cast("char *", h.part[i]),
-                             lambda _, k=h: None)
-                views.append(memoryview(ffi.buffer(ptr, h.part_len[i]))
-                             .toreadonly())
+        for i in range(2 if h.part_len[1] else 1):  # head[, tail]
+            # The view's pointer holds the handle (hence the region)
+            # alive, as linear_view's does.
+            ptr = ffi.gc(ffi.cast("char *", h.part[i]), lambda _, k=h: None)
+            views.append(memoryview(ffi.buffer(ptr, h.part_len[i]))
+                         .toreadonly())
         return tuple(views)
 
     for fn in (put_message, get_message, get_message_into, peek_len,
