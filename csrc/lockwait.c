@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -70,6 +71,41 @@ int lf_owner_alive(uint64_t id)
 	 * signals but will never release anything. */
 	char st = lf_task_state(pid, tid);
 	return !(st == 'Z' || st == 'X' || st == 'x');
+}
+
+int lf_pid_alive(uint32_t pid)
+{
+	if (pid == 0)
+		return 1;
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return 0;
+	/* A zombie (killed, not yet reaped) still exists.  Its /proc/<pid>/stat
+	 * says Z; but so does a live process whose main thread alone exited,
+	 * so a zombie counts as dead only with at most one thread left. */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%u/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return 1;
+	char st = p[2];
+	if (!(st == 'Z' || st == 'X' || st == 'x'))
+		return 1;
+	/* num_threads is the 18th field after the state (field 20 of 52). */
+	p += 2;
+	for (int field = 0; field < 17 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtol(p, NULL, 10) > 1 : 1;
 }
 
 uint64_t lf_now_ns(void)

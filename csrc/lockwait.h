@@ -84,6 +84,8 @@ static inline uint32_t lf_owner_tid(uint64_t id) { return (uint32_t)id; }
  * (gone, or a zombie).  A system call and a /proc read: slow paths only. */
 int lf_owner_alive(uint64_t id);
 uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
+/* The same for a whole process (any of its threads); errs towards alive. */
+int lf_pid_alive(uint32_t pid);
 
 /* -- waiting --------------------------------------------------------------- */
 

@@ -29,9 +29,10 @@
 
 #define LF_REGION_MAGIC   0x4e4f494745524c46ULL  /* "FLREGION" little-endian */
 /* Bumped whenever any primitive's state layout changes (2: the seqlock's
- * writer line and inline copy), so a segment made by an older build is
- * refused at attach instead of misread. */
-#define LF_LAYOUT_VERSION 2u
+ * writer line and inline copy; 3: the reader-writer lock's reader slots),
+ * so a segment made by an older build is refused at attach instead of
+ * misread. */
+#define LF_LAYOUT_VERSION 3u
 #define LF_REGION_HEADER  64u
 
 enum lf_kind {

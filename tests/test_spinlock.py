@@ -12,7 +12,7 @@ from multiprocessing import shared_memory
 import pytest
 
 import lockfree
-from lockfree import OwnerDiedError, RWSpinLock, SpinLock, TicketLock
+from lockfree import OwnerDiedError, RWSpinLock, SpinLock, TicketLock, lib
 
 LONG = os.environ.get("LOCKFREE_LONG") == "1"
 
@@ -395,20 +395,196 @@ def test_ticket_dead_queued_waiter_detected():
     lock.close()
 
 
-def test_rw_dead_reader_not_detected_writer_times_out():
-    """Documented limit: readers are counted, not recorded."""
+def _hold_rw_reads(lock, n, ready):
+    for _ in range(n):
+        lock.acquire_read()
+    ready.set()
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_rw_dead_reader_detected_then_recovered(method):
+    """A reader process SIGKILLed holding the read side (twice) is named by
+    the waiting writer; recover() gives its holds back and takes the write
+    lock."""
+    ctx = mp.get_context(method)
     lock = RWSpinLock(shared=True)
-    ctx = mp.get_context("fork")
     ready = ctx.Event()
-    child = ctx.Process(target=_hold_rw_read, args=(lock, ready))
+    child = ctx.Process(target=_hold_rw_reads, args=(lock, 2, ready))
     child.start()
-    assert ready.wait(60)
-    child.kill()
-    child.join()
-    assert lock.acquire(timeout=0.1) is False
-    assert lock.acquire_read(timeout=0.1) is True  # readers still get in
+    try:
+        assert ready.wait(60)
+        assert lock.readers == 2
+        os.kill(child.pid, signal.SIGKILL)
+        time.sleep(0.05)  # not reaped: a zombie, which counts as dead
+        t0 = time.monotonic()
+        with pytest.raises(OwnerDiedError) as info:
+            lock.acquire(timeout=2)
+        assert time.monotonic() - t0 < 2.5
+        err = info.value
+        assert (err.pid, err.tid) == (child.pid, 0)
+        assert f"pid {child.pid}" in str(err) and "reader" in str(err)
+        # readers are not blocked by a dead reader, only writers
+        assert lock.acquire_read(timeout=1)
+        lock.release_read()
+        assert lock.recover() is True  # holds given back, write lock taken
+        assert lock.readers == 0 and lock.write_locked()
+        assert lock.owner == (os.getpid(), threading.get_native_id())
+        lock.release()
+        assert lock.recover() is False  # nothing left
+        assert lock.acquire(timeout=1)
+        lock.release()
+    finally:
+        child.kill()
+        child.join()
+        lock.close()
+
+
+def test_rw_dead_reader_beside_live_reader():
+    """Only the dead process's holds are given back: a live reader keeps
+    the writer out until it releases."""
+    ctx = mp.get_context("fork")
+    lock = RWSpinLock(shared=True)
+    ready1, ready2 = ctx.Event(), ctx.Event()
+    live = ctx.Process(target=_hold_rw_reads, args=(lock, 1, ready1))
+    dead = ctx.Process(target=_hold_rw_reads, args=(lock, 3, ready2))
+    live.start()
+    dead.start()
+    try:
+        assert ready1.wait(60) and ready2.wait(60)
+        assert lock.readers == 4
+        dead.kill()
+        dead.join()  # reaped: gone entirely
+        with pytest.raises(OwnerDiedError) as info:
+            lock.acquire(timeout=2)
+        assert info.value.pid == dead.pid
+        assert lock.recover() is False  # given back, but live holds remain
+        assert lock.readers == 1
+        assert lock.acquire(timeout=0.2) is False  # the live reader: no error
+        live.kill()
+        live.join()
+        with pytest.raises(OwnerDiedError) as info:
+            lock.acquire(timeout=2)
+        assert info.value.pid == live.pid
+        assert lock.recover() is True
+        lock.release()
+        assert lock.readers == 0 and not lock.locked()
+    finally:
+        for p in (live, dead):
+            p.kill()
+            p.join()
+        lock.close()
+
+
+def test_rw_release_read_checks_this_process():
+    """A process holding no read lock cannot release another's."""
+    ctx = mp.get_context("fork")
+    lock = RWSpinLock(shared=True)
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_rw_reads, args=(lock, 1, ready))
+    child.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(RuntimeError, match="this process holds no read"):
+            lock.release_read()
+        assert lock.readers == 1  # the child's hold is untouched
+        assert lock.acquire(timeout=0.1) is False
+    finally:
+        child.kill()
+        child.join()
+        assert lock.recover() is True
+        lock.release()
+        lock.close()
+
+
+def test_rw_threads_share_their_process_slot():
+    """Threads of one process add up in one slot; each release takes one."""
+    lock = RWSpinLock()
+    n = 4
+    go, done = threading.Barrier(n + 1, timeout=30), threading.Barrier(
+        n + 1, timeout=30)
+
+    def reader():
+        lock.acquire_read()
+        go.wait()
+        done.wait()
+        lock.release_read()
+    ts = [threading.Thread(target=reader) for _ in range(n)]
+    for t in ts:
+        t.start()
+    go.wait()
+    try:
+        words = [lock._state.slots[i].word for i in range(lib.LF_RW_SLOTS)]
+        mine = [w for w in words if w]
+        assert mine == [os.getpid() << 32 | n]
+    finally:
+        done.wait()
+        for t in ts:
+            t.join()
+    assert lock.readers == 0
+    assert [lock._state.slots[i].word for i in range(lib.LF_RW_SLOTS)] == \
+        [w & ~0xFFFFFFFF for w in words]  # slot kept, holds 0
+    with pytest.raises(RuntimeError):
+        lock.release_read()
+
+
+def _read_and_report(lock, q):
+    lock.acquire_read()
+    q.put(os.getpid())
+    time.sleep(600)
+
+
+def test_rw_slots_full_readers_counted_not_recorded():
+    """With every slot taken by a live process, a further reader process is
+    counted (writers wait for it) but not recorded; its release works."""
+    ctx = mp.get_context("fork")
+    lock = RWSpinLock(shared=True)
+    q, N = ctx.Queue(), lib.LF_RW_SLOTS
+    procs = [ctx.Process(target=_read_and_report, args=(lock, q))
+             for _ in range(N)]
+    try:
+        for p in procs:
+            p.start()
+        pids = {q.get(timeout=60) for _ in procs}
+        words = [lock._state.slots[i].word for i in range(N)]
+        assert {w >> 32 for w in words} == pids
+        assert lock.readers == N and lock._state.untracked == 0
+        assert lock.acquire_read(timeout=1)  # this process: no slot left
+        assert lock._state.untracked == 1 and lock.readers == N + 1
+        lock.release_read()
+        assert lock._state.untracked == 0 and lock.readers == N
+        with pytest.raises(RuntimeError):
+            lock.release_read()
+        assert lock.readers == N
+    finally:
+        for p in procs:
+            p.kill()
+            p.join()
+    assert lock.recover() is True  # all 16 gone: holds given back
+    assert lock.readers == 0
+    lock.release()
+    assert all(lock._state.slots[i].word == 0 for i in range(N))
+    # Slots of dead processes that hold nothing are reused.
+    procs = [ctx.Process(target=_read_once, args=(lock,)) for _ in range(N)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert all(lock._state.slots[i].word & 0xFFFFFFFF == 0 and
+               lock._state.slots[i].word >> 32 in {p.pid for p in procs}
+               for i in range(N))
+    assert lock.acquire_read(timeout=1)
+    assert lock._state.untracked == 0
+    assert sum(1 for i in range(N)
+               if lock._state.slots[i].word == os.getpid() << 32 | 1) == 1
     lock.release_read()
     lock.close()
+
+
+def _read_once(lock):
+    lock.acquire_read()
+    lock.release_read()
 
 
 # -- RW -------------------------------------------------------------------------

@@ -34,7 +34,7 @@ CDEF = {
     """,
     "region": """
         #define LF_REGION_HEADER 64
-        #define LF_LAYOUT_VERSION 2
+        #define LF_LAYOUT_VERSION 3
         #define LF_KIND_ATOMIC 1
         #define LF_KIND_SPINLOCK 2
         #define LF_KIND_TICKETLOCK 3
@@ -159,6 +159,8 @@ CDEF = {
         int lf_ticket_recover(lf_ticketlock_t *l);
     """,
     "rwlock": """
+        #define LF_RW_SLOTS ...
+        struct lf_rw_slot { uint64_t word; ...; };
         typedef struct lf_rwlock {
             uint64_t cnts;
             uint32_t flags;
@@ -166,6 +168,8 @@ CDEF = {
             uint64_t wwaiter;
             lf_lockstats_t stats;
             uint64_t read_acquisitions;
+            uint64_t untracked;
+            struct lf_rw_slot slots[...];
             ...;
         } lf_rwlock_t;
         void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
@@ -185,6 +189,7 @@ CDEF = {
         bool lf_rwlock_write_locked(lf_rwlock_t *l);
         uint64_t lf_rwlock_owner(lf_rwlock_t *l);
         int lf_rwlock_recover(lf_rwlock_t *l);
+        uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l);
     """,
     "rcu": """
         #define LF_RCU_MAX_READERS 4096

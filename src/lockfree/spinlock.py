@@ -67,15 +67,23 @@ class OwnerDiedError(RuntimeError):
     ``pid`` and ``tid`` identify the dead holder (``tid`` is the kernel
     thread id, ``threading.get_native_id()`` in that process).  The lock is
     still held on its behalf: call the lock's ``recover()`` to take it over.
+    For a reader process of an :class:`RWSpinLock` (readers are recorded
+    per process), ``tid`` is 0 and ``recover()`` gives its read holds back.
     """
 
     def __init__(self, what: str, owner_id: int):
         self.pid = owner_id >> 32
         self.tid = owner_id & 0xFFFFFFFF
-        super().__init__(
-            f"the owner of this {what} died holding it (pid {self.pid}, "
-            f"thread id {self.tid}); call recover() to take the lock over "
-            "(the data it protects may be inconsistent)")
+        if self.tid == 0:
+            msg = (f"a reader process of this {what} died holding the read "
+                   f"side (pid {self.pid}); call recover() to give its "
+                   "read holds back")
+        else:
+            msg = (f"the owner of this {what} died holding it (pid "
+                   f"{self.pid}, thread id {self.tid}); call recover() to "
+                   "take the lock over (the data it protects may be "
+                   "inconsistent)")
+        super().__init__(msg)
 
 
 def _deadline(blocking, timeout):
@@ -442,14 +450,22 @@ class RWSpinLock(_LockBase):
     The kernel has this lock (rwlock_t); pthreads has none (its
     pthread_rwlock_t sleeps in the kernel, it is not a spinlock).
 
-    Dead-owner detection covers the writer (``recover()`` takes the write
-    lock over) and heals a writer that died while waiting.  Readers are
-    counted, not recorded: a reader that dies holding the read lock blocks
-    writers for good and is not detected (their timed acquires return
-    False), and ``release_read`` raises ``RuntimeError`` only when no reader
-    at all holds the lock, not when the calling thread is not one of them.
+    Dead-owner detection covers both sides.  A dead writer: waiters raise
+    :class:`OwnerDiedError` and ``recover()`` takes the write lock over; a
+    writer that died while waiting is healed by the next reader.  Readers
+    are recorded per process (16 slots, one cache line each): a writer kept
+    waiting by a process that died holding the read side raises
+    ``OwnerDiedError`` with that ``pid`` and ``tid == 0``, and ``recover()``
+    gives its holds back.  ``release_read`` raises ``RuntimeError`` when the
+    calling process holds no read lock (it cannot tell one thread of a
+    process from another).  Not detected: a reader thread that exits while
+    its process lives, a death within one instruction of taking or
+    returning a hold, and readers of a 17th process reading at once (the
+    slots are full; they are counted but not recorded).
 
-    Cost: each acquire/release is one C call and one locked instruction.
+    Cost: each acquire/release is one C call; one locked instruction for
+    the write side, two for the read side (the count and the process's
+    slot).
     """
 
     _KIND = lib.LF_KIND_RWLOCK
@@ -479,7 +495,7 @@ class RWSpinLock(_LockBase):
         self._install("release_read", _make_release(
             lib.lf_rwlock_read_release_counted if counted
             else lib.lf_rwlock_read_release, st,
-            "release_read of an RWSpinLock that no reader holds"))
+            "release_read of an RWSpinLock this process holds no read lock of"))
         self._bind_fast(lib.lf_rwlock_write_try_acquire,
                         lib.lf_rwlock_write_release_counted if counted
                         else lib.lf_rwlock_write_release)
@@ -491,7 +507,8 @@ class RWSpinLock(_LockBase):
         self._closed()
 
     def release_read(self) -> None:
-        """Release the read side; ``RuntimeError`` if no reader holds it."""
+        """Release the read side; ``RuntimeError`` if this process holds
+        no read lock of it."""
         self._closed()
 
     def read(self):
@@ -526,8 +543,16 @@ class RWSpinLock(_LockBase):
         return lib.lf_rwlock_owner(self._st())
 
     def recover(self) -> bool:
-        """Take the write lock over from a dead writer (see
-        SpinLock.recover).  Cannot recover from dead readers."""
+        """Recover from dead holders; True if this thread now holds the
+        write lock.
+
+        Gives back the read holds of reader processes that died (always,
+        when there are any), then takes the write lock over from a dead
+        writer, or, if only dead readers were found, makes one attempt at
+        the write lock (False if live readers or a writer hold it: acquire
+        it as usual).  False if there was nothing to recover or another
+        thread or process recovered first (see SpinLock.recover).
+        """
         return bool(lib.lf_rwlock_recover(self._st()))
 
 

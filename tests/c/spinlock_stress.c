@@ -15,7 +15,10 @@
  *    other thread inside at the same time breaks it;
  *  - RW: readers inside see the writers' invariant word at 0 and overlap
  *    (max concurrent readers > 1 reported); a writer gets in while readers
- *    keep arriving;
+ *    keep arriving; afterwards the lock word, this process's reader slot
+ *    and the untracked count are all back to 0 holds; a forked reader
+ *    killed holding the read side three times is reported to a waiting
+ *    writer by pid, and recovery gives exactly its holds back;
  *  - timed lock gives up after roughly its timeout;
  *  - fairness over a fixed time: per-thread acquisition counts of the
  *    ticket lock must satisfy min >= max / FAIR_BOUND; TAS is printed too
@@ -23,9 +26,12 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rwlock.h"
@@ -323,6 +329,66 @@ static void run_fairness(enum kind k, int nthreads, int ms)
 		fail("ticket lock unfair beyond the stated bound");
 }
 
+/* After the RW phases: no holds left anywhere. */
+static void check_rw_idle(void)
+{
+	uint64_t holds = 0;
+	for (unsigned i = 0; i < LF_RW_SLOTS; i++)
+		holds += (uint32_t)lf_read64(&rw.slots[i].word);
+	printf("rw_idle_cnts=%llu\nrw_idle_slot_holds=%llu\n",
+	       (unsigned long long)lf_read64(&rw.cnts),
+	       (unsigned long long)holds);
+	if (lf_read64(&rw.cnts) || holds || lf_read64(&rw.untracked))
+		fail("rw lock not idle after every reader and writer left");
+}
+
+/* A reader process killed holding the read side. */
+static void run_rw_dead_reader(void)
+{
+	lf_rwlock_t *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fds[2];
+	char c;
+	if (l == MAP_FAILED || pipe(fds) != 0) {
+		fail("rw dead reader: mmap/pipe");
+		return;
+	}
+	lf_rwlock_init(l, 0);
+	lf_rwlock_read_lock_until(l, LF_FOREVER);  /* a live reader: us */
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < 3; i++)
+			lf_rwlock_read_lock_until(l, LF_FOREVER);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	if (pid < 0 || read(fds[0], &c, 1) != 1) {
+		fail("rw dead reader: fork");
+		return;
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	int64_t r = lf_rwlock_write_lock_until(l, lf_now_ns() + 2000000000ull);
+	int64_t expect = -(int64_t)((uint64_t)pid << 32);
+	uint64_t after_recover;
+	int rec = lf_rwlock_recover(l);          /* 0: we still read */
+	after_recover = lf_read64(&l->cnts) / LF_RW_READER;
+	lf_rwlock_read_unlock(l);
+	int64_t r2 = lf_rwlock_write_lock_until(l, lf_now_ns() + 2000000000ull);
+	printf("rw_dead_reader_ret_is_pid=%d\nrw_dead_reader_holds_left=%llu\n",
+	       r == expect, (unsigned long long)after_recover);
+	if (r != expect || rec != 0 || after_recover != 1 || r2 != LF_ACQUIRED)
+		fail("rw dead reader not detected or not recovered");
+	lf_rwlock_write_unlock(l);
+	if (lf_read64(&l->cnts) != 0)
+		fail("rw dead reader: lock word not 0 at the end");
+	close(fds[0]);
+	close(fds[1]);
+	munmap(l, sizeof *l);
+}
+
 int main(void)
 {
 	int is_long = getenv("LOCKFREE_LONG") && atoi(getenv("LOCKFREE_LONG"));
@@ -344,6 +410,8 @@ int main(void)
 	run_mx(RW_WRITE, nthreads, iters);
 	run_mx(RW_READ, nthreads, iters);
 	run_rw_writer_progress(3, is_long ? 2000 : 50);
+	check_rw_idle();
+	run_rw_dead_reader();
 	run_timed();
 	/* Two threads on two cores: a ticket lock alternates strictly. */
 	run_fairness(TICKET, 2, is_long ? 2000 : 200);
