@@ -306,6 +306,9 @@ CDEF = {
         };
         uint64_t lf_seq_state_size(uint64_t size, uint32_t flags,
                                    uint64_t meta_len);
+        /* const char * where seqlock.h says const void *: cffi passes a
+           bytes object to a char * without copying it (tests/test_cdef.py
+           allows exactly this difference). */
         void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
                          const char *meta, uint64_t meta_len);
         const char *lf_seq_meta(const lf_seqlock_t *sl);
