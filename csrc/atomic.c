@@ -1,6 +1,7 @@
 #include "atomic.h"
 #include "arch/atomic.h"
 
+
 /* Signed <-> unsigned conversions are value-preserving modulo 2^64 on every
  * target GCC supports, and unsigned arithmetic wraps, so int64 results wrap
  * like two's complement without signed-overflow undefined behaviour. */
@@ -34,6 +35,11 @@ int64_t lf_atomic_exchange(lf_atomic_t *a, int64_t v)
 int64_t lf_atomic_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_)
 {
 	return S(lf_cmpxchg64(&a->counter, U(old), U(new_)));
+}
+
+bool lf_atomic_try_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_)
+{
+	return lf_cmpxchg64(&a->counter, U(old), U(new_)) == U(old);
 }
 
 int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v)

@@ -27,6 +27,11 @@ int64_t lf_atomic_load(lf_atomic_t *a);
 void lf_atomic_store(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_exchange(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
+/* The same CAS reporting only success: the kernel's atomic64_try_cmpxchg
+ * without the write-back of the value seen.  A cffi bool result is cheaper
+ * than an int64 and needs no comparison in Python (AtomicInt's
+ * compare_exchange). */
+bool lf_atomic_try_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
 int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v);

@@ -55,6 +55,54 @@ def test_compare_exchange_success_and_failure():
     assert a.cmpxchg(2, 5) == 4 and a.load() == 4
 
 
+def test_compare_exchange_under_contention_is_consistent():
+    """Threads increment with compare_exchange loops (the total is exact)
+    while another flips a second integer between two values: a failure
+    never reports the expected value as observed, a success always does."""
+    n = 20_000 if LONG else 4_000
+    a, flip = AtomicInt(0), AtomicInt(0)
+    bad, fails, stop = [], [0], threading.Event()
+
+    def incr():
+        cur = a.load()
+        for _ in range(n):
+            while True:
+                ok, seen = a.compare_exchange(cur, cur + 1)
+                if ok:
+                    if seen != cur:
+                        bad.append(("success", cur, seen))
+                    cur += 1
+                    break
+                if seen == cur:
+                    bad.append(("failure", cur, seen))
+                fails[0] += 1
+                cur = seen
+
+    def flipper():
+        while not stop.is_set():
+            flip.compare_exchange(0, 1)
+            flip.compare_exchange(1, 0)
+
+    def watcher():
+        while not stop.is_set():
+            ok, seen = flip.compare_exchange(0, 0)  # hits and misses
+            if ok != (seen == 0):
+                bad.append(("flip", ok, seen))
+    ts = [threading.Thread(target=incr) for _ in range(2)]
+    others = [threading.Thread(target=flipper),
+              threading.Thread(target=watcher)]
+    for t in ts + others:
+        t.start()
+    for t in ts:
+        t.join()
+    stop.set()
+    for t in others:
+        t.join()
+    assert a.load() == 2 * n
+    assert not bad, bad[:5]
+    print(f"compare_exchange failures while incrementing: {fails[0]}")
+
+
 def test_update_returns_new_value_and_zero_retries_uncontended():
     a = AtomicInt(3)
     assert a.update(lambda x: x * 7) == (21, 0)

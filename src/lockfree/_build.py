@@ -67,6 +67,7 @@ CDEF = {
         void lf_atomic_store(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_exchange(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
+        bool lf_atomic_try_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
         int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v);

@@ -76,13 +76,21 @@ class AtomicInt(Primitive):
         self._bind("_clear_bit", lib.lf_atomic_clear_bit)
         self._bind("_test_bit", lib.lf_atomic_test_bit)
 
-        # The cffi function itself, not the bound method: one call layer
+        # The cffi functions themselves, not bound methods: one call layer
         # less.  st (the ffi.gc pointer) keeps the memory mapped.
-        cas, st = lib.lf_atomic_cmpxchg, self._state
+        try_cas, load, st = lib.lf_atomic_try_cmpxchg, lib.lf_atomic_load, \
+            self._state
 
         def compare_exchange(expected, desired):
-            seen = cas(st, expected, desired)
-            return seen == expected, seen
+            # A bool result: no int64 to box and compare on success.  On
+            # failure, a load tells the value; if that equals expected the
+            # CAS could succeed now, so try again (rare).  A failed call
+            # thus linearizes at the load, which saw a value != expected.
+            while not try_cas(st, expected, desired):
+                seen = load(st)
+                if seen != expected:
+                    return False, seen
+            return True, expected
         compare_exchange.__doc__ = AtomicInt.compare_exchange.__doc__
         self.__dict__["compare_exchange"] = compare_exchange
         self._bound.append("compare_exchange")
@@ -105,10 +113,13 @@ class AtomicInt(Primitive):
     def compare_exchange(self, expected: int, desired: int) -> tuple:
         """If the value equals ``expected``, set it to ``desired``.
 
-        Returns ``(success, observed)``: ``observed`` is the value found
-        (``lock cmpxchg``), and the swap happened iff it equals ``expected``.
-        On failure, ``observed`` is the fresh value to retry with.
-        Building the tuple costs a Python frame; ``cmpxchg`` does not.
+        Returns ``(success, observed)``: ``(True, expected)`` if the swap
+        happened (``lock cmpxchg``), else ``(False, v)`` with ``v`` a value
+        the integer held during the call, never equal to ``expected``: the
+        fresh value to retry with.  (The C call reports success only; on
+        failure a load reads ``v``, and if that load finds ``expected`` the
+        CAS is simply tried again.)  Building the tuple costs a Python
+        frame; ``cmpxchg`` does not.
         """
         self._closed()
 
