@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 
 from ._ffi import lib
-from .region import Primitive
+from .region import Primitive, specialize
 
 __all__ = ["AtomicInt"]
 
@@ -31,6 +31,19 @@ def _bit(nr) -> int:
     if not 0 <= nr < 64:
         raise ValueError(f"bit number must be in 0..63, got {nr}")
     return nr
+
+
+def _compare_exchange_template(expected, desired):
+    # Per object (region.specialize): try_cas, load and st are globals of a
+    # namespace private to one AtomicInt.  The C call reports success only:
+    # no int64 to box and compare.  On failure a load tells the value; if
+    # that equals expected the CAS could succeed now, so try again (rare).
+    # A failed call thus linearizes at the load, which saw != expected.
+    while not try_cas(st, expected, desired):  # noqa: F821
+        seen = load(st)  # noqa: F821
+        if seen != expected:
+            return False, seen
+    return True, expected
 
 
 class AtomicInt(Primitive):
@@ -76,23 +89,11 @@ class AtomicInt(Primitive):
         self._bind("_clear_bit", lib.lf_atomic_clear_bit)
         self._bind("_test_bit", lib.lf_atomic_test_bit)
 
-        # The cffi functions themselves, not bound methods: one call layer
-        # less.  st (the ffi.gc pointer) keeps the memory mapped.
-        try_cas, load, st = lib.lf_atomic_try_cmpxchg, lib.lf_atomic_load, \
-            self._state
-
-        def compare_exchange(expected, desired):
-            # A bool result: no int64 to box and compare on success.  On
-            # failure, a load tells the value; if that equals expected the
-            # CAS could succeed now, so try again (rare).  A failed call
-            # thus linearizes at the load, which saw a value != expected.
-            while not try_cas(st, expected, desired):
-                seen = load(st)
-                if seen != expected:
-                    return False, seen
-            return True, expected
-        compare_exchange.__doc__ = AtomicInt.compare_exchange.__doc__
-        self.__dict__["compare_exchange"] = compare_exchange
+        self.__dict__["compare_exchange"] = fn = specialize(
+            _compare_exchange_template, "AtomicInt.compare_exchange",
+            try_cas=lib.lf_atomic_try_cmpxchg, load=lib.lf_atomic_load,
+            st=self._state)  # st (an ffi.gc pointer) keeps the memory mapped
+        fn.__doc__ = AtomicInt.compare_exchange.__doc__
         self._bound.append("compare_exchange")
 
     # The methods below document the API and serve closed objects; live

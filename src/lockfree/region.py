@@ -37,6 +37,7 @@ with calls on the same object from other threads.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import mmap
 import operator
@@ -325,6 +326,33 @@ class Region:
             pass
 
 
+def specialize(template, qualname: str, **names):
+    """A copy of the module-level function ``template`` whose global names
+    are ``names`` (plus the builtins): a namespace private to one object.
+
+    For the hot methods that need a Python frame anyway (an ``acquire`` that
+    looks at its arguments, a ``release`` that raises, a
+    ``compare_exchange`` that builds a tuple).  Reading the object's cffi
+    functions and state pointer as globals of a private namespace is
+    cheaper than reading them from closure cells: on CPython 3.11 here a
+    SpinLock ``acquire()`` + ``release()`` pair measured 1.57-1.63x two
+    bare one-argument cffi calls this way, 1.78-1.80x as closures, in the
+    same runs.  The code object is copied too, so the interpreter's inline
+    caches (which remember one namespace's layout) are per object: with one
+    code object shared by several namespaces the pair measured 2.0x.
+
+    ``template`` may use only ``names`` and builtins; ``qualname`` is the
+    method's (``"SpinLock.acquire"``).
+    """
+    namespace = dict(names, __builtins__=builtins)
+    name = qualname.rpartition(".")[2]
+    fn = types.FunctionType(template.__code__.replace(co_name=name),
+                            namespace, name, template.__defaults__)
+    fn.__kwdefaults__ = template.__kwdefaults__
+    fn.__qualname__ = qualname
+    return fn
+
+
 def _keep_alive(region, pointer):
     """ffi.gc destructor of a bound state pointer: holding it holds region."""
 
@@ -340,11 +368,12 @@ class Primitive:
     pointer type of their state), implement ``_state_size(params)`` and
     ``_bind_calls()``, and create themselves through ``_create``.
 
-    Hot methods are bound per instance as ``functools.partial`` objects over
-    the cffi function and the state pointer (``self._bind``): calling one is a
-    C-level partial call straight into cffi, with no Python frame.  ``close()``
-    rebinds every one of them to raise ``ValueError``, so a method saved
-    before ``close()`` cannot touch unmapped memory.
+    Hot methods are bound per instance as methods of the cffi function on
+    the state pointer (``self._bind``): calling one goes straight into cffi,
+    with no Python frame.  Those that need a frame are per-object copies of
+    a template (``specialize``).  ``close()`` removes them all, so the
+    class's methods, which raise ``ValueError``, answer; a method saved
+    before ``close()`` keeps the memory mapped until it is collected.
     """
 
     _KIND: int

@@ -33,12 +33,13 @@ figures and why).
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import threading
 import time
 
 from ._ffi import lib
-from .region import Primitive
+from .region import Primitive, specialize
 
 __all__ = ["SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError",
            "LockStats"]
@@ -144,22 +145,33 @@ def _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking, timeout):
 _NO_TIMEOUT = -1
 
 
-def _make_acquire(try_fn, until_fn, slow_fn, st, what):
-    """acquire(blocking=True, timeout=-1) as a closure: the default call is
-    one C call (one xchg/CAS when free), no attribute lookups."""
-    def acquire(blocking=True, timeout=_NO_TIMEOUT):
-        if timeout is _NO_TIMEOUT and try_fn(st):
-            return True
-        return _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking,
-                             timeout)
-    return acquire
+# Templates of the per-lock acquire and release (region.specialize): their
+# free names (try_fn, st, slow, NO_TIMEOUT; rel_fn, message) are globals of a
+# namespace private to each lock.  The default call is one C call (one
+# xchg/CAS when free) and no attribute lookup.
+
+def _acquire_template(blocking=True, timeout=_NO_TIMEOUT):
+    if timeout is NO_TIMEOUT and try_fn(st):  # noqa: F821
+        return True
+    return slow(blocking, timeout)  # noqa: F821
 
 
-def _make_release(rel_fn, st, message):
-    def release():
-        if rel_fn(st):
-            raise RuntimeError(message)
-    return release
+def _release_template():
+    if rel_fn(st):  # noqa: F821
+        raise RuntimeError(message)  # noqa: F821
+
+
+def _make_acquire(try_fn, until_fn, slow_fn, st, what, qualname):
+    """acquire(blocking=True, timeout=-1) for one lock."""
+    return specialize(
+        _acquire_template, qualname, try_fn=try_fn, st=st,
+        NO_TIMEOUT=_NO_TIMEOUT, slow=functools.partial(
+            _acquire_slow, try_fn, until_fn, slow_fn, st, what))
+
+
+def _make_release(rel_fn, st, message, qualname):
+    return specialize(_release_template, qualname, rel_fn=rel_fn, st=st,
+                      message=message)
 
 
 def _ticket_slow(st, blocking, timeout):
@@ -207,13 +219,10 @@ def _ticket_slow(st, blocking, timeout):
 def _make_ticket_acquire(st):
     """The fast path is a trylock (succeeds only if nobody holds or waits,
     so it never jumps the queue); waiting takes a ticket."""
-    try_fn = lib.lf_ticket_try_acquire
-
-    def acquire(blocking=True, timeout=_NO_TIMEOUT):
-        if timeout is _NO_TIMEOUT and try_fn(st):
-            return True
-        return _ticket_slow(st, blocking, timeout)
-    return acquire
+    return specialize(
+        _acquire_template, "TicketLock.acquire",
+        try_fn=lib.lf_ticket_try_acquire, st=st, NO_TIMEOUT=_NO_TIMEOUT,
+        slow=functools.partial(_ticket_slow, st))
 
 
 class _LockBase(Primitive):
@@ -359,11 +368,11 @@ class SpinLock(_LockBase):
                else lib.lf_spin_release)
         self._install("acquire", _make_acquire(
             lib.lf_spin_try_acquire, lib.lf_spin_acquire_until,
-            lib.lf_spin_lock_slow, st,
-            "SpinLock"))
+            lib.lf_spin_lock_slow, st, "SpinLock", "SpinLock.acquire"))
         self._bind_fast(lib.lf_spin_try_acquire, rel)
         self._install("release", _make_release(
-            rel, st, "release of a SpinLock this thread does not hold"))
+            rel, st, "release of a SpinLock this thread does not hold",
+            "SpinLock.release"))
         self._bind("locked", lib.lf_spin_locked)
 
     @property
@@ -423,7 +432,8 @@ class TicketLock(_LockBase):
         self._install("acquire", _make_ticket_acquire(st))
         self._bind_fast(lib.lf_ticket_try_acquire, rel)
         self._install("release", _make_release(
-            rel, st, "release of a TicketLock this thread does not hold"))
+            rel, st, "release of a TicketLock this thread does not hold",
+            "TicketLock.release"))
         self._bind("locked", lib.lf_ticket_locked)
 
     def _owner_id(self) -> int:
@@ -483,19 +493,21 @@ class RWSpinLock(_LockBase):
         self._install("acquire", _make_acquire(
             lib.lf_rwlock_write_try_acquire,
             lib.lf_rwlock_write_acquire_until, lib.lf_rwlock_write_lock_slow,
-            st, "RWSpinLock"))
+            st, "RWSpinLock", "RWSpinLock.acquire"))
         self._install("release", _make_release(
             lib.lf_rwlock_write_release_counted if counted
             else lib.lf_rwlock_write_release, st,
-            "release of an RWSpinLock write lock this thread does not hold"))
+            "release of an RWSpinLock write lock this thread does not hold",
+            "RWSpinLock.release"))
         self._install("acquire_read", _make_acquire(
             lib.lf_rwlock_read_try_acquire,
             lib.lf_rwlock_read_acquire_until, lib.lf_rwlock_read_lock_slow,
-            st, "RWSpinLock"))
+            st, "RWSpinLock", "RWSpinLock.acquire_read"))
         self._install("release_read", _make_release(
             lib.lf_rwlock_read_release_counted if counted
             else lib.lf_rwlock_read_release, st,
-            "release_read of an RWSpinLock this process holds no read lock of"))
+            "release_read of an RWSpinLock this process holds no read lock of",
+            "RWSpinLock.release_read"))
         self._bind_fast(lib.lf_rwlock_write_try_acquire,
                         lib.lf_rwlock_write_release_counted if counted
                         else lib.lf_rwlock_write_release)
