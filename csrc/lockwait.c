@@ -39,24 +39,38 @@ uint64_t lf_owner_self_slow(void)
 
 uint64_t lf_owner_self_id(void) { return lf_owner_self(); }
 
-/* The state letter of /proc/<pid>/task/<tid>/stat, or 0 if unreadable.  The
- * comm field may hold spaces and parentheses, so parse after the last ')'. */
+/* The fields of a /proc stat file after "pid (comm) ", starting with the
+ * state letter, in buf; NULL if unreadable.  The comm field may hold spaces
+ * and parentheses, so parse after the last ')'. */
+static const char *lf_stat_fields(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	const char *rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ')
+		return NULL;
+	return rp + 2;
+}
+
+/* A zombie (exited, not reaped) or dead task. */
+static bool lf_state_dead(char st)
+{
+	return st == 'Z' || st == 'X' || st == 'x';
+}
+
+/* The state letter of /proc/<pid>/task/<tid>/stat, or 0 if unreadable. */
 static char lf_task_state(uint32_t pid, uint32_t tid)
 {
 	char path[64], buf[512];
 	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	if (!rp || rp[1] != ' ')
-		return 0;
-	return rp[2];
+	const char *f = lf_stat_fields(path, buf, sizeof buf);
+	return f ? f[0] : 0;
 }
 
 int lf_owner_alive(uint64_t id)
@@ -69,8 +83,7 @@ int lf_owner_alive(uint64_t id)
 		return 0;
 	/* It exists (or we may not signal it: EPERM).  A zombie still answers
 	 * signals but will never release anything. */
-	char st = lf_task_state(pid, tid);
-	return !(st == 'Z' || st == 'X' || st == 'x');
+	return !lf_state_dead(lf_task_state(pid, tid));
 }
 
 int lf_pid_alive(uint32_t pid)
@@ -84,28 +97,16 @@ int lf_pid_alive(uint32_t pid)
 	 * so a zombie counts as dead only with at most one thread left. */
 	char path[64], buf[512];
 	snprintf(path, sizeof path, "/proc/%u/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return 1;
-	char st = p[2];
-	if (!(st == 'Z' || st == 'X' || st == 'x'))
+	const char *f = lf_stat_fields(path, buf, sizeof buf);
+	if (!f || !lf_state_dead(f[0]))
 		return 1;
 	/* num_threads is the 18th field after the state (field 20 of 52). */
-	p += 2;
-	for (int field = 0; field < 17 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
+	for (int field = 0; field < 17 && f; field++) {
+		f = strchr(f, ' ');
+		if (f)
+			f++;
 	}
-	return p ? strtol(p, NULL, 10) > 1 : 1;
+	return f ? strtol(f, NULL, 10) > 1 : 1;
 }
 
 uint64_t lf_now_ns(void)

@@ -402,18 +402,25 @@ def _hold_rw_reads(lock, n, ready):
     time.sleep(600)
 
 
+def _reader_process(ctx, lock, n):
+    """A started child process holding n read locks of lock."""
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_rw_reads, args=(lock, n, ready))
+    child.start()
+    if not ready.wait(60):  # pragma: no cover
+        child.kill()
+        raise AssertionError("the reader process did not start")
+    return child
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_rw_dead_reader_detected_then_recovered(method):
     """A reader process SIGKILLed holding the read side (twice) is named by
     the waiting writer; recover() gives its holds back and takes the write
     lock."""
-    ctx = mp.get_context(method)
     lock = RWSpinLock(shared=True)
-    ready = ctx.Event()
-    child = ctx.Process(target=_hold_rw_reads, args=(lock, 2, ready))
-    child.start()
+    child = _reader_process(mp.get_context(method), lock, 2)
     try:
-        assert ready.wait(60)
         assert lock.readers == 2
         os.kill(child.pid, signal.SIGKILL)
         time.sleep(0.05)  # not reaped: a zombie, which counts as dead
@@ -445,13 +452,9 @@ def test_rw_dead_reader_beside_live_reader():
     the writer out until it releases."""
     ctx = mp.get_context("fork")
     lock = RWSpinLock(shared=True)
-    ready1, ready2 = ctx.Event(), ctx.Event()
-    live = ctx.Process(target=_hold_rw_reads, args=(lock, 1, ready1))
-    dead = ctx.Process(target=_hold_rw_reads, args=(lock, 3, ready2))
-    live.start()
-    dead.start()
+    live = _reader_process(ctx, lock, 1)
+    dead = _reader_process(ctx, lock, 3)
     try:
-        assert ready1.wait(60) and ready2.wait(60)
         assert lock.readers == 4
         dead.kill()
         dead.join()  # reaped: gone entirely
@@ -478,13 +481,9 @@ def test_rw_dead_reader_beside_live_reader():
 
 def test_rw_release_read_checks_this_process():
     """A process holding no read lock cannot release another's."""
-    ctx = mp.get_context("fork")
     lock = RWSpinLock(shared=True)
-    ready = ctx.Event()
-    child = ctx.Process(target=_hold_rw_reads, args=(lock, 1, ready))
-    child.start()
+    child = _reader_process(mp.get_context("fork"), lock, 1)
     try:
-        assert ready.wait(60)
         with pytest.raises(RuntimeError, match="this process holds no read"):
             lock.release_read()
         assert lock.readers == 1  # the child's hold is untouched
