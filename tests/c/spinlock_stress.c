@@ -19,6 +19,10 @@
  *    and the untracked count are all back to 0 holds; a forked reader
  *    killed holding the read side three times is reported to a waiting
  *    writer by pid, and recovery gives exactly its holds back;
+ *  - RW across processes: forked processes (each claiming its own reader
+ *    slot, concurrently) mix reads and writes on a lock in shared memory;
+ *    the writers' counter is exact, readers never see a writer's
+ *    invariant word nonzero, and every slot ends with 0 holds;
  *  - timed lock gives up after roughly its timeout;
  *  - fairness over a fixed time: per-thread acquisition counts of the
  *    ticket lock must satisfy min >= max / FAIR_BOUND; TAS is printed too
@@ -389,6 +393,84 @@ static void run_rw_dead_reader(void)
 	munmap(l, sizeof *l);
 }
 
+/* Reader slots under processes racing to claim them. */
+struct rw_shared {
+	lf_rwlock_t l;
+	uint64_t counter;      /* writers' plain counter */
+	uint64_t word;         /* K inside a write, 0 outside */
+	uint64_t bad;          /* atomic: readers that saw word != 0 */
+};
+
+static void rw_process_body(struct rw_shared *s, long iters)
+{
+	for (long i = 0; i < iters; i++) {
+		if (i % 8 == 0) {
+			lf_rwlock_write_lock_until(&s->l, LF_FOREVER);
+			s->counter++;
+			for (int k = 0; k < K; k++)
+				s->word++;
+			if (s->word != K)
+				lf_xadd64(&s->bad, 1);
+			s->word -= K;
+			lf_rwlock_write_unlock(&s->l);
+		} else {
+			lf_rwlock_read_lock_until(&s->l, LF_FOREVER);
+			if (s->word != 0)
+				lf_xadd64(&s->bad, 1);
+			if (lf_rwlock_read_unlock(&s->l) != 0)
+				lf_xadd64(&s->bad, 1);
+		}
+	}
+}
+
+static void run_rw_processes(int nproc, long iters)
+{
+	struct rw_shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t pids[MAX_THREADS];
+	int ok = 1;
+
+	if (s == MAP_FAILED) {
+		fail("rw processes: mmap");
+		return;
+	}
+	memset(s, 0, sizeof *s);
+	lf_rwlock_init(&s->l, 0);
+	for (int p = 0; p < nproc; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			rw_process_body(s, iters);
+			_exit(0);
+		}
+		if (pids[p] < 0)
+			ok = 0;
+	}
+	rw_process_body(s, iters);  /* and this process */
+	for (int p = 0; p < nproc; p++) {
+		int status = 0;
+		if (pids[p] > 0 && (waitpid(pids[p], &status, 0) != pids[p] ||
+				    !WIFEXITED(status) || WEXITSTATUS(status)))
+			ok = 0;
+	}
+	uint64_t holds = 0, slots = 0;
+	for (unsigned i = 0; i < LF_RW_SLOTS; i++) {
+		uint64_t w = lf_read64(&s->l.slots[i].word);
+		holds += (uint32_t)w;
+		slots += w != 0;
+	}
+	uint64_t expect = (uint64_t)(nproc + 1) * ((iters + 7) / 8);
+	printf("rw_processes=%d\nrw_processes_counter=%llu\n"
+	       "rw_processes_expected=%llu\nrw_processes_bad=%llu\n"
+	       "rw_processes_slots_used=%llu\n", nproc + 1,
+	       (unsigned long long)s->counter, (unsigned long long)expect,
+	       (unsigned long long)lf_read64(&s->bad),
+	       (unsigned long long)slots);
+	if (!ok || s->counter != expect || lf_read64(&s->bad) || holds ||
+	    lf_read64(&s->l.cnts) || lf_read64(&s->l.untracked))
+		fail("rw across processes: count, invariant or slots wrong");
+	munmap(s, sizeof *s);
+}
+
 int main(void)
 {
 	int is_long = getenv("LOCKFREE_LONG") && atoi(getenv("LOCKFREE_LONG"));
@@ -412,6 +494,7 @@ int main(void)
 	run_rw_writer_progress(3, is_long ? 2000 : 50);
 	check_rw_idle();
 	run_rw_dead_reader();
+	run_rw_processes(3, is_long ? 1000000 : 50000);
 	run_timed();
 	/* Two threads on two cores: a ticket lock alternates strictly. */
 	run_fairness(TICKET, 2, is_long ? 2000 : 200);
