@@ -320,15 +320,21 @@ def test_sigkilled_owner_detected_then_recovered(kind, method):
         with pytest.raises(OwnerDiedError):
             lock.acquire()
         assert lock.recover() is True
-        assert lock.owner == (os.getpid(), threading.get_native_id())
-        assert lock.recover() is False  # nothing left to recover
-        lock.release()
-        assert lock.acquire(timeout=1)
-        lock.release()
+        _check_recovered(lock)
     finally:
         child.kill()
         child.join()
         lock.close()
+
+
+def _check_recovered(lock):
+    """After a successful recover(): this thread holds it, nothing is left
+    to recover, and the lock works again."""
+    assert lock.owner == (os.getpid(), threading.get_native_id())
+    assert lock.recover() is False  # nothing left to recover
+    lock.release()
+    assert lock.acquire(timeout=1)
+    lock.release()
 
 
 def test_only_one_recoverer_wins():
@@ -436,11 +442,7 @@ def test_rw_dead_reader_detected_then_recovered(method):
         lock.release_read()
         assert lock.recover() is True  # holds given back, write lock taken
         assert lock.readers == 0 and lock.write_locked()
-        assert lock.owner == (os.getpid(), threading.get_native_id())
-        lock.release()
-        assert lock.recover() is False  # nothing left
-        assert lock.acquire(timeout=1)
-        lock.release()
+        _check_recovered(lock)
     finally:
         child.kill()
         child.join()
