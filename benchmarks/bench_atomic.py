@@ -77,6 +77,12 @@ def _cases():
         attr = _call(f"a.{op}", *args)
         yield Case(group, "subject", "lockfree", "lockfree-attr", attr, attr,
                    _lockfree(op))
+        if op == "fetch_add":
+            # fetch_add(1) takes a one-argument C call (lf_atomic_fetch_inc);
+            # any other delta pays the two-argument call plus a frame.
+            other = _call("f", "3")
+            yield Case(group, "subject", "lockfree", "lockfree-delta3",
+                       f"f = a.{op}; {other}", other, _lockfree(op))
         yield Case(group, "anchor", "atomics", "atomics",
                    f"f = b.{method}; {call}", call, _atomics(method))
         yield Case(group, "anchor", "mp.Value", "mp.Value",

@@ -62,6 +62,29 @@ int64_t lf_atomic_sub_fetch(lf_atomic_t *a, int64_t v)
 	return S(lf_xadd64(&a->counter, -U(v)) - U(v));
 }
 
+/* The kernel's atomic64_fetch_inc() family: a delta of one needs no second
+ * argument, and a one-argument cffi call costs about half a two-argument
+ * one (no argument tuple).  AtomicInt.fetch_add(1) & co. call these. */
+int64_t lf_atomic_fetch_inc(lf_atomic_t *a)
+{
+	return S(lf_xadd64(&a->counter, 1));
+}
+
+int64_t lf_atomic_fetch_dec(lf_atomic_t *a)
+{
+	return S(lf_xadd64(&a->counter, -(uint64_t)1));
+}
+
+int64_t lf_atomic_inc_return(lf_atomic_t *a)
+{
+	return S(lf_xadd64(&a->counter, 1) + 1);
+}
+
+int64_t lf_atomic_dec_return(lf_atomic_t *a)
+{
+	return S(lf_xadd64(&a->counter, -(uint64_t)1) - 1);
+}
+
 bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr)
 {
 	return lf_test_and_set_bit64(&a->counter, nr & 63);

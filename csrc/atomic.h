@@ -36,6 +36,13 @@ int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v);
 int64_t lf_atomic_sub_fetch(lf_atomic_t *a, int64_t v);
+/* The same with a delta of one, one argument each (the kernel's
+ * atomic64_fetch_inc, _fetch_dec, _inc_return, _dec_return): a cffi call with
+ * one argument needs no argument tuple (AtomicInt's fetch_add(1) & co.). */
+int64_t lf_atomic_fetch_inc(lf_atomic_t *a);
+int64_t lf_atomic_fetch_dec(lf_atomic_t *a);
+int64_t lf_atomic_inc_return(lf_atomic_t *a);
+int64_t lf_atomic_dec_return(lf_atomic_t *a);
 
 /* Bit operations; nr must be in [0, 63] (the Python layer checks). */
 bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr);

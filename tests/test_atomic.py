@@ -156,6 +156,33 @@ def test_wraps_like_int64():
     assert a.sub_fetch(INT64_MIN) == INT64_MAX - 1  # -2 - (-2**63)
 
 
+def test_delta_one_fast_path_matches_general_path():
+    # fetch_add & co. send the int 1 to one-argument C calls (fetch_inc,
+    # fetch_dec, inc_return, dec_return) and every other delta to the
+    # two-argument ones; both must agree, and wrap alike at the limits.
+    class Int(int):
+        pass
+
+    for one in (1, True, Int(1)):  # True and Int(1) take the general path
+        a = AtomicInt(INT64_MAX - 1)
+        assert a.fetch_add(one) == INT64_MAX - 1
+        assert a.add_fetch(one) == INT64_MIN
+        assert a.sub_fetch(one) == INT64_MAX
+        assert a.fetch_sub(one) == INT64_MAX
+        assert a.load() == INT64_MAX - 1
+    a = AtomicInt(5)
+    assert (a.fetch_add(1), a.fetch_add(2), a.add_fetch(1), a.add_fetch(2)) \
+        == (5, 6, 9, 11)
+    assert (a.fetch_sub(1), a.fetch_sub(2), a.sub_fetch(1), a.sub_fetch(2)) \
+        == (11, 10, 7, 5)
+    for op in (a.fetch_add, a.fetch_sub, a.add_fetch, a.sub_fetch):
+        with pytest.raises(TypeError):
+            op(1.0)  # == 1, but not the int 1
+        with pytest.raises(TypeError):
+            op()
+    assert a.load() == 5
+
+
 # -- bad input ---------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [1.5, "3", None, [1]])

@@ -72,6 +72,10 @@ CDEF = {
         int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v);
         int64_t lf_atomic_sub_fetch(lf_atomic_t *a, int64_t v);
+        int64_t lf_atomic_fetch_inc(lf_atomic_t *a);
+        int64_t lf_atomic_fetch_dec(lf_atomic_t *a);
+        int64_t lf_atomic_inc_return(lf_atomic_t *a);
+        int64_t lf_atomic_dec_return(lf_atomic_t *a);
         bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr);
         bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr);
         void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);

@@ -13,11 +13,16 @@ Arithmetic wraps like C ``int64_t`` on two's-complement hardware:
 
 Cost: one cffi call per operation (about 0.1 µs: cffi releases and retakes
 the GIL and saves errno on every call), with no Python frame in between for
-``load``, ``store``, ``exchange``, ``fetch_*`` and ``*_fetch``.
+``load``, ``store``, ``exchange`` and ``cmpxchg``.  ``fetch_add``,
+``fetch_sub``, ``add_fetch`` and ``sub_fetch`` are a small Python function
+that sends a delta of ``1`` to a one-argument C call (the kernel's
+``atomic64_fetch_inc`` family), about half the cost of the two-argument call
+any other delta takes (cffi builds an argument tuple for two or more).
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 
 from ._ffi import lib
@@ -34,16 +39,40 @@ def _bit(nr) -> int:
 
 
 def _compare_exchange_template(expected, desired):
-    # Per object (region.specialize): try_cas, load and st are globals of a
-    # namespace private to one AtomicInt.  The C call reports success only:
-    # no int64 to box and compare.  On failure a load tells the value; if
-    # that equals expected the CAS could succeed now, so try again (rare).
-    # A failed call thus linearizes at the load, which saw != expected.
-    while not try_cas(st, expected, desired):  # noqa: F821
-        seen = load(st)  # noqa: F821
+    # Per object (region.specialize): try_cas, retry and st are globals of
+    # a namespace private to one AtomicInt.  The C call reports success
+    # only: no int64 to box and compare.
+    if try_cas(st, expected, desired):  # noqa: F821
+        return True, expected
+    return retry(expected, desired)  # noqa: F821
+
+
+def _compare_exchange_retry(try_cas, load, st, expected, desired):
+    # The CAS failed: a load tells the value; if that equals expected the CAS
+    # could succeed now, so try again (rare).  A failed call thus
+    # linearizes at the load, which saw != expected.
+    while True:
+        seen = load(st)
         if seen != expected:
             return False, seen
-    return True, expected
+        if try_cas(st, expected, desired):
+            return True, expected
+
+
+def _add_template(delta):
+    # Per object and operation (region.specialize): one, add and st are
+    # globals of a private namespace.  A delta of one (the int 1: small ints
+    # are one object in CPython) takes the one-argument C call, which costs
+    # about half the two-argument one (cffi builds no argument tuple for
+    # it); anything else, bools and bad types included, goes to the
+    # two-argument call, which converts or rejects it.
+    if delta is ONE:  # noqa: F821
+        return one(st)  # noqa: F821
+    return add(st, delta)  # noqa: F821
+
+
+_ADDS = {"fetch_add": "fetch_inc", "fetch_sub": "fetch_dec",
+         "add_fetch": "inc_return", "sub_fetch": "dec_return"}
 
 
 class AtomicInt(Primitive):
@@ -80,9 +109,16 @@ class AtomicInt(Primitive):
 
     def _bind_calls(self) -> None:
         # Shadow the documented methods below with C-level partials.
-        for attr in ("load", "store", "exchange", "cmpxchg", "fetch_add",
-                     "fetch_sub", "add_fetch", "sub_fetch"):
+        for attr in ("load", "store", "exchange", "cmpxchg"):
             self._bind(attr, getattr(lib, "lf_atomic_" + attr))
+        for attr, one in _ADDS.items():
+            fn = specialize(_add_template, "AtomicInt." + attr, ONE=1,
+                            one=getattr(lib, "lf_atomic_" + one),
+                            add=getattr(lib, "lf_atomic_" + attr),
+                            st=self._state)
+            fn.__doc__ = getattr(AtomicInt, attr).__doc__
+            self.__dict__[attr] = fn
+            self._bound.append(attr)
         self._bind("_tas_bit", lib.lf_atomic_test_and_set_bit)
         self._bind("_tac_bit", lib.lf_atomic_test_and_clear_bit)
         self._bind("_set_bit", lib.lf_atomic_set_bit)
@@ -91,8 +127,11 @@ class AtomicInt(Primitive):
 
         self.__dict__["compare_exchange"] = fn = specialize(
             _compare_exchange_template, "AtomicInt.compare_exchange",
-            try_cas=lib.lf_atomic_try_cmpxchg, load=lib.lf_atomic_load,
-            st=self._state)  # st (an ffi.gc pointer) keeps the memory mapped
+            try_cas=lib.lf_atomic_try_cmpxchg, st=self._state,
+            retry=functools.partial(_compare_exchange_retry,
+                                    lib.lf_atomic_try_cmpxchg,
+                                    lib.lf_atomic_load, self._state))
+        # st (an ffi.gc pointer) keeps the memory mapped
         fn.__doc__ = AtomicInt.compare_exchange.__doc__
         self._bound.append("compare_exchange")
 
@@ -132,7 +171,9 @@ class AtomicInt(Primitive):
         self._closed()
 
     def fetch_add(self, delta: int) -> int:
-        """Add ``delta`` and return the previous value (``lock xadd``)."""
+        """Add ``delta`` and return the previous value (``lock xadd``).
+
+        ``fetch_add(1)`` is the fastest update: one one-argument C call."""
         self._closed()
 
     def fetch_sub(self, delta: int) -> int:

@@ -17,7 +17,8 @@
  * the threads really contend on one cache line, and separated by barriers
  * so that they never overlap:
  *
- *   fetch_add  M x lf_atomic_fetch_add(&a, 1) per thread: the total must be
+ *   fetch_add  M x lf_atomic_fetch_add(&a, 1) or lf_atomic_fetch_inc(&a)
+ *              (alternately) per thread: the total must be
  *              exactly N*M, and the old values returned should be each of
  *              0 .. N*M-1 once (checked cheaply: their sum, and each thread
  *              must see its own values strictly increase).
@@ -151,7 +152,10 @@ static void *worker_fn(void *arg)
 
 	phase_start(PH_FETCH_ADD);
 	for (i = 0; i < iters; i++) {
-		int64_t old = lf_atomic_fetch_add(&fa_counter, 1);
+		/* Every other increment through the one-argument form
+		 * Python's fetch_add(1) uses. */
+		int64_t old = (i & 1) ? lf_atomic_fetch_inc(&fa_counter)
+				      : lf_atomic_fetch_add(&fa_counter, 1);
 
 		/* The counter only grows, so a thread must see its own
 		 * increments land in increasing order. */
