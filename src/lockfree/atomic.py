@@ -108,7 +108,9 @@ class AtomicInt(Primitive):
         return 8
 
     def _bind_calls(self) -> None:
-        # Shadow the documented methods below with C-level partials.
+        # Shadow the documented methods below: bound methods of the cffi
+        # functions (no Python frame), or per-object copies of a template
+        # (region.specialize) where a frame is needed.
         for attr in ("load", "store", "exchange", "cmpxchg"):
             self._bind(attr, getattr(lib, "lf_atomic_" + attr))
         for attr, one in _ADDS.items():
