@@ -674,6 +674,46 @@ def test_rw_api():
     assert s.read_acquisitions == 2 and s.acquisitions == 2
 
 
+def test_rw_context_managers():
+    # read()/write() call the C trylock/release directly when uncontended
+    # and fall back to acquire_read()/acquire() to wait.
+    lock = RWSpinLock(stats=True)
+    with lock.read():
+        with lock.read():
+            assert lock.readers == 2 and not lock.write_locked()
+        assert lock.readers == 1 and lock.acquire(False) is False
+    with lock.write():
+        assert lock.write_locked() and lock.acquire_read(False) is False
+    assert not lock.locked()
+    # Released inside the block: leaving it is a release of a lock not held.
+    with pytest.raises(RuntimeError, match="holds no read lock"):
+        with lock.read():
+            lock.release_read()
+    with pytest.raises(RuntimeError, match="does not hold"):
+        with lock.write():
+            lock.release()
+    assert not lock.locked()
+    # Contended: another thread holds the write side; the read side waits.
+    held, done = threading.Event(), threading.Event()
+
+    def writer():
+        with lock.write():
+            held.set()
+            time.sleep(0.05)
+        done.wait(10)
+    t = threading.Thread(target=writer)
+    t.start()
+    held.wait(10)
+    t0 = time.monotonic()
+    with lock.read():
+        assert time.monotonic() - t0 >= 0.04 and lock.readers == 1
+    done.set()
+    t.join()
+    assert not lock.locked()
+    s = lock.stats
+    assert (s.read_acquisitions, s.acquisitions) == (4, 3)
+
+
 # -- fairness, stats ------------------------------------------------------------
 
 def test_ticket_fairness_counts_printed():

@@ -37,6 +37,7 @@ import functools
 import math
 import threading
 import time
+import types
 
 from ._ffi import lib
 from .region import Primitive, specialize
@@ -497,8 +498,7 @@ class RWSpinLock(_LockBase):
         self._install("release", _make_release(
             lib.lf_rwlock_write_release_counted if counted
             else lib.lf_rwlock_write_release, st,
-            "release of an RWSpinLock write lock this thread does not hold",
-            "RWSpinLock.release"))
+            _WRITE_RELEASE_ERROR, "RWSpinLock.release"))
         self._install("acquire_read", _make_acquire(
             lib.lf_rwlock_read_try_acquire,
             lib.lf_rwlock_read_acquire_until, lib.lf_rwlock_read_lock_slow,
@@ -506,13 +506,17 @@ class RWSpinLock(_LockBase):
         self._install("release_read", _make_release(
             lib.lf_rwlock_read_release_counted if counted
             else lib.lf_rwlock_read_release, st,
-            "release_read of an RWSpinLock this process holds no read lock of",
-            "RWSpinLock.release_read"))
+            _READ_RELEASE_ERROR, "RWSpinLock.release_read"))
         self._bind_fast(lib.lf_rwlock_write_try_acquire,
                         lib.lf_rwlock_write_release_counted if counted
                         else lib.lf_rwlock_write_release)
-        self._read_side = _Side(self.acquire_read, self.release_read)
-        self._write_side = _Side(self.acquire, self.release)
+        self._read_side = _Side(
+            types.MethodType(lib.lf_rwlock_read_try_acquire, st),
+            types.MethodType(lib.lf_rwlock_read_release_counted if counted
+                             else lib.lf_rwlock_read_release, st),
+            self.acquire_read, _READ_RELEASE_ERROR)
+        self._write_side = _Side(self._try, self._rel, self.acquire,
+                                 _WRITE_RELEASE_ERROR)
 
     def acquire_read(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the read side (shared); arguments as ``acquire``."""
@@ -568,17 +572,32 @@ class RWSpinLock(_LockBase):
         return bool(lib.lf_rwlock_recover(self._st()))
 
 
+_WRITE_RELEASE_ERROR = \
+    "release of an RWSpinLock write lock this thread does not hold"
+_READ_RELEASE_ERROR = \
+    "release_read of an RWSpinLock this process holds no read lock of"
+
+
 class _Side:
-    """One side of an RWSpinLock as a context manager."""
+    """One side of an RWSpinLock as a context manager.
 
-    __slots__ = ("acquire", "release")
+    Like ``with lock:``, one Python frame each way: the uncontended path
+    calls the C trylock/release (bound methods of the cffi functions);
+    waiting, timeouts and errors go through acquire/release."""
 
-    def __init__(self, acquire, release):
-        self.acquire = acquire
-        self.release = release
+    __slots__ = ("_try", "_rel", "acquire", "_error")
+
+    def __init__(self, try_, rel, acquire, error):
+        self._try, self._rel = try_, rel
+        self.acquire, self._error = acquire, error
 
     def __enter__(self):
+        if self._try():
+            return True
         return self.acquire()
 
-    def __exit__(self, *exc):
-        self.release()
+    def __exit__(self, exc_type, exc, tb):
+        # Raise here rather than call release() again: read holds are per
+        # process, so a second call could release another thread's hold.
+        if self._rel():
+            raise RuntimeError(self._error)
