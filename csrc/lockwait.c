@@ -58,19 +58,34 @@ static const char *lf_stat_fields(const char *path, char *buf, size_t size)
 	return rp + 2;
 }
 
-/* A zombie (exited, not reaped) or dead task. */
-static bool lf_state_dead(char st)
+/* Field n (0 = the state letter) of the fields lf_stat_fields returned,
+ * or NULL. */
+static const char *lf_stat_field(const char *f, int n)
 {
-	return st == 'Z' || st == 'X' || st == 'x';
+	while (n-- > 0 && f) {
+		f = strchr(f, ' ');
+		if (f)
+			f++;
+	}
+	return f;
 }
 
-/* The state letter of /proc/<pid>/task/<tid>/stat, or 0 if unreadable. */
-static char lf_task_state(uint32_t pid, uint32_t tid)
+/* PF_EXITING (include/linux/sched.h), in the flags field of a stat file
+ * (field 9; 6 after the state): set at the start of do_exit(), before the
+ * task lets go of anything.  A task with it set never runs user code again,
+ * but its /proc entry can outlive pthread_join() returning by a moment
+ * (the join wakes at the tid-clear in mm_release, before the task is
+ * unhashed), so without this check a lock's owner would look alive
+ * just after a thread that held it was joined. */
+#define LF_PF_EXITING 0x4u
+
+/* A zombie (exited, not reaped), dead, or exiting task. */
+static bool lf_task_dead(const char *f)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
-	const char *f = lf_stat_fields(path, buf, sizeof buf);
-	return f ? f[0] : 0;
+	if (f[0] == 'Z' || f[0] == 'X' || f[0] == 'x')
+		return true;
+	const char *flags = lf_stat_field(f, 6);
+	return flags && (strtoul(flags, NULL, 10) & LF_PF_EXITING);
 }
 
 int lf_owner_alive(uint64_t id)
@@ -82,8 +97,11 @@ int lf_owner_alive(uint64_t id)
 	    errno == ESRCH)
 		return 0;
 	/* It exists (or we may not signal it: EPERM).  A zombie still answers
-	 * signals but will never release anything. */
-	return !lf_state_dead(lf_task_state(pid, tid));
+	 * signals but will never release anything; nor will an exiting task. */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
+	const char *f = lf_stat_fields(path, buf, sizeof buf);
+	return !(f && lf_task_dead(f));
 }
 
 int lf_pid_alive(uint32_t pid)
@@ -93,19 +111,16 @@ int lf_pid_alive(uint32_t pid)
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return 0;
 	/* A zombie (killed, not yet reaped) still exists.  Its /proc/<pid>/stat
-	 * says Z; but so does a live process whose main thread alone exited,
-	 * so a zombie counts as dead only with at most one thread left. */
+	 * says Z (or, while it exits, carries PF_EXITING); but so does a live
+	 * process whose main thread alone exited, so it counts as dead only
+	 * with at most one thread left. */
 	char path[64], buf[512];
 	snprintf(path, sizeof path, "/proc/%u/stat", pid);
 	const char *f = lf_stat_fields(path, buf, sizeof buf);
-	if (!f || !lf_state_dead(f[0]))
+	if (!f || !lf_task_dead(f))
 		return 1;
-	/* num_threads is the 18th field after the state (field 20 of 52). */
-	for (int field = 0; field < 17 && f; field++) {
-		f = strchr(f, ' ');
-		if (f)
-			f++;
-	}
+	/* num_threads: field 20 of 52, 17 after the state. */
+	f = lf_stat_field(f, 17);
 	return f ? strtol(f, NULL, 10) > 1 : 1;
 }
 

@@ -361,7 +361,7 @@ def test_only_one_recoverer_wins():
         t.join()
     assert len(wins) == 1
     # the winner's thread is gone now: recover again from this one
-    assert lock.recover()
+    _recover_soon(lock)
     lock.release()
     lock.close()
 
@@ -371,6 +371,30 @@ def test_recover_on_live_or_free_lock_is_false(make):
     assert lock.recover() is False
     with lock:
         assert lock.recover() is False
+    assert not lock.locked()
+
+
+def _recover_soon(lock, timeout=10.0):
+    """recover() until it succeeds.  Thread.join() returns when the Python
+    thread state is gone, a moment before the OS thread is: until then the
+    owner is still alive, and recover() rightly says so."""
+    deadline = time.monotonic() + timeout
+    while not lock.recover():
+        assert time.monotonic() < deadline, "dead owner never recoverable"
+        time.sleep(0.001)
+
+
+def test_owner_thread_dead_soon_after_joined(make):
+    # A thread that exits holding the lock becomes a dead owner once the OS
+    # thread is gone (or exiting: the C check reads PF_EXITING).
+    lock = make()
+    for _ in range(100 if LONG else 20):
+        t = threading.Thread(target=lock.acquire)
+        t.start()
+        t.join()
+        _recover_soon(lock)
+        assert lock.owner == (os.getpid(), threading.get_native_id())
+        lock.release()
     assert not lock.locked()
 
 
