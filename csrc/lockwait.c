@@ -16,6 +16,10 @@
 
 LF_TLS uint64_t lf_owner_self_cache;
 
+#ifdef LF_TEST_HOOKS
+void (*lf_test_holder_loaded)(void);
+#endif
+
 static pthread_once_t lf_atfork_once = PTHREAD_ONCE_INIT;
 
 /* A fork child is a new process with a new tid: forget the parent's id so

@@ -35,6 +35,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/atomic.h"
+
 #define LF_FOREVER UINT64_MAX
 
 /* Lock flags, set at init and read-only afterwards. */
@@ -122,6 +124,44 @@ int lf_wait_step(struct lf_wait *w);
 static inline uint64_t lf_owner_if_dead(uint64_t owner)
 {
 	return owner && !lf_owner_alive(owner) ? owner : 0;
+}
+
+/*
+ * Test hook: builds with LF_TEST_HOOKS (the C stress programs) call it where
+ * a waiter has loaded a holder's id (a lock owner, a ticket blocker, a
+ * reader slot) and is about to check whether that holder is alive, so a
+ * test can make the holder release and exit in exactly that window.  No
+ * code at all in the library.
+ */
+#ifdef LF_TEST_HOOKS
+extern void (*lf_test_holder_loaded)(void);
+#define LF_TEST_HOLDER_LOADED()						\
+	do {								\
+		if (lf_test_holder_loaded)				\
+			lf_test_holder_loaded();			\
+	} while (0)
+#else
+#define LF_TEST_HOLDER_LOADED() do { } while (0)
+#endif
+
+/*
+ * The owner id in *word if it names a dead holder that still holds, else 0.
+ * A holder clears its id before it releases, so it may release and exit
+ * between the load of its id and the liveness check: the check alone would
+ * then report a lock that is free (or held by someone else) as held by a
+ * dead owner.  So the word is read again after the check: a dead holder
+ * cannot change it, and if it still names that holder, the holder died
+ * holding (a recoverer's CAS, which replaces the id, also shows up here).
+ */
+static inline uint64_t lf_owner_dead_at(const uint64_t *word)
+{
+	uint64_t owner = lf_read64(word);
+	if (!owner)
+		return 0;
+	LF_TEST_HOLDER_LOADED();
+	if (lf_owner_alive(owner))
+		return 0;
+	return lf_read64(word) == owner ? owner : 0;
 }
 
 /*

@@ -81,7 +81,13 @@ uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l)
 	for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
 		uint64_t v = lf_read64(&l->slots[i].word);
 		uint32_t pid = v >> 32;
-		if ((uint32_t)v != 0 && pid != me && !lf_pid_alive(pid))
+		if ((uint32_t)v == 0 || pid == me)
+			continue;
+		LF_TEST_HOLDER_LOADED();
+		/* Read again after the check: a reader that returned its
+		 * holds and then exited meanwhile has changed its slot; a
+		 * dead one cannot (as in lf_owner_dead_at). */
+		if (!lf_pid_alive(pid) && lf_read64(&l->slots[i].word) == v)
 			return (uint64_t)pid << 32;
 	}
 	return 0;
@@ -115,8 +121,8 @@ static uint64_t lf_rwlock_purge_readers(lf_rwlock_t *l)
  * readers in (c), a writer also looks for a dead reader process. */
 static uint64_t lf_rwlock_check_dead(lf_rwlock_t *l, uint64_t c, bool writer)
 {
-	uint64_t owner = lf_read64(&l->owner);
-	if (owner && !lf_owner_alive(owner))
+	uint64_t owner = lf_owner_dead_at(&l->owner);
+	if (owner)
 		return owner;
 	if (writer && c >= LF_RW_READER) {
 		uint64_t dead = lf_rwlock_dead_reader(l);

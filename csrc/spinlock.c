@@ -30,8 +30,7 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 			continue;
 		/* Spin budget spent or deadline passed: is the holder alive?
 		 * A nonzero owner names the holder (see the header). */
-		if (lf_wait_over(r, lf_owner_if_dead(lf_read64(&l->owner)),
-				 &ret))
+		if (lf_wait_over(r, lf_owner_dead_at(&l->owner), &ret))
 			break;
 	}
 	if (flags & LF_LOCK_STATS)

@@ -92,8 +92,15 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 		if (!registered)
 			continue;
 		uint64_t blocker = lf_ticket_blocker(l);
-		if (lf_wait_over(r, blocker == lf_owner_self() ? 0 :
-				 lf_owner_if_dead(blocker), &ret))
+		if (blocker && blocker != lf_owner_self())
+			LF_TEST_HOLDER_LOADED();
+		uint64_t dead = blocker == lf_owner_self() ? 0 :
+				lf_owner_if_dead(blocker);
+		/* Still the blocker after the check (see lf_owner_dead_at: it
+		 * may have been served or released, then exited, meanwhile). */
+		if (dead && lf_ticket_blocker(l) != dead)
+			dead = 0;
+		if (lf_wait_over(r, dead, &ret))
 			break;
 	}
 	if (ret != LF_ACQUIRED && lf_ticket_abandon(l, t) == 1)

@@ -43,7 +43,8 @@ CSRC = ROOT / "csrc"
 CDIR = ROOT / "tests" / "c"
 BUILD = CDIR / "build"
 
-_COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra"]
+# LF_TEST_HOOKS: csrc/lockwait.h's test hook (absent from the library).
+_COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS"]
 
 VARIANTS: dict[str, list[str]] = {
     "asm": ["-O2", "-g", *_COMMON, "-Werror"],

@@ -23,6 +23,9 @@
  *    slot, concurrently) mix reads and writes on a lock in shared memory;
  *    the writers' counter is exact, readers never see a writer's
  *    invariant word nonzero, and every slot ends with 0 holds;
+ *  - a holder (TAS, TTAS, ticket, RW writer, RW reader process) that
+ *    releases and exits while a waiter checks whether it is alive is not
+ *    reported dead (the test hook, LF_TEST_HOOKS, opens that window);
  *  - timed lock gives up after roughly its timeout;
  *  - fairness over a fixed time: per-thread acquisition counts of the
  *    ticket lock must satisfy min >= max / FAIR_BOUND; TAS is printed too
@@ -359,6 +362,7 @@ static void run_rw_dead_reader(void)
 	}
 	lf_rwlock_init(l, 0);
 	lf_rwlock_read_lock_until(l, LF_FOREVER);  /* a live reader: us */
+	fflush(stdout);  /* children must not print our buffer again */
 	pid_t pid = fork();
 	if (pid == 0) {
 		for (int i = 0; i < 3; i++)
@@ -390,6 +394,130 @@ static void run_rw_dead_reader(void)
 		fail("rw dead reader: lock word not 0 at the end");
 	close(fds[0]);
 	close(fds[1]);
+	munmap(l, sizeof *l);
+}
+
+/*
+ * A holder that releases and exits while a waiter checks whether it is
+ * alive is not a dead owner.  The test hook (LF_TEST_HOOKS) runs in the
+ * waiter right after it loaded the holder's id: it lets the holder release
+ * and waits until the holder is gone, so the liveness check that follows
+ * finds it dead.  The waiter must look again, see the lock no longer held
+ * on the dead holder's behalf, and take the lock.
+ */
+static uint32_t race_go, race_held;     /* atomic */
+static pthread_t race_thread;
+static pid_t race_child;
+static int race_pipe[2];
+
+static void race_hook_thread(void)
+{
+	lf_test_holder_loaded = NULL;  /* once */
+	lf_write32(&race_go, 1);
+	pthread_join(race_thread, NULL);
+}
+
+static void *race_holder(void *arg)
+{
+	enum kind k = *(enum kind *)arg;
+	lock(k);
+	lf_write32(&race_held, 1);
+	while (!lf_read32(&race_go))
+		usleep(100);
+	unlock(k);
+	return NULL;  /* and the thread is gone */
+}
+
+static int64_t lock_until(enum kind k, uint64_t deadline)
+{
+	switch (k) {
+	case TAS: case TTAS: return lf_spin_lock_until(&spin, deadline);
+	case TICKET: return lf_ticket_lock_until(&ticket, deadline);
+	default: return lf_rwlock_write_lock_until(&rw, deadline);
+	}
+}
+
+static void run_holder_exit_race(enum kind k)
+{
+	char msg[128];
+	lf_write32(&race_go, 0);
+	lf_write32(&race_held, 0);
+	if (pthread_create(&race_thread, NULL, race_holder, &k) != 0) {
+		fail("holder exit race: pthread_create");
+		return;
+	}
+	while (!lf_read32(&race_held))
+		usleep(100);
+	lf_test_holder_loaded = race_hook_thread;
+	int64_t r = lock_until(k, lf_now_ns() + 5000000000ull);
+	int fired = lf_test_holder_loaded == NULL;
+	lf_test_holder_loaded = NULL;
+	if (!fired)
+		race_hook_thread();  /* let the holder go in any case */
+	printf("holder_exit_race_%s=%lld\n", kind_name[k], (long long)r);
+	if (r == LF_ACQUIRED)
+		unlock(k);
+	snprintf(msg, sizeof msg, "%s: a holder that released and exited "
+		 "during the liveness check was %s", kind_name[k],
+		 !fired ? "never checked" : r < 0 ? "reported dead" :
+		 "not given up");
+	if (!fired || r != LF_ACQUIRED)
+		fail(msg);
+}
+
+/* The same for a reader process of an RW lock: the writer finds its slot,
+ * then the reader returns its hold and exits (reaped) before the check. */
+static void race_hook_child(void)
+{
+	char c = 'x';
+	lf_test_holder_loaded = NULL;
+	if (write(race_pipe[1], &c, 1) != 1)
+		fail("reader exit race: pipe");
+	waitpid(race_child, NULL, 0);
+}
+
+static void run_reader_exit_race(void)
+{
+	lf_rwlock_t *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int ready[2];
+	char c;
+	if (l == MAP_FAILED || pipe(race_pipe) != 0 || pipe(ready) != 0) {
+		fail("reader exit race: mmap/pipe");
+		return;
+	}
+	lf_rwlock_init(l, 0);
+	fflush(stdout);
+	race_child = fork();
+	if (race_child == 0) {
+		lf_rwlock_read_lock_until(l, LF_FOREVER);
+		if (write(ready[1], "x", 1) != 1 ||
+		    read(race_pipe[0], &c, 1) != 1)
+			_exit(2);
+		lf_rwlock_read_unlock(l);
+		_exit(0);
+	}
+	if (race_child < 0 || read(ready[0], &c, 1) != 1) {
+		fail("reader exit race: fork");
+		return;
+	}
+	lf_test_holder_loaded = race_hook_child;
+	int64_t r = lf_rwlock_write_lock_until(l, lf_now_ns() + 5000000000ull);
+	int fired = lf_test_holder_loaded == NULL;
+	lf_test_holder_loaded = NULL;
+	if (!fired)
+		race_hook_child();
+	printf("reader_exit_race=%lld\n", (long long)r);
+	if (r == LF_ACQUIRED)
+		lf_rwlock_write_unlock(l);
+	if (!fired || r != LF_ACQUIRED)
+		fail(!fired ? "rw: the reader process was never checked" :
+		     "rw: a reader that returned its hold and exited during the "
+		     "liveness check was reported dead");
+	close(ready[0]);
+	close(ready[1]);
+	close(race_pipe[0]);
+	close(race_pipe[1]);
 	munmap(l, sizeof *l);
 }
 
@@ -437,6 +565,7 @@ static void run_rw_processes(int nproc, long iters)
 	memset(s, 0, sizeof *s);
 	lf_rwlock_init(&s->l, 0);
 	for (int p = 0; p < nproc; p++) {
+		fflush(stdout);
 		pids[p] = fork();
 		if (pids[p] == 0) {
 			rw_process_body(s, iters);
@@ -494,6 +623,12 @@ int main(void)
 	run_rw_writer_progress(3, is_long ? 2000 : 50);
 	check_rw_idle();
 	run_rw_dead_reader();
+	run_holder_exit_race(TTAS);
+	lf_spin_init(&spin, 0);
+	run_holder_exit_race(TAS);
+	run_holder_exit_race(TICKET);
+	run_holder_exit_race(RW_WRITE);
+	run_reader_exit_race();
 	run_rw_processes(3, is_long ? 1000000 : 50000);
 	run_timed();
 	/* Two threads on two cores: a ticket lock alternates strictly. */
