@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "rcu.h"
 #include "arch/atomic.h"
+#include "lockwait.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -78,33 +79,19 @@ static int64_t deadline_of(int64_t timeout_ns)
 }
 
 /*
- * Is the process that owns this word gone?  kill(pid, 0) fails with ESRCH
- * once it is reaped; before that an exited child is a zombie (state Z, or X
- * while being reaped) in /proc/<pid>/stat.  Our own pid is never dead.
- * A recycled pid looks alive: then only the timeout helps (documented).
+ * Is the process that owns this word gone?  lf_pid_alive (lockwait.c):
+ * kill(pid, 0) failing with ESRCH, or a zombie with no live thread left.
+ * Our own pid is never dead.  A recycled pid looks alive: then only the
+ * timeout helps (documented).
  */
 static int owner_dead(uint64_t owner)
 {
-	pid_t pid = (pid_t)(owner >> 32);
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
+	uint32_t pid = (uint32_t)(owner >> 32);
 
-	if (pid <= 0 || (uint64_t)pid == self_owner() >> 32)
+	if (pid == 0 || pid == LF_RCU_RECLAIMING >> 32 ||
+	    pid == self_owner() >> 32)
 		return 0;
-	if (kill(pid, 0) == 0 || errno == EPERM) {
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		f = fopen(path, "r");
-		if (!f)
-			return errno == ENOENT;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		/* "pid (comm) S ...": comm may hold spaces and parentheses. */
-		p = strrchr(buf, ')');
-		return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-	}
-	return errno == ESRCH;
+	return !lf_pid_alive(pid);
 }
 
 /*
@@ -328,12 +315,25 @@ static int wait_for_readers(struct lf_rcu_domain *d, struct backoff *b)
 				me = self_owner();
 			if (o == me)
 				return -EDEADLK;
+			if (backoff_slow(b))
+				LF_TEST_HOLDER_LOADED();
 			if (backoff_slow(b) && owner_dead(o)) {
-				/* Nobody else writes this slot: the owner is
-				 * dead and writers are serialised. */
-				lf_store_release64(&r->ctr, 0);
-				if (lf_cmpxchg64(&r->owner, o, 0) == o)
-					lf_xadd64(&d->nr_dead, 1);
+				/* Take the slot from the dead owner first: the
+				 * owner may have unregistered and exited after
+				 * we loaded it, and the slot been claimed by a
+				 * live reader now inside a section.  The CAS
+				 * fails then; if it succeeds, nobody else writes
+				 * the slot (register skips a nonzero owner) and
+				 * its ctr can be cleared before it is freed. */
+				if (lf_cmpxchg64(&r->owner, o,
+						 LF_RCU_RECLAIMING) != o)
+					continue;
+				lf_write64(&r->ctr, 0);
+				/* Pairs with lf_rcu_register's cmpxchg, as in
+				 * unregister. */
+				lf_store_release64(&r->owner, 0);
+				lf_xadd64(&d->nr_readers, -1);
+				lf_xadd64(&d->nr_dead, 1);
 				continue;
 			}
 			blocked = 1;

@@ -42,6 +42,9 @@
 #define LF_RCU_GP_PHASE		(1ULL << 32)
 #define LF_RCU_NEST_MASK	(LF_RCU_GP_PHASE - 1)
 #define LF_RCU_MAX_READERS	4096
+/* A reader slot's owner while a writer reclaims it from a dead process:
+ * nonzero, so lf_rcu_register skips it; no process has this pid. */
+#define LF_RCU_RECLAIMING	(~0ULL)
 
 /* One reader slot: one cache line, written only by its owner (and by
  * lf_rcu_register/unregister and dead-reader reclaim, which cmpxchg owner). */

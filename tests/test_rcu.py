@@ -423,6 +423,7 @@ def test_dead_reader_process_does_not_hang_writer(mp_context, how):
         # zombie until joined, then gone).
         buf.publish(b"c", timeout=10)
         assert buf.stats["dead_readers"] == 1
+        assert buf.stats["readers"] == 0  # the dead one no longer counts
         p.join(10)
         buf.publish(b"d", timeout=10)
 

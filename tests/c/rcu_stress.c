@@ -18,9 +18,15 @@
  *                     (instead of deadlocking), nested sections, poll_state,
  *                     a full registry gives -ENOSPC, an unregistered slot
  *                     gives -EPERM, unregister inside a section -EBUSY.
+ *   reclaim race      a writer about to reclaim a dead process's reader slot
+ *                     leaves it alone if, meanwhile, the owner unregistered
+ *                     and exited and a live reader claimed the slot (the
+ *                     test hook, LF_TEST_HOOKS, opens that window): the
+ *                     live section survives and nr_dead stays 0.
  */
 #include "rcu.h"
 #include "arch/atomic.h"
+#include "lockwait.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include "stress.h"
 
 #define NAME		"rcu_stress"
@@ -191,6 +200,109 @@ static void api_checks(void)
 		fail("double unregister not refused");
 }
 
+/*
+ * A writer must not reclaim a reader slot from a dead process once a live
+ * reader has claimed it: the test hook (LF_TEST_HOOKS) runs in
+ * synchronize right after it loaded the owner of a slot still inside an
+ * old-phase section, on its slow path.  There it lets that owner, a child
+ * process, leave its section, unregister and exit (reaped); a thread of
+ * ours then claims the same slot and enters a section.  The dead owner's
+ * id is stale: the writer must leave the slot (and the live section) alone.
+ */
+static struct lf_rcu_domain *race_dom;
+static pid_t race_child;
+static int race_pipe[2];
+static uint32_t race_in, race_leave;	/* atomic */
+static int race_idx = -1;
+static pthread_t race_thread;
+
+static void *race_reader(void *arg)
+{
+	(void)arg;
+	race_idx = lf_rcu_register(race_dom);
+	lf_rcu_read_lock(lf_rcu_reader(race_dom, race_idx));
+	lf_xchg32(&race_in, 1);  /* publishes race_idx */
+	while (!lf_read32(&race_leave))
+		usleep(100);
+	lf_rcu_read_unlock(lf_rcu_reader(race_dom, race_idx));
+	lf_rcu_unregister(race_dom, race_idx);
+	return NULL;
+}
+
+static void race_hook(void)
+{
+	char c = 'x';
+
+	lf_test_holder_loaded = NULL;  /* once */
+	if (write(race_pipe[1], &c, 1) != 1)
+		fail("reclaim race: pipe");
+	waitpid(race_child, NULL, 0);
+	pthread_create(&race_thread, NULL, race_reader, NULL);
+	while (!lf_load_acquire32(&race_in))
+		usleep(100);
+}
+
+static void run_reclaim_race(void)
+{
+	size_t size = lf_rcu_domain_size(4);
+	int ready[2], rc;
+	char c;
+
+	race_dom = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (race_dom == MAP_FAILED || lf_rcu_init(race_dom, 4) ||
+	    pipe(race_pipe) || pipe(ready)) {
+		fail("reclaim race: setup");
+		return;
+	}
+	fflush(stdout);
+	race_child = fork();
+	if (race_child == 0) {
+		int idx = lf_rcu_register(race_dom);
+		struct lf_rcu_reader *r = lf_rcu_reader(race_dom, idx);
+
+		lf_rcu_read_lock(r);
+		if (write(ready[1], "x", 1) != 1 ||
+		    read(race_pipe[0], &c, 1) != 1)
+			_exit(2);
+		lf_rcu_read_unlock(r);
+		lf_rcu_unregister(race_dom, idx);
+		_exit(0);
+	}
+	if (race_child < 0 || read(ready[0], &c, 1) != 1) {
+		fail("reclaim race: fork");
+		return;
+	}
+	lf_test_holder_loaded = race_hook;
+	/* Waits for the thread's section if it began in an old phase (it
+	 * may not have): a timeout here is the right outcome, not an error. */
+	rc = lf_rcu_synchronize_timeout(race_dom, 200 * 1000000LL);
+	int fired = lf_test_holder_loaded == NULL;
+	lf_test_holder_loaded = NULL;
+	uint64_t depth = fired ? (uint64_t)lf_rcu_read_depth(
+		lf_rcu_reader(race_dom, race_idx)) : 0;
+	uint64_t dead = lf_read64(&race_dom->nr_dead);
+	printf("reclaim_race_rc=%d\nreclaim_race_depth=%llu\n"
+	       "reclaim_race_nr_dead=%llu\n", rc, (unsigned long long)depth,
+	       (unsigned long long)dead);
+	if (!fired)
+		fail("reclaim race: the hook never ran");
+	else if (depth != 1 || dead != 0)
+		fail("reclaim race: a live reader's slot was reclaimed from "
+		     "the dead process that had it before (section depth "
+		     "%llu, nr_dead %llu)", (unsigned long long)depth,
+		     (unsigned long long)dead);
+	if (fired) {
+		lf_write32(&race_leave, 1);
+		pthread_join(race_thread, NULL);
+	}
+	close(ready[0]);
+	close(ready[1]);
+	close(race_pipe[0]);
+	close(race_pipe[1]);
+	munmap(race_dom, size);
+}
+
 static long parse_arg(const char *s, long lo, long hi)
 {
 	char *end;
@@ -226,6 +338,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	api_checks();
+	run_reclaim_race();
 	rec = lf_rcu_reclaimer_new(dom);
 	if (!rec) {
 		printf(NAME ": FAIL reclaimer\n");
