@@ -137,8 +137,10 @@ static inline uint64_t lf_owner_if_dead(uint64_t owner)
 extern void (*lf_test_holder_loaded)(void);
 #define LF_TEST_HOLDER_LOADED()						\
 	do {								\
-		if (lf_test_holder_loaded)				\
-			lf_test_holder_loaded();			\
+		void (*lf_hook_)(void) = __atomic_load_n(		\
+			&lf_test_holder_loaded, __ATOMIC_ACQUIRE);	\
+		if (lf_hook_)						\
+			lf_hook_();					\
 	} while (0)
 #else
 #define LF_TEST_HOLDER_LOADED() do { } while (0)

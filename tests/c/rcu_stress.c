@@ -233,7 +233,7 @@ static void race_hook(void)
 {
 	char c = 'x';
 
-	lf_test_holder_loaded = NULL;  /* once */
+	__atomic_store_n(&lf_test_holder_loaded, NULL, __ATOMIC_RELEASE);
 	if (write(race_pipe[1], &c, 1) != 1)
 		fail("reclaim race: pipe");
 	waitpid(race_child, NULL, 0);
@@ -273,12 +273,12 @@ static void run_reclaim_race(void)
 		fail("reclaim race: fork");
 		return;
 	}
-	lf_test_holder_loaded = race_hook;
+	__atomic_store_n(&lf_test_holder_loaded, race_hook, __ATOMIC_RELEASE);
 	/* Waits for the thread's section if it began in an old phase (it
 	 * may not have): a timeout here is the right outcome, not an error. */
 	rc = lf_rcu_synchronize_timeout(race_dom, 200 * 1000000LL);
-	int fired = lf_test_holder_loaded == NULL;
-	lf_test_holder_loaded = NULL;
+	int fired = __atomic_exchange_n(&lf_test_holder_loaded, NULL,
+					__ATOMIC_ACQ_REL) == NULL;
 	uint64_t depth = fired ? (uint64_t)lf_rcu_read_depth(
 		lf_rcu_reader(race_dom, race_idx)) : 0;
 	uint64_t dead = lf_read64(&race_dom->nr_dead);

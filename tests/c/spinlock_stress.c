@@ -25,7 +25,8 @@
  *    invariant word nonzero, and every slot ends with 0 holds;
  *  - a holder (TAS, TTAS, ticket, RW writer, RW reader process) that
  *    releases and exits while a waiter checks whether it is alive is not
- *    reported dead (the test hook, LF_TEST_HOOKS, opens that window);
+ *    reported dead (the test hook, LF_TEST_HOOKS, opens that window), nor
+ *    is a ticket holder that handed the lock to a live waiter and exited;
  *  - timed lock gives up after roughly its timeout;
  *  - fairness over a fixed time: per-thread acquisition counts of the
  *    ticket lock must satisfy min >= max / FAIR_BOUND; TAS is printed too
@@ -406,13 +407,44 @@ static void run_rw_dead_reader(void)
  * on the dead holder's behalf, and take the lock.
  */
 static uint32_t race_go, race_held;     /* atomic */
+static pthread_t race_waiter;		/* the thread the hooks act in */
+
+static void set_hook(void (*h)(void))
+{
+	__atomic_store_n(&lf_test_holder_loaded, h, __ATOMIC_RELEASE);
+}
+
+/* Is the hook running in the waiter under test (and not yet fired)?  Other
+ * waiters (the ticket handover's next thread) pass through it. */
+static int hook_mine(void)
+{
+	if (!pthread_equal(pthread_self(), race_waiter))
+		return 0;
+	set_hook(NULL);  /* once */
+	return 1;
+}
+
+static int hook_fired(void)
+{
+	int fired = __atomic_load_n(&lf_test_holder_loaded,
+				    __ATOMIC_ACQUIRE) == NULL;
+	set_hook(NULL);
+	return fired;
+}
 static pthread_t race_thread;
 static pid_t race_child;
 static int race_pipe[2];
 
+static void let_holder_go(void)
+{
+	lf_write32(&race_go, 1);
+	pthread_join(race_thread, NULL);
+}
+
 static void race_hook_thread(void)
 {
-	lf_test_holder_loaded = NULL;  /* once */
+	if (!hook_mine())
+		return;
 	lf_write32(&race_go, 1);
 	pthread_join(race_thread, NULL);
 }
@@ -448,12 +480,12 @@ static void run_holder_exit_race(enum kind k)
 	}
 	while (!lf_read32(&race_held))
 		usleep(100);
-	lf_test_holder_loaded = race_hook_thread;
+	race_waiter = pthread_self();
+	set_hook(race_hook_thread);
 	int64_t r = lock_until(k, lf_now_ns() + 5000000000ull);
-	int fired = lf_test_holder_loaded == NULL;
-	lf_test_holder_loaded = NULL;
+	int fired = hook_fired();
 	if (!fired)
-		race_hook_thread();  /* let the holder go in any case */
+		let_holder_go();
 	printf("holder_exit_race_%s=%lld\n", kind_name[k], (long long)r);
 	if (r == LF_ACQUIRED)
 		unlock(k);
@@ -465,12 +497,73 @@ static void run_holder_exit_race(enum kind k)
 		fail(msg);
 }
 
+/* Three parties on the ticket lock: the holder hands the lock to the next
+ * waiter (alive, holding it a while) and exits while the last waiter checks
+ * the holder; the last waiter must see the new blocker and keep waiting. */
+static uint32_t race_next_in;  /* atomic */
+
+static void *race_next(void *arg)
+{
+	(void)arg;
+	lf_ticket_lock(&ticket);
+	lf_write32(&race_next_in, 1);
+	usleep(50000);
+	lf_ticket_unlock(&ticket);
+	return NULL;
+}
+
+static void race_hook_handover(void)
+{
+	if (!hook_mine())
+		return;
+	lf_write32(&race_go, 1);
+	while (!lf_read32(&race_next_in))
+		usleep(100);
+	pthread_join(race_thread, NULL);
+}
+
+static void run_ticket_handover_race(void)
+{
+	enum kind k = TICKET;
+	pthread_t next;
+	lf_write32(&race_go, 0);
+	lf_write32(&race_held, 0);
+	lf_write32(&race_next_in, 0);
+	uint32_t head = lf_read32(&ticket.head);
+	if (pthread_create(&race_thread, NULL, race_holder, &k) != 0)
+		goto fail;
+	while (!lf_read32(&race_held))
+		usleep(100);
+	if (pthread_create(&next, NULL, race_next, NULL) != 0)
+		goto fail;
+	while (lf_read32(&ticket.tail) != head + 2)  /* next is queued */
+		usleep(100);
+	race_waiter = pthread_self();
+	set_hook(race_hook_handover);
+	int64_t r = lf_ticket_lock_until(&ticket, lf_now_ns() + 5000000000ull);
+	int fired = hook_fired();
+	if (!fired)
+		let_holder_go();
+	pthread_join(next, NULL);
+	printf("ticket_handover_race=%lld\n", (long long)r);
+	if (r == LF_ACQUIRED)
+		lf_ticket_unlock(&ticket);
+	if (!fired || r != LF_ACQUIRED)
+		fail(!fired ? "ticket handover: the holder was never checked" :
+		     "ticket: a holder that handed the lock on and exited was "
+		     "reported dead to a later waiter");
+	return;
+fail:
+	fail("ticket handover race: pthread_create");
+}
+
 /* The same for a reader process of an RW lock: the writer finds its slot,
  * then the reader returns its hold and exits (reaped) before the check. */
 static void race_hook_child(void)
 {
 	char c = 'x';
-	lf_test_holder_loaded = NULL;
+	if (!hook_mine())
+		return;
 	if (write(race_pipe[1], &c, 1) != 1)
 		fail("reader exit race: pipe");
 	waitpid(race_child, NULL, 0);
@@ -501,12 +594,15 @@ static void run_reader_exit_race(void)
 		fail("reader exit race: fork");
 		return;
 	}
-	lf_test_holder_loaded = race_hook_child;
+	race_waiter = pthread_self();
+	set_hook(race_hook_child);
 	int64_t r = lf_rwlock_write_lock_until(l, lf_now_ns() + 5000000000ull);
-	int fired = lf_test_holder_loaded == NULL;
-	lf_test_holder_loaded = NULL;
-	if (!fired)
-		race_hook_child();
+	int fired = hook_fired();
+	if (!fired) {
+		char x = 'x';
+		if (write(race_pipe[1], &x, 1) == 1)
+			waitpid(race_child, NULL, 0);
+	}
 	printf("reader_exit_race=%lld\n", (long long)r);
 	if (r == LF_ACQUIRED)
 		lf_rwlock_write_unlock(l);
@@ -627,6 +723,7 @@ int main(void)
 	lf_spin_init(&spin, 0);
 	run_holder_exit_race(TAS);
 	run_holder_exit_race(TICKET);
+	run_ticket_handover_race();
 	run_holder_exit_race(RW_WRITE);
 	run_reader_exit_race();
 	run_rw_processes(3, is_long ? 1000000 : 50000);
