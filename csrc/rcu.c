@@ -289,6 +289,28 @@ void *lf_rcu_dereference(void **slot)
 /* --------------------------------------------------------------- writers */
 
 /*
+ * Reclaim reader slot r from its dead owner o.  Take the slot first: the
+ * owner may have unregistered and exited after the writer loaded o, and a
+ * live reader have claimed the slot since and be inside a section; the CAS
+ * fails then, the slot is left alone and false returned (the caller looks at
+ * the slot again next round).  Once it succeeds nobody else
+ * writes the slot (register skips a nonzero owner), so its counter can be
+ * cleared before the slot is freed.
+ */
+static bool reclaim_slot(struct lf_rcu_domain *d, struct lf_rcu_reader *r,
+			 uint64_t o)
+{
+	if (lf_cmpxchg64(&r->owner, o, LF_RCU_RECLAIMING) != o)
+		return false;
+	lf_write64(&r->ctr, 0);
+	/* Pairs with lf_rcu_register's cmpxchg, as in unregister. */
+	lf_store_release64(&r->owner, 0);
+	lf_xadd64(&d->nr_readers, -1);
+	lf_xadd64(&d->nr_dead, 1);
+	return true;
+}
+
+/*
  * Wait until no reader is inside a section begun in the phase before the
  * current one.  Readers of the current phase, and readers outside, do not
  * hold anything the caller unpublished before the flip.
@@ -315,26 +337,10 @@ static int wait_for_readers(struct lf_rcu_domain *d, struct backoff *b)
 				me = self_owner();
 			if (o == me)
 				return -EDEADLK;
-			if (backoff_slow(b))
+			if (backoff_slow(b)) {
 				LF_TEST_HOLDER_LOADED();
-			if (backoff_slow(b) && owner_dead(o)) {
-				/* Take the slot from the dead owner first: the
-				 * owner may have unregistered and exited after
-				 * we loaded it, and the slot been claimed by a
-				 * live reader now inside a section.  The CAS
-				 * fails then; if it succeeds, nobody else writes
-				 * the slot (register skips a nonzero owner) and
-				 * its ctr can be cleared before it is freed. */
-				if (lf_cmpxchg64(&r->owner, o,
-						 LF_RCU_RECLAIMING) != o)
+				if (owner_dead(o) && reclaim_slot(d, r, o))
 					continue;
-				lf_write64(&r->ctr, 0);
-				/* Pairs with lf_rcu_register's cmpxchg, as in
-				 * unregister. */
-				lf_store_release64(&r->owner, 0);
-				lf_xadd64(&d->nr_readers, -1);
-				lf_xadd64(&d->nr_dead, 1);
-				continue;
 			}
 			blocked = 1;
 		}
