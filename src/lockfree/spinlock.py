@@ -583,7 +583,8 @@ class _Side:
 
     Like ``with lock:``, one Python frame each way: the uncontended path
     calls the C trylock/release (bound methods of the cffi functions);
-    waiting, timeouts and errors go through acquire/release."""
+    waiting (and a dead owner's error) goes through acquire, and a failed
+    release raises RuntimeError here."""
 
     __slots__ = ("_try", "_rel", "acquire", "_error")
 
