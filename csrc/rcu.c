@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,41 +20,6 @@ _Static_assert(offsetof(struct lf_rcu_domain, readers) == 2 * LF_CACHELINE,
 	       "gp_ctr and the writers' words sit on their own lines");
 _Static_assert(sizeof(struct lf_rcu_buf) == LF_CACHELINE,
 	       "the buffer header is one cache line");
-
-/*
- * Who is calling: pid << 32 | tid.  Unique among live threads system-wide
- * (tids are), and the pid half tells whether the owner process is alive.
- * getpid and gettid are system calls (glibc caches neither), which would
- * double the cost of synchronize: cache per thread, invalidated in the child
- * of a fork by bumping a generation number.
- */
-static uint64_t fork_gen = 1;
-static __thread __attribute__((tls_model("initial-exec"))) uint64_t owner_cache,
-	owner_gen;  /* initial-exec: see LF_TLS in lockwait.h */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void after_fork_child(void)
-{
-	lf_xadd64(&fork_gen, 1);
-}
-
-static void install_atfork(void)
-{
-	pthread_atfork(NULL, NULL, after_fork_child);
-}
-
-static uint64_t self_owner(void)
-{
-	uint64_t gen = lf_read64(&fork_gen);
-
-	if (owner_gen != gen) {
-		pthread_once(&atfork_once, install_atfork);
-		owner_cache = (uint64_t)getpid() << 32 |
-			      (uint32_t)syscall(SYS_gettid);
-		owner_gen = gen;
-	}
-	return owner_cache;
-}
 
 static struct lf_rcu_domain *domain_of(struct lf_rcu_reader *r)
 {
@@ -89,7 +53,7 @@ static int owner_dead(uint64_t owner)
 	uint32_t pid = (uint32_t)(owner >> 32);
 
 	if (pid == 0 || pid == LF_RCU_RECLAIMING >> 32 ||
-	    pid == self_owner() >> 32)
+	    pid == lf_owner_self() >> 32)
 		return 0;
 	return !lf_pid_alive(pid);
 }
@@ -173,7 +137,7 @@ struct lf_rcu_reader *lf_rcu_reader(struct lf_rcu_domain *d, int idx)
 
 int lf_rcu_register(struct lf_rcu_domain *d)
 {
-	uint64_t me = self_owner(), hwm;
+	uint64_t me = lf_owner_self(), hwm;
 	uint32_t i;
 
 	for (i = 0; i < d->capacity; i++) {
@@ -334,7 +298,7 @@ static int wait_for_readers(struct lf_rcu_domain *d, struct backoff *b)
 				continue;
 			o = lf_read64(&r->owner);
 			if (!me)
-				me = self_owner();
+				me = lf_owner_self();
 			if (o == me)
 				return -EDEADLK;
 			if (backoff_slow(b)) {
@@ -372,7 +336,7 @@ int lf_rcu_poll_state(struct lf_rcu_domain *d, uint64_t cookie)
 int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
 {
 	struct backoff b = { 0, 0, deadline_of(timeout_ns) };
-	uint64_t cookie = 0, me = self_owner(), seq, o;
+	uint64_t cookie = 0, me = lf_owner_self(), seq, o;
 	int rc = 0, flip;
 
 	/* Serialise writers.  A grace period that another writer starts and
@@ -708,7 +672,7 @@ int lf_rcu_buf_publish(struct lf_rcu_buf *b, const char *data, uint64_t len,
 
 	if (len > b->slot_size)
 		return -EMSGSIZE;
-	rc = buf_wlock(b, self_owner(), &bo);
+	rc = buf_wlock(b, lf_owner_self(), &bo);
 	if (rc)
 		return rc;
 	cur = lf_read64(&b->current);

@@ -1,0 +1,114 @@
+"""The extension's mutable C globals: none of them relies on the GIL.
+
+cffi >= 2 marks the module as not needing the GIL, so on free-threaded
+CPython (3.14t) any number of threads run the C code at once.  A global that
+was safe only because the GIL serialised its users would be a data race
+there.  This lists every writable object in the built extension (its
+``.data``, ``.bss``, ``.tdata`` and ``.tbss`` symbols, from
+``objdump -t``) and checks each against a list that says why it is safe,
+then checks the sources keep to that reason (an "atomic" global is only
+touched through the atomics layer, a once-control only through
+``pthread_once``).  A new global fails here until it is reviewed and added.
+
+cffi's own tables (``_cffi_*``) and the toolchain's (crtstuff) are not ours
+and are left out.
+"""
+
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import lockfree._lockfree
+
+OBJDUMP = shutil.which("objdump")
+CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"
+
+pytestmark = pytest.mark.skipif(OBJDUMP is None,
+                                reason="objdump not installed")
+
+# symbol: (how it is kept safe, where it lives)
+ALLOWED = {
+    # Thread-local: each thread has its own.
+    "lf_owner_self_cache": ("tls", "lockwait.c"),
+    # Read and written only with the atomics layer's operations.
+    "lf_kfifo_fork_gen": ("atomic", "kfifo.c"),
+    "next_handle_id": ("atomic", "kfifo.c"),
+    # pthread_once controls.
+    "lf_atfork_once": ("once", "lockwait.c"),
+    "calib_once": ("once", "bench.c"),
+    # Written only by the function that calib_once runs once; read after
+    # pthread_once returned (which orders the writes before the reads).
+    "calib": ("once-init", "bench.c"),
+    "calib_sink": ("once-init", "bench.c"),
+}
+
+TOOLCHAIN = {"completed.0", "__dso_handle", "__TMC_END__"}
+WRITABLE = (".data", ".bss", ".tdata", ".tbss")
+
+
+def _writable_symbols() -> dict[str, str]:
+    """{symbol: section} of the extension's writable data objects."""
+    out = subprocess.run([OBJDUMP, "-t", lockfree._lockfree.__file__],
+                         capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        parts = line.split()
+        # value flags... section size name; the section is the field
+        # before the size (flags may be one or two fields).
+        if len(parts) < 4 or parts[-3] not in WRITABLE:
+            continue
+        name, section = parts[-1], parts[-3]
+        if name.startswith("_cffi_") or name in TOOLCHAIN:
+            continue
+        found[name] = section
+    return found
+
+
+def _uses(name: str, source: str) -> list[str]:
+    """The lines of csrc/source naming the symbol (comments stripped)."""
+    text = (CSRC / source).read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return [line.strip() for line in text.splitlines()
+            if re.search(rf"\b{re.escape(name)}\b", line)]
+
+
+def test_every_writable_global_is_reviewed():
+    found = _writable_symbols()
+    assert found, "objdump listed no writable symbols at all"
+    unknown = sorted(set(found) - set(ALLOWED))
+    assert not unknown, (
+        f"unreviewed mutable C globals {unknown}: on free-threaded CPython "
+        "threads run the extension's C code at once; make them thread-local,"
+        " atomic, const or once-initialised and add them to ALLOWED")
+
+
+def test_thread_locals_are_thread_local():
+    found = _writable_symbols()
+    for name, (how, _) in ALLOWED.items():
+        if how == "tls" and name in found:
+            assert found[name] in (".tdata", ".tbss"), (name, found[name])
+
+
+@pytest.mark.parametrize("name", sorted(
+    n for n, (how, _) in ALLOWED.items() if how in ("atomic", "once")))
+def test_sources_keep_to_the_reason(name):
+    how, source = ALLOWED[name]
+    uses = _uses(name, source)
+    assert uses, f"{name} not found in csrc/{source}"
+    if how == "atomic":
+        ok = re.compile(rf"^(extern |static )?uint(32|64)_t {name};$|"
+                        rf"\blf_\w+\(&{name}\b")
+    else:
+        ok = re.compile(rf"pthread_once_t {name} = PTHREAD_ONCE_INIT;$|"
+                        rf"\bpthread_once\(&{name},")
+    bad = [u for u in uses if not ok.search(u)]
+    assert not bad, f"{name} ({how}) used otherwise in csrc/{source}: {bad}"
+    # and nowhere else in csrc except a header's declaration
+    for path in sorted(CSRC.rglob("*.[ch]")):
+        if path.name == source:
+            continue
+        for u in _uses(name, str(path.relative_to(CSRC))):
+            assert ok.search(u), f"{name} used in {path.name}: {u}"
