@@ -290,13 +290,14 @@ def test_threads_share_one_object_no_torn_snapshots(latch):
     while a thread writes: every snapshot is whole."""
     r = SeqRecord("8q", latch=latch)
     stop = threading.Event()
-    bad, reads = [], [0]
+    bad, reads, writes = [], [0], [0]
 
     def writer():
         k = 0
         while not stop.is_set():
             k += 1
             r.write(*[k] * 8)
+        writes[0] = k
 
     def reader():
         read = r.read
@@ -317,6 +318,7 @@ def test_threads_share_one_object_no_torn_snapshots(latch):
     w.join()
     r.close()
     assert not bad and reads[0] == 60_000
+    assert writes[0] > 100  # the writer did run while they read
 
 
 @pytest.mark.parametrize("latch", [False, True])

@@ -187,10 +187,10 @@ def test_threads_keep_plain_counter_exact(make):
     n_threads, iters = 4, (20000 if LONG else 3000)
 
     def work():
-        for _ in range(iters):
+        for i in range(iters):
             with lock:
                 v = box[0]
-                if iters % 7 == 0:
+                if i % 7 == 0:  # let the other threads run in here
                     time.sleep(0)
                 box[0] = v + 1
     ts = [threading.Thread(target=work) for _ in range(n_threads)]

@@ -1,33 +1,67 @@
-"""The extension's mutable C globals: none of them relies on the GIL.
+"""Free-threaded CPython (3.14t): what can be checked on any build.
 
-cffi >= 2 marks the module as not needing the GIL, so on free-threaded
-CPython (3.14t) any number of threads run the C code at once.  A global that
-was safe only because the GIL serialised its users would be a data race
-there.  This lists every writable object in the built extension (its
-``.data``, ``.bss``, ``.tdata`` and ``.tbss`` symbols, from
-``objdump -t``) and checks each against a list that says why it is safe,
-then checks the sources keep to that reason (an "atomic" global is only
-touched through the atomics layer, a once-control only through
-``pthread_once``).  A new global fails here until it is reviewed and added.
+cffi >= 2 marks the extension as not needing the GIL, so on a free-threaded
+interpreter any number of threads run lockfree's C code, and its Python
+code, at once.  Three checks:
 
-cffi's own tables (``_cffi_*``) and the toolchain's (crtstuff) are not ours
-and are left out.
+1. **C globals.**  A global that was safe only because the GIL serialised
+   its users would be a data race there.  Every writable object in the
+   built extension (its ``.data``, ``.bss``, ``.tdata`` and ``.tbss``
+   symbols, from ``objdump -t``) is checked against a list that says why it
+   is safe, and the sources are checked to keep to that reason (an "atomic"
+   global is touched only through the atomics layer, a once-control only
+   through ``pthread_once``).  A new global fails here until it is reviewed
+   and listed.  cffi's own tables (``_cffi_*``) and the toolchain's
+   (crtstuff) are not ours and are left out.
+2. **Python-level interleavings.**  The thread stress tests of every
+   primitive run again here with a 1 µs switch interval, so the GIL changes
+   hands between almost any two bytecodes, not only around the C calls
+   (which release it anyway): an approximation of free threading's
+   schedules on a GIL build, not a proof.
+3. **On a free-threaded build** (skipped elsewhere): importing lockfree
+   leaves the GIL disabled, i.e. the extension declares it does not need it
+   (CPython re-enables the GIL, with a warning, for modules that do not).
 """
 
 import pathlib
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 import pytest
 
 import lockfree._lockfree
 
+# (2) The thread stress tests of each primitive (and the fixtures they
+# use), collected again in this module so that they run a second time under
+# switch_often below.
+from .test_atomic import test_threads_fetch_add_and_cas_update_exact  # noqa: F401
+from .test_kfifo import test_blocked_producer_is_woken_and_blocking_put_writes_all  # noqa: F401,E501
+from .test_once import test_threads_race_many_fresh_onces  # noqa: F401
+from .test_rcu import domain  # noqa: F401
+from .test_rcu import test_retire_callbacks_never_see_readers  # noqa: F401
+from .test_rcu import test_update_loses_nothing  # noqa: F401
+from .test_seqlock import test_threads_share_one_object_no_torn_snapshots  # noqa: F401,E501
+from .test_spinlock import make  # noqa: F401
+from .test_spinlock import test_rw_readers_overlap_writers_exclude  # noqa: F401
+from .test_spinlock import test_threads_keep_plain_counter_exact  # noqa: F401
+
 OBJDUMP = shutil.which("objdump")
 CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"
 
-pytestmark = pytest.mark.skipif(OBJDUMP is None,
-                                reason="objdump not installed")
+needs_objdump = pytest.mark.skipif(OBJDUMP is None,
+                                   reason="objdump not installed")
+
+
+@pytest.fixture(autouse=True)
+def switch_often():
+    """The GIL changes hands every microsecond instead of every 5 ms."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
 
 # symbol: (how it is kept safe, where it lives)
 ALLOWED = {
@@ -75,6 +109,7 @@ def _uses(name: str, source: str) -> list[str]:
             if re.search(rf"\b{re.escape(name)}\b", line)]
 
 
+@needs_objdump
 def test_every_writable_global_is_reviewed():
     found = _writable_symbols()
     assert found, "objdump listed no writable symbols at all"
@@ -85,6 +120,7 @@ def test_every_writable_global_is_reviewed():
         " atomic, const or once-initialised and add them to ALLOWED")
 
 
+@needs_objdump
 def test_thread_locals_are_thread_local():
     found = _writable_symbols()
     for name, (how, _) in ALLOWED.items():
@@ -92,6 +128,7 @@ def test_thread_locals_are_thread_local():
             assert found[name] in (".tdata", ".tbss"), (name, found[name])
 
 
+@needs_objdump
 @pytest.mark.parametrize("name", sorted(
     n for n, (how, _) in ALLOWED.items() if how in ("atomic", "once")))
 def test_sources_keep_to_the_reason(name):
@@ -112,3 +149,14 @@ def test_sources_keep_to_the_reason(name):
             continue
         for u in _uses(name, str(path.relative_to(CSRC))):
             assert ok.search(u), f"{name} used in {path.name}: {u}"
+
+
+# -- (3) ------------------------------------------------------------------------
+
+@pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
+                    reason="not a free-threaded (GIL-disabled) build")
+def test_import_leaves_the_gil_disabled():
+    code = ("import sys, warnings; warnings.simplefilter('error'); "
+            "import lockfree, lockfree._lockfree; "
+            "assert not sys._is_gil_enabled(), 'GIL re-enabled'")
+    subprocess.run([sys.executable, "-c", code], check=True)
