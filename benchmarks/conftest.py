@@ -1,7 +1,7 @@
 """pytest side of the benchmarks (see _report.py and README.md).
 
 A benchmark file parametrizes one test over its ``CASES`` and calls the
-``bench_case`` fixture; the medians land in one registry, printed as the
+``bench_case`` fixture; the best and median ns/op land in one registry, printed as the
 ratio table at the end of the session.  ``TARGETS`` in the file, if any,
 marks missed targets.
 """
@@ -40,9 +40,11 @@ def bench_case(benchmark, request):
         loop()  # warm up (specialise the bytecode)
         benchmark(loop)
         if benchmark.enabled:
-            ns = benchmark.stats.stats.median / OPS * 1e9
-            benchmark.extra_info["median_ns_per_op"] = round(ns, 2)
-            _results.add(case, ns, targets)
+            stats = benchmark.stats.stats
+            ns, med = stats.min / OPS * 1e9, stats.median / OPS * 1e9
+            benchmark.extra_info["best_ns_per_op"] = round(ns, 2)
+            benchmark.extra_info["median_ns_per_op"] = round(med, 2)
+            _results.add(case, ns, targets, median=med)
     return run
 
 
@@ -56,7 +58,7 @@ def bench_record():
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter):
     if _results:
-        title = (f"{environment()}\nmedian ns/op over pytest-benchmark "
-                 f"rounds of {OPS} calls")
+        title = (f"{environment()}\nbest and median ns/op over "
+                 f"pytest-benchmark rounds of {OPS} calls")
         terminalreporter.write_sep("=", "ns/op and ratios")
         terminalreporter.write_line(_results.format(title))
