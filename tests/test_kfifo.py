@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize,
                                  invariant, precondition, rule)
 
+import lockfree.kfifo
 from lockfree import (AtomicInt, ConsumerDied, Kfifo, ModeError,
                       ProducerDied, RoleError)
 from lockfree.region import HEADER
@@ -487,11 +488,12 @@ def _try_put(q, out):
 def test_second_producer_refused_across_processes(mp_context):
     q = Kfifo(64, "records", shared=True)
     q.put_message(b"mine")
-    out = mp_context.SimpleQueue()
+    out = mp_context.Queue()
     p = mp_context.Process(target=_try_put, args=(q, out))
     p.start()
-    verdict = out.get()
+    verdict = out.get(timeout=30)
     p.join(30)
+    assert p.exitcode == 0
     assert verdict.startswith("refused"), verdict
     assert q.get_message() == b"mine" and q.empty()
     q.close()
@@ -533,7 +535,9 @@ def test_timeouts():
     b.close()
 
 
-def test_blocked_consumer_is_woken_promptly():
+def test_blocked_consumer_is_woken_promptly(monkeypatch):
+    # Slices of 10 s: only a wake-up can end the wait within the bound.
+    monkeypatch.setattr(lockfree.kfifo, "SLICE", 10.0)
     q = Kfifo(64, "records")
     got = []
     t = threading.Thread(target=lambda: got.append(
@@ -544,7 +548,7 @@ def test_blocked_consumer_is_woken_promptly():
     q.put_message(b"wake up")
     t.join(10)
     assert got and got[0][0] == b"wake up"
-    assert got[0][1] - sent < 1.0         # generous: woken, not a slice
+    assert got[0][1] - sent < 1.0         # generous: woken, not a slice end
     q.close()
 
 
@@ -587,19 +591,25 @@ def test_sleeping_peer_is_woken_not_left_to_its_slice(where):
 
 
 def test_blocked_producer_is_woken_and_blocking_put_writes_all():
+    """A slow consumer: the producer fills the 16 bytes and sleeps in
+    FUTEX_WAIT each time (~125 times); a lost wake-up would leave it asleep
+    until its 100 ms slice ends, 12 s in all."""
     b = Kfifo(16)
-    data = os.urandom(10_000)
+    data = os.urandom(2_000)
     out = bytearray()
 
     def consume():
         for chunk in b:                   # iteration ends at close_producer
             out.extend(chunk)
+            time.sleep(0.002)
     t = threading.Thread(target=consume)
+    t0 = time.monotonic()
     t.start()
     assert b.put(data, block=True) == len(data)
     b.close_producer()
     t.join(10)
     assert bytes(out) == data and b.eof
+    assert time.monotonic() - t0 < 5
     b.close()
 
 

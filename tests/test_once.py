@@ -2,6 +2,7 @@
 
 import pickle
 import threading
+import time
 
 import pytest
 
@@ -52,9 +53,14 @@ def test_threads_race_many_fresh_onces():
             assert runs.load() == 1 and winners.load() == 1
 
 
+def _slow_init(runs):
+    runs.fetch_add(1)
+    time.sleep(0.05)  # the others arrive while it runs: they must wait
+
+
 def _proc_worker(once, runs, start):
     start.wait()
-    once.call_once(runs.fetch_add, 1)
+    once.call_once(_slow_init, runs)
 
 
 def test_processes_race_on_a_shared_once(mp_context):

@@ -102,13 +102,17 @@ def test_new_readers_do_not_delay_grace_period(domain):
     stop = threading.Event()
 
     def churn():
+        # overlapping sections: the domain is never free of readers, so a
+        # synchronize that waited for readers that began after it never
+        # returns
         while not stop.is_set():
             with cell.read():
-                pass
-    threads = [_in_thread(churn) for _ in range(2)]
+                time.sleep(0.002)
+    threads = [_in_thread(churn) for _ in range(4)]
     try:
+        time.sleep(0.05)
         for _ in range(50):
-            cell.synchronize(timeout=10)
+            cell.synchronize(timeout=2)
     finally:
         stop.set()
         for t in threads:
@@ -153,9 +157,13 @@ def test_retire_callbacks_never_see_readers(domain):
 def test_update_loses_nothing(domain):
     cell = RcuCell((), domain=domain)
 
+    def grow(t, item):
+        time.sleep(0)  # another updater runs between the read and the write
+        return t + (item,)
+
     def work(k):
         for i in range(200):
-            cell.update(lambda t: t + ((k, i),))
+            cell.update(lambda t: grow(t, (k, i)))
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()

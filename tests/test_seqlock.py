@@ -275,6 +275,7 @@ def test_sharedmemory_buffer_pickles(mp_context):
         p.start()
         assert out.get(timeout=60) == b"a" * 64
         p.join(60)
+        assert p.exitcode == 0
         assert b.read() == b"z" * 64
         b.close()
     finally:

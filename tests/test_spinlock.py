@@ -206,13 +206,17 @@ def test_threads_keep_plain_counter_exact(make):
 COUNTER = struct.Struct("q")
 
 
-def _proc_incr(lock, shm_name, offset, iters):
+def _proc_incr(lock, shm_name, offset, iters, start=None):
     shm = shared_memory.SharedMemory(shm_name)
     try:
         buf = shm.buf
-        for _ in range(iters):
+        if start is not None:
+            start.wait(60)  # both processes in the loop at once
+        for i in range(iters):
             lock.acquire()
             (v,) = COUNTER.unpack_from(buf, offset)
+            if start is not None and i % 50 == 0:
+                time.sleep(1e-4)  # hold the section while the peer runs
             COUNTER.pack_into(buf, offset, v + 1)  # plain, non-atomic
             lock.release()
         del buf
@@ -230,8 +234,9 @@ def test_two_processes_keep_counter_exact(kind, method):
     try:
         COUNTER.pack_into(shm.buf, 0, 0)
         iters = 20000 if LONG else 3000
+        start = ctx.Barrier(2)
         procs = [ctx.Process(target=_proc_incr,
-                             args=(lock, shm.name, 0, iters))
+                             args=(lock, shm.name, 0, iters, start))
                  for _ in range(2)]
         for p in procs:
             p.start()
