@@ -30,6 +30,12 @@
  *             does not divide the ring, so elements also wrap and take the
  *             slow path; full/empty waits go through the futex every 5th
  *             time.  Every element once, in order, untorn, then EOF.
+ *   wakeup    the futex wake-up is needed, not just exercised: one side
+ *             pauses 2 ms before each message (or before each get from a
+ *             full ring), so the other is in its long FUTEX_WAIT, with a
+ *             5 s timeout, when the message (the space) comes.  A wait
+ *             that lasts 100 ms or more is a lost wake-up.  Both ways:
+ *             consumer asleep on empty, producer asleep on full.
  *   roles     a second producer handle and a second consumer handle in
  *             the same process are refused with LF_KFIFO_EBUSY while the
  *             first ones hold their roles, and accepted after release.
@@ -42,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define NAME		"kfifo_stress"
 #define REC_SIZE	1024u	/* small: many wraps, every split offset */
@@ -429,6 +437,109 @@ static void run(void *(*prod)(void *), void *(*cons)(void *),
 	free(ps->f);
 }
 
+/* -- wakeup ----------------------------------------------------------------- */
+
+#define WAKE_ROUNDS	40
+#define WAKE_PAUSE_US	2000		/* past the sleeper's first, short sleep */
+#define WAKE_TIMEOUT_NS	5000000000LL	/* where a lost wake-up would end */
+#define WAKE_LATE_NS	100000000ULL	/* 100 ms */
+#define WAKE_SIZE	64u		/* records: 4 of 8 bytes fill it */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+struct wake {
+	struct lf_kfifo *f;
+	int producer_sleeps;	/* which side pauses: 1 = the consumer does */
+	uint64_t waits, max_ns;
+};
+
+/* One timed blocking wait; fails if it took WAKE_LATE_NS or more. */
+static void timed_wait(struct wake *w, struct lf_kfifo_handle *h,
+		       int writable, uint64_t i)
+{
+	uint64_t t0 = mono_ns(), dt;
+	int r = writable ? lf_kfifo_wait_writable(h, 12, WAKE_TIMEOUT_NS)
+			 : lf_kfifo_wait_readable(h, WAKE_TIMEOUT_NS);
+
+	dt = mono_ns() - t0;
+	w->waits++;
+	if (dt > w->max_ns)
+		w->max_ns = dt;
+	if (r)
+		fail(writable ? "wake_writable" : "wake_readable", i,
+		     (uint64_t)-r);
+	else if (dt >= WAKE_LATE_NS)
+		fail(writable ? "lost_wakeup_producer" : "lost_wakeup_consumer",
+		     i, dt);
+}
+
+static void *wake_producer(void *arg)
+{
+	struct wake *w = arg;
+	struct lf_kfifo_handle h;
+	uint64_t i;
+	int r;
+
+	lf_kfifo_handle_init(&h, w->f, WAKE_SIZE, LF_KFIFO_RECORDS);
+	for (i = 0; i < WAKE_ROUNDS && !lf_read32(&failed); i++) {
+		if (!w->producer_sleeps)
+			usleep(WAKE_PAUSE_US);
+		while ((r = lf_kfifo_rec_put(&h, (char *)&i, 8)) ==
+		       LF_KFIFO_EAGAIN && !lf_read32(&failed))
+			timed_wait(w, &h, 1, i);
+		if (r && !lf_read32(&failed))
+			fail("wake_put", i, (uint64_t)-r);
+	}
+	return NULL;
+}
+
+static void *wake_consumer(void *arg)
+{
+	struct wake *w = arg;
+	struct lf_kfifo_handle h;
+	uint64_t i, v;
+	int64_t r;
+
+	lf_kfifo_handle_init(&h, w->f, WAKE_SIZE, LF_KFIFO_RECORDS);
+	for (i = 0; i < WAKE_ROUNDS && !lf_read32(&failed); i++) {
+		if (w->producer_sleeps)
+			usleep(WAKE_PAUSE_US);
+		while ((r = lf_kfifo_rec_get_into(&h, (char *)&v, 8)) ==
+		       LF_KFIFO_EAGAIN && !lf_read32(&failed))
+			timed_wait(w, &h, 0, i);
+		if (lf_read32(&failed))
+			break;
+		if (r != 8 || v != i)
+			fail("wake_get", i, r == 8 ? v : (uint64_t)-r);
+	}
+	return NULL;
+}
+
+static void wakeup(int producer_sleeps)
+{
+	struct wake w = { .f = new_ring(WAKE_SIZE, LF_KFIFO_RECORDS),
+			  .producer_sleeps = producer_sleeps };
+	pthread_t p, c;
+
+	pthread_create(&c, NULL, wake_consumer, &w);
+	pthread_create(&p, NULL, wake_producer, &w);
+	pthread_join(p, NULL);
+	pthread_join(c, NULL);
+	printf("wakeup_%s_waits=%" PRIu64 " max_wait_us=%" PRIu64 "\n",
+	       producer_sleeps ? "producer" : "consumer", w.waits,
+	       w.max_ns / 1000);
+	if (!w.waits && !lf_read32(&failed))
+		fail(producer_sleeps ? "wakeup_producer_never_waited"
+				     : "wakeup_consumer_never_waited", 0, 0);
+	free(w.f);
+}
+
 static void roles(void)
 {
 	struct lf_kfifo *f = new_ring(64, LF_KFIFO_RECORDS);
@@ -487,6 +598,8 @@ int main(int argc, char **argv)
 	       messages, c3.eof_seen, p3.sleeps, c3.sleeps);
 	if (!c3.eof_seen && !lf_read32(&failed))
 		fail("elements_no_eof", 0, 0);
+	wakeup(0);
+	wakeup(1);
 	roles();
 	if (lf_read32(&failed)) {
 		printf(NAME ": FAIL see first_failure\n");
