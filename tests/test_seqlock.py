@@ -285,6 +285,42 @@ def test_sharedmemory_buffer_pickles(mp_context):
 
 # -- consistency under contention -----------------------------------------------------
 
+def test_threads_big_value_no_torn_snapshots():
+    """A 64 KiB value: each copy takes long enough (GIL released) that the
+    writer thread's copies overlap the readers' often, so a reader that
+    kept a torn copy would be seen."""
+    size = 1 << 16
+    b = SeqBytes(size, bytes(size))
+    stop = threading.Event()
+    torn, writes = [], [0]
+
+    def writer():
+        k = 0
+        while not stop.is_set():
+            k = (k + 1) % 251
+            b.write(bytes([k]) * size)
+        writes[0] = 1
+
+    def reader():
+        read = b.read
+        for _ in range(6_000):
+            v = read()
+            if v.count(v[:1]) != size:
+                torn.append(1)
+
+    w = threading.Thread(target=writer)
+    rs = [threading.Thread(target=reader) for _ in range(3)]
+    w.start()
+    for t in rs:
+        t.start()
+    for t in rs:
+        t.join()
+    stop.set()
+    w.join()
+    b.close()
+    assert writes[0] and not torn
+
+
 @pytest.mark.parametrize("latch", [False, True])
 def test_threads_share_one_object_no_torn_snapshots(latch):
     """Readers in several threads share one object (and its scratch buffer)
