@@ -285,21 +285,35 @@ def test_sharedmemory_buffer_pickles(mp_context):
 
 # -- consistency under contention -----------------------------------------------------
 
+def _writer_and_readers(write, reader, n_readers=3):
+    """One thread calls write(k) for k = 1, 2, ... while n_readers threads
+    run reader() to its end; returns how many writes it made."""
+    stop = threading.Event()
+    writes = [0]
+
+    def writer():
+        while not stop.is_set():
+            writes[0] += 1
+            write(writes[0])
+    w = threading.Thread(target=writer)
+    rs = [threading.Thread(target=reader) for _ in range(n_readers)]
+    w.start()
+    for t in rs:
+        t.start()
+    for t in rs:
+        t.join()
+    stop.set()
+    w.join()
+    return writes[0]
+
+
 def test_threads_big_value_no_torn_snapshots():
     """A 64 KiB value: each copy takes long enough (GIL released) that the
     writer thread's copies overlap the readers' often, so a reader that
     kept a torn copy would be seen."""
     size = 1 << 16
     b = SeqBytes(size, bytes(size))
-    stop = threading.Event()
-    torn, writes = [], [0]
-
-    def writer():
-        k = 0
-        while not stop.is_set():
-            k = (k + 1) % 251
-            b.write(bytes([k]) * size)
-        writes[0] = 1
+    torn = []
 
     def reader():
         read = b.read
@@ -308,17 +322,10 @@ def test_threads_big_value_no_torn_snapshots():
             if v.count(v[:1]) != size:
                 torn.append(1)
 
-    w = threading.Thread(target=writer)
-    rs = [threading.Thread(target=reader) for _ in range(3)]
-    w.start()
-    for t in rs:
-        t.start()
-    for t in rs:
-        t.join()
-    stop.set()
-    w.join()
+    writes = _writer_and_readers(
+        lambda k: b.write(bytes([k % 251]) * size), reader)
     b.close()
-    assert writes[0] and not torn
+    assert writes and not torn
 
 
 @pytest.mark.parametrize("latch", [False, True])
@@ -326,15 +333,7 @@ def test_threads_share_one_object_no_torn_snapshots(latch):
     """Readers in several threads share one object (and its scratch buffer)
     while a thread writes: every snapshot is whole."""
     r = SeqRecord("8q", latch=latch)
-    stop = threading.Event()
-    bad, reads, writes = [], [0], [0]
-
-    def writer():
-        k = 0
-        while not stop.is_set():
-            k += 1
-            r.write(*[k] * 8)
-        writes[0] = k
+    bad, reads = [], [0]
 
     def reader():
         read = r.read
@@ -344,18 +343,10 @@ def test_threads_share_one_object_no_torn_snapshots(latch):
                 bad.append(t)
         reads[0] += 20_000
 
-    w = threading.Thread(target=writer)
-    rs = [threading.Thread(target=reader) for _ in range(3)]
-    w.start()
-    for t in rs:
-        t.start()
-    for t in rs:
-        t.join()
-    stop.set()
-    w.join()
+    writes = _writer_and_readers(lambda k: r.write(*[k] * 8), reader)
     r.close()
     assert not bad and reads[0] == 60_000
-    assert writes[0] > 100  # the writer did run while they read
+    assert writes > 100  # the writer did run while they read
 
 
 @pytest.mark.parametrize("latch", [False, True])
