@@ -11,8 +11,9 @@ code, at once.  Three checks:
    is safe, and the sources are checked to keep to that reason (an "atomic"
    global is touched only through the atomics layer, a once-control only
    through ``pthread_once``).  A new global fails here until it is reviewed
-   and listed.  cffi's own tables (``_cffi_*``) and the toolchain's
-   (crtstuff) are not ours and are left out.
+   and listed.  cffi's own tables (``_cffi_*``), the toolchain's
+   (crtstuff) and a sanitizer build's instrumentation are not ours and are
+   left out.
 2. **Python-level interleavings.**  The thread stress tests of every
    primitive run again here with a 1 µs switch interval, so the GIL changes
    hands between almost any two bytecodes, not only around the C calls
@@ -81,6 +82,8 @@ ALLOWED = {
 }
 
 TOOLCHAIN = {"completed.0", "__dso_handle", "__TMC_END__"}
+# cffi's tables; a sanitizer build's instrumentation (ASAN's ODR indicators)
+NOT_OURS = ("_cffi_", "__odr_asan", "__asan", "__ubsan", "__tsan")
 WRITABLE = (".data", ".bss", ".tdata", ".tbss")
 
 
@@ -96,7 +99,7 @@ def _writable_symbols() -> dict[str, str]:
         if len(parts) < 4 or parts[-3] not in WRITABLE:
             continue
         name, section = parts[-1], parts[-3]
-        if name.startswith("_cffi_") or name in TOOLCHAIN:
+        if name.startswith(NOT_OURS) or name in TOOLCHAIN:
             continue
         found[name] = section
     return found
