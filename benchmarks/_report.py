@@ -33,6 +33,7 @@ import statistics
 import sys
 import textwrap
 import timeit
+import typing
 from typing import Callable
 
 OPS = 1000    # calls per timed loop: amortises the timer's own overhead
@@ -94,9 +95,17 @@ def environment() -> str:
             f", {lf}, {platform.machine()}")
 
 
+class Row(typing.NamedTuple):
+    """One case's figures in a Results table."""
+
+    case: Case
+    ns: float | None      # best ns/op, or the one figure measured
+    note: str             # why ns is None
+    median: float | None  # median ns/op (= ns for a single figure)
+
+
 class Results:
-    """The registry: (group, case, best ns/op, median ns/op) rows, and the
-    table."""
+    """The registry: per group, a list of Row; and the table."""
 
     def __init__(self):
         self.groups: dict[str, list] = {}
@@ -111,14 +120,15 @@ class Results:
         ``median``, or one figure measured some other way (``median``
         left out); ``None`` plus a ``note`` if it could not run.
         ``targets``: ``{"floor": max this/floor, anchor impl: min
-        anchor/this}``, checked on subject rows, on the best figures."""
+        anchor/this}``, checked on subject rows, for the best figures and
+        for the medians."""
         self.groups.setdefault(case.group, []).append(
-            (case, ns, note, ns if median is None else median))
+            Row(case, ns, note, ns if median is None else median))
         if targets:
             self.targets[case.group] = targets
 
     def format(self, title: str = "") -> str:
-        label_w = max(len(row[0].label) for rows in self.groups.values()
+        label_w = max(len(row.case.label) for rows in self.groups.values()
                       for row in rows)
         lines = [title] if title else []
         for group, rows in self.groups.items():
@@ -129,8 +139,10 @@ class Results:
 
     def _block(self, group, rows, label_w):
         targets = self.targets.get(group, {})
-        floor = next((r for r in rows if r[0].role == "floor"), None)
-        anchors = {r[0].impl: r for r in rows if r[0].role == "anchor"}
+        floor = next(((r.ns, r.median) for r in rows
+                      if r.case.role == "floor"), None)
+        anchors = {r.case.impl: (r.ns, r.median) for r in rows
+                   if r.case.role == "anchor"}
         head = (f"{group:<{20 + label_w}} {'ns/op':>9} {'median':>8}"
                 f" {'this/floor':>15}")
         head += "".join(f" {a + '/this':>15}" for a in anchors)
@@ -142,11 +154,10 @@ class Results:
                 continue
             sub = case.role == "subject"
             line += f" {ns:9.1f} {med:8.1f}"
-            line += _cell((ns, med), floor and floor[1:4:2],
-                          hi=sub and targets.get("floor"))
+            line += _cell((ns, med), floor, hi=sub and targets.get("floor"))
             if sub:
                 for impl, a in anchors.items():
-                    line += _cell(a[1:4:2], (ns, med), lo=targets.get(impl))
+                    line += _cell(a, (ns, med), lo=targets.get(impl))
             out.append(line.rstrip())
         return out
 

@@ -297,7 +297,7 @@ def _rates(results) -> list[str]:
     """Messages (or GB) per second of every row, for the closing lines."""
     lines = []
     for group, rows in results.groups.items():
-        for case, ns, _ in rows:
+        for case, ns, *_ in rows:
             if ns is None:
                 continue
             if "1 MiB" in group:
