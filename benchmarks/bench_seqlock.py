@@ -7,7 +7,8 @@ C: compiles benchmarks/bench_seqlock_c.c with every csrc/*.c (-O2, asm
 atomics) and runs it: uncontended read of a 32-byte record vs Concurrency
 Kit's ck_sequence (or a labelled reimplementation without libck-dev), and
 the writer's rate with a reader thread hammering, seqlock vs readers that
-take the lock.
+take the lock, and the cost of one cache-line transfer (a store to a line
+the other core has just read, then a locked instruction).
 
 Python, ``CASES`` (the _report table): ns per read of a 4-field record
 ("qqqd") in shared memory: floor = a bare one-argument cffi call; subjects
@@ -16,7 +17,10 @@ the obvious alternatives, a ``multiprocessing.Lock`` around a shared ctypes
 struct and a ``multiprocessing.Array``.  Target: mp.Lock/this >= 1.5.
 
 Then the writer's rate alone and with a reader *process* hammering, for
-SeqRecord and for mp.Lock + ctypes (lockfree.demos.writer_rate).
+SeqRecord and for mp.Lock + ctypes (lockfree.demos.writer_rate), and the
+floor any shared write pays: ``store``, one ``AtomicInt.store()`` per call
+with the reader polling that word.  Target: SeqRecord's writer keeps >= 0.90
+of its solo rate.
 """
 
 import ctypes
@@ -117,7 +121,8 @@ def writer_rates(trials=21, seconds=0.05):
               f"ratio={m['ratio']:.3f} [{m['ratio_q1']:.2f}-"
               f"{m['ratio_q3']:.2f}] | solo_run={m['solo_run'] / 1e3:.0f}"
               f"k/s hammered_run={m['hammered_run'] / 1e3:.0f}k/s "
-              f"ratio_run={m['ratio_run']:.3f} | reader "
+              f"ratio_run={m['ratio_run']:.3f} | lost "
+              f"{m['lost_ns']:.0f} ns/write | reader "
               f"{m['reader_reads_per_s'] / 1e3:.0f}k reads/s")
     return out
 

@@ -18,7 +18,12 @@
  *    then with a reader thread hammering the same record (pinned to the
  *    other core), repeats taken in turn; writes/s medians and the ratio.
  *    The same for the lock-based alternative: readers take the writer's
- *    lock (lf_spin) to copy the record.
+ *    lock (lf_spin) to copy the record.  Also the ns each write lost to the
+ *    reader (per hammered write minus per solo write).
+ * 3. One cache-line transfer, the floor of that loss: a store to a line the
+ *    other core has just read, then a locked instruction (which waits for
+ *    the store; cffi retakes the GIL with one after every call), minus the
+ *    same on a line only this thread uses; median ns.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -212,6 +217,52 @@ static double writer_rate(int with_reader)
 	return n / ((t1 - t0) / 1e9);
 }
 
+/* -- one cache-line transfer ------------------------------------------------ */
+
+/* [0] the line written, [1] the writer's turn counter, [2] the reader's. */
+static struct {
+	uint64_t v;
+	char pad[120];
+} xline[3] __attribute__((aligned(128)));
+#define N_XFER 20000
+
+static void *xfer_reader(void *arg)
+{
+	int remote = *(int *)arg;
+	pin(1);
+	for (uint64_t i = 1; i <= N_XFER; i++) {
+		while (lf_load_acquire64(&xline[1].v) != i)
+			lf_cpu_relax();
+		if (remote)
+			(void)lf_read64(&xline[0].v);  /* take a shared copy */
+		lf_store_release64(&xline[2].v, i);
+	}
+	return NULL;
+}
+
+static double transfer_ns(int remote)
+{
+	static double t[N_XFER];
+	pthread_t th;
+
+	xline[1].v = xline[2].v = 0;
+	pthread_create(&th, NULL, xfer_reader, &remote);
+	pin(0);
+	for (uint64_t i = 1; i <= N_XFER; i++) {
+		lf_write64(&xline[0].v, i);  /* own the line again */
+		lf_smp_mb();
+		lf_store_release64(&xline[1].v, i);
+		while (lf_load_acquire64(&xline[2].v) != i)
+			lf_cpu_relax();
+		double t0 = now();
+		lf_write64(&xline[0].v, i + 1);
+		lf_smp_mb();
+		t[i - 1] = now() - t0;
+	}
+	pthread_join(th, NULL);
+	return median(t, N_XFER);
+}
+
 int main(int argc, char **argv)
 {
 	int repeats = argc > 1 ? atoi(argv[1]) : 7;
@@ -251,7 +302,17 @@ int main(int argc, char **argv)
 		printf("writer_mwrites_per_s_%s_reader_hammering=%.2f\n", alt[l],
 		       ham / 1e6);
 		printf("writer_ratio_%s=%.3f\n", alt[l], ham / solo);
+		printf("writer_lost_ns_per_write_%s=%.1f\n", alt[l],
+		       1e9 / ham - 1e9 / solo);
 	}
+	double xr[64], xl[64];
+	for (int k = 0; k < repeats; k++) {
+		xr[k] = transfer_ns(1);
+		xl[k] = transfer_ns(0);
+	}
+	double r = median(xr, repeats), l = median(xl, repeats);
+	printf("store_mb_ns_after_remote_read=%.1f\nstore_mb_ns_local=%.1f\n"
+	       "transfer_ns=%.1f\n", r, l, r - l);
 	printf("bench_seqlock_c: done\n");
 	return 0;
 }

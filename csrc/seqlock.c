@@ -147,6 +147,9 @@ static inline int read_once(const lf_seqlock_t *sl, void *dst, uint32_t *sp)
 {
 	uint32_t s = lf_seq_read_begin(sl);
 
+	/* Writer priority: nothing after this starts until the counter's load
+	 * is done (see "Readers and the writer's cache line" in seqlock.h). */
+	lf_barrier_nospec();
 	*sp = s;
 	if ((s & 1) && !(sl->flags & LF_SEQ_LATCH))
 		return 0;

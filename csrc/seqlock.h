@@ -55,6 +55,19 @@
  * Measured from Python with a reader process polling: the writer kept
  * ~0.80 of its solo rate before, ~0.9 after (docs/seqlock.md).
  *
+ * Readers and the writer's cache line.  A reader that issues all its loads
+ * of line 0 at once (the counter, the geometry, the copy, the counter
+ * again: an out-of-order core does) while the line is still on its way
+ * makes the writer pay about two transfers a write instead of one: the
+ * p90 of a write's store-and-drain went from ~0.2 to ~0.45 us in a C
+ * harness here, and a Python writer lost ~130-190 ns a write instead of
+ * the ~80 ns a single shared store loses.  Making the copy's addresses
+ * depend on the counter's value did not help; an lfence after the
+ * counter's load (lf_barrier_nospec) did, down to the single store's loss.
+ * It costs an uncontended C read ~13 ns, so only the out-of-line copy-out
+ * helpers (lf_seq_read, lf_seq_fetch: what Python calls, ~250 ns a call)
+ * use it; the inline lf_seq_read_begin does not.
+ *
  * Dead writers.  A writer killed mid-write leaves, in classic mode, an odd
  * counter and a half-written copy: readers waiting for it check the writer
  * lock's owner after their spin budget and return -(owner id) instead of

@@ -41,6 +41,7 @@ LOCK_XADD = re.compile(r"^lock\s+xadd[bwlq]?\s")
 LOCK_BTS = re.compile(r"^lock\s+bts[wlq]?\s")
 LOCK_BTR = re.compile(r"^lock\s+btr[wlq]?\s")
 PAUSE = re.compile(r"^pause\b")
+LFENCE = re.compile(r"^lfence\b")
 
 
 def is_xchg_mem(insn: str) -> bool:
@@ -143,6 +144,11 @@ EXPECTED = [
     ("lf_atomic_add_fetch", LOCK_XADD, "lock xadd"),
     ("lf_atomic_test_and_set_bit", LOCK_BTS, "lock bts"),
     ("lf_atomic_test_and_clear_bit", LOCK_BTR, "lock btr"),
+    # The seqlock's copy-out readers (Python's read()) wait for the
+    # counter's load before copying: see "Readers and the writer's cache
+    # line" in csrc/seqlock.h.
+    ("lf_seq_fetch", LFENCE, "lfence"),
+    ("lf_seq_read_until", LFENCE, "lfence"),
 ]
 
 

@@ -44,6 +44,13 @@
  *   lf_smp_rmb()     orders earlier loads before later loads.
  *   lf_smp_wmb()     orders earlier stores before later stores.
  *   lf_cpu_relax()   spin-wait hint (x86 "pause").
+ *   lf_barrier_nospec()  later instructions do not start until the earlier
+ *                    ones are done (x86 "lfence"; the kernel's
+ *                    barrier_nospec()).  Orders nothing TSO does not
+ *                    already order: a performance tool, used where a
+ *                    reader should not have several loads of a contended
+ *                    line in flight at once (seqlock.c).  Elsewhere a
+ *                    compiler barrier.
  *
  * Context: all of these may be called from any thread or process, from a
  * signal handler too; none of them blocks.

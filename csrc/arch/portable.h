@@ -28,6 +28,15 @@ static inline void lf_cpu_relax(void)
 #endif
 }
 
+static inline void lf_barrier_nospec(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_lfence();
+#else
+	lf_barrier();  /* a performance hint only: nothing to do elsewhere */
+#endif
+}
+
 static inline void lf_smp_mb(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static inline void lf_smp_rmb(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 static inline void lf_smp_wmb(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }

@@ -36,6 +36,15 @@ static inline void lf_smp_mb(void)
 	__asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc");
 }
 
+/* lfence: later instructions do not start until every earlier one is done,
+ * so later loads are not issued while an earlier load still waits for its
+ * line.  Not needed for ordering (TSO keeps load->load order); see
+ * arch/atomic.h for what it is for. */
+static inline void lf_barrier_nospec(void)
+{
+	__asm__ __volatile__("lfence" ::: "memory");
+}
+
 /* TSO keeps load->load and store->store order: compiler barriers only. */
 static inline void lf_smp_rmb(void) { lf_barrier(); }
 static inline void lf_smp_wmb(void) { lf_barrier(); }
