@@ -379,6 +379,19 @@ def test_writer_keeps_its_rate_with_a_reader_hammering():
     assert m["ratio_run"] >= 0.8, m
 
 
+def test_writer_rate_floor_kind_and_bad_kind():
+    """The demo's floor (``store``: one AtomicInt.store per call against a
+    reader polling that word) runs the same paired protocol; an unknown
+    kind is a ValueError naming the known ones."""
+    m = writer_rate.measure("store", seconds=0.01, trials=3,
+                            ctx=mp.get_context("fork"))
+    assert m["reader_reads_per_s"] > 10_000, m
+    assert m["solo"] > 0 and m["hammered"] > 0, m
+    assert "lost_ns" in m
+    with pytest.raises(ValueError, match="seqlock"):
+        writer_rate.make("nope", mp.get_context("fork"))
+
+
 # -- dead writers -------------------------------------------------------------------
 
 def _die_mid_write(obj, ready):
