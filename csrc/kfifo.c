@@ -157,35 +157,6 @@ void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
 		fmt[0] = 0;
 }
 
-int lf_kfifo_pid_alive(int pid)
-{
-	char path[64], buf[512], *paren;
-	ssize_t n;
-	int fd;
-
-	if (pid <= 0)
-		return 0;
-	if (pid == getpid())
-		return 1;
-	if (kill(pid, 0) != 0 && errno != EPERM)
-		return 0;		/* ESRCH: no such process */
-	/* It exists, but a zombie holds no memory and will never run again:
-	 * state Z (or X) after the "(comm)" field of /proc/<pid>/stat. */
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;		/* no /proc: trust kill() */
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = 0;
-	paren = strrchr(buf, ')');
-	if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
-		return 0;
-	return 1;
-}
-
 static uint64_t *role_slot(struct lf_kfifo *f, uint32_t role)
 {
 	return role == LF_KFIFO_ROLE_PRODUCER ? &f->prod_owner
@@ -215,9 +186,11 @@ int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role)
 		if (cur == token)
 			break;
 		if (cur != 0) {
-			int owner = (int)(cur >> 32);
+			uint32_t owner = (uint32_t)(cur >> 32);
 
-			if (owner == pid || lf_kfifo_pid_alive(owner))
+			/* pid 0 names no process: garbage, free to take. */
+			if (owner != 0 && ((int)owner == pid ||
+					   lf_pid_alive(owner)))
 				return LF_KFIFO_EBUSY;
 		}
 		/* Empty, or its registrant is dead: take it.  Full barrier,
@@ -271,7 +244,8 @@ static int peer_dead(struct lf_kfifo *f, uint32_t peer_role)
 	uint64_t owner = lf_load_acquire64(role_slot(f, peer_role));
 
 	/* No registrant yet is not a death: a peer may still come. */
-	return owner != 0 && !lf_kfifo_pid_alive((int)(owner >> 32));
+	return owner != 0 && ((owner >> 32) == 0 ||
+			      !lf_pid_alive((uint32_t)(owner >> 32)));
 }
 
 /* -- copies (kfifo.c's kfifo_copy_in / kfifo_copy_out) ------------------- */

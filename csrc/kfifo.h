@@ -139,7 +139,6 @@ void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
 int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
 void lf_kfifo_release(struct lf_kfifo_handle *h);
 int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
-int lf_kfifo_pid_alive(int pid);
 
 /* State, either side (racy snapshots, exact for the side asking). */
 int64_t lf_kfifo_len(struct lf_kfifo_handle *h);

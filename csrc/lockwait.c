@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -97,6 +99,8 @@ int lf_owner_alive(uint64_t id)
 	uint32_t pid = lf_owner_pid(id), tid = lf_owner_tid(id);
 	if (pid == 0 || tid == 0)
 		return 1;  /* not an owner id: claim nothing */
+	if (pid > INT_MAX || tid > INT_MAX)
+		return 0;  /* no task has such an id: garbage, not an owner */
 	if (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0 &&
 	    errno == ESRCH)
 		return 0;
@@ -111,6 +115,10 @@ int lf_owner_alive(uint64_t id)
 int lf_pid_alive(uint32_t pid)
 {
 	if (pid == 0)
+		return 1;
+	if (pid > INT_MAX)
+		return 0;  /* kill() would read it as a process group */
+	if (pid == (uint32_t)getpid())
 		return 1;
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return 0;
@@ -135,6 +143,52 @@ uint64_t lf_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void lf_futex_wait(uint32_t *word, uint32_t val, uint64_t deadline)
+{
+	uint64_t now = lf_now_ns();
+	struct timespec ts, *tp = NULL;
+
+	if (deadline != LF_FOREVER) {
+		uint64_t left = deadline > now ? deadline - now : 0;
+		ts.tv_sec = (time_t)(left / 1000000000u);
+		ts.tv_nsec = (long)(left % 1000000000u);
+		tp = &ts;
+	}
+	/* EAGAIN (word changed), EINTR (signal), ETIMEDOUT: the caller
+	 * re-checks its condition in every case. */
+	syscall(SYS_futex, word, FUTEX_WAIT, val, tp, NULL, 0);
+}
+
+void lf_futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void lf_wait_sleep(struct lf_wait *w)
+{
+	uint64_t end;
+
+	w->sleeps++;
+	if (w->futex) {
+		lf_futex_wait(w->futex, w->futex_val, w->deadline);
+		w->futex = NULL;  /* the caller sets it again before each sleep */
+		return;
+	}
+	end = lf_deadline_in(w->sleep_ns);
+	if (end > w->deadline)
+		end = w->deadline;
+	uint64_t now = lf_now_ns();
+	if (end > now) {
+		struct timespec ts = {
+			.tv_sec = (time_t)((end - now) / 1000000000u),
+			.tv_nsec = (long)((end - now) % 1000000000u),
+		};
+		nanosleep(&ts, NULL);
+	}
+	if (w->sleep_ns < LF_SLEEP_MAX_NS)
+		w->sleep_ns <<= 1;
+}
+
 int lf_wait_step(struct lf_wait *w)
 {
 	if (w->rounds < LF_SPIN_ROUNDS) {
@@ -145,11 +199,15 @@ int lf_wait_step(struct lf_wait *w)
 		w->spins += w->backoff;
 		if (w->backoff < LF_BACKOFF_MAX)
 			w->backoff <<= 1;
-	} else {
+	} else if (w->rounds < LF_SPIN_ROUNDS + LF_YIELD_ROUNDS) {
 		/* Spin budget spent: the holder is probably not running (more
 		 * threads than cores).  Give it our core. */
 		sched_yield();
 		w->yields++;
+	} else {
+		/* Still waiting after the yields: a long wait, which should
+		 * cost no CPU. */
+		lf_wait_sleep(w);
 	}
 	w->rounds++;
 	if (w->deadline == LF_FOREVER && w->rounds < LF_SPIN_ROUNDS)

@@ -1,7 +1,19 @@
 /*
+ * The one module for waiting, time, liveness and errors, shared by every
+ * primitive (locks, Once, seqlock, RCU, kfifo):
+ *
+ *   time      lf_now_ns(): CLOCK_MONOTONIC ns, the only clock.  Deadlines
+ *             are absolute lf_now_ns() values; LF_NOWAIT (0: one attempt)
+ *             and LF_FOREVER (never expires) are the two named extremes.
+ *   waiting   struct lf_wait + lf_wait_step(): spin -> yield -> sleep, the
+ *             sleep on a futex word when the caller has one to be woken on.
+ *   liveness  lf_owner_alive() (a thread) and lf_pid_alive() (a process):
+ *             the only two questions, answered from one /proc parser.
+ *   errors    errors.h: the one negative error-code set.
+ *
  * What every lock in the spinlock family shares (lf_owner_*, lf_wait_*,
  * lf_lockstats): who holds a lock, whether that holder still exists, and how
- * a waiter spins, backs off, yields and gives up.
+ * a waiter spins, backs off, yields, sleeps and gives up.
  *
  * Owner ids.  A holder is recorded as one 64-bit word, pid << 32 | tid (the
  * kernel thread id, gettid()), never 0.  lf_owner_self() is a thread-local
@@ -20,8 +32,12 @@
  * attempt.  The first LF_SPIN_ROUNDS rounds spin with lf_cpu_relax() and a
  * bounded exponential backoff (1, 2, 4 ... LF_BACKOFF_MAX pauses), so
  * waiters hammer the lock's cache line less and less.  After that spin
- * budget every round calls sched_yield(): when threads outnumber cores the
- * holder may be preempted, and a waiter burning its core would keep it off.
+ * budget the next LF_YIELD_ROUNDS rounds call sched_yield(): when threads
+ * outnumber cores the holder may be preempted, and a waiter burning its
+ * core would keep it off.  After that every round sleeps: on the caller's
+ * futex word if it set one (lf_wait_sleep_on(): the other side wakes it),
+ * else for LF_SLEEP_MIN_NS doubling up to LF_SLEEP_MAX_NS, never past the
+ * deadline, so a long wait costs no CPU.
  * Deadlines are absolute CLOCK_MONOTONIC nanoseconds (lf_now_ns(); Python's
  * time.monotonic_ns() reads the same clock); LF_FOREVER never expires.
  *
@@ -33,11 +49,14 @@
 #define LF_LOCKWAIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arch/atomic.h"
+#include "errors.h"
 
-#define LF_FOREVER UINT64_MAX
+#define LF_FOREVER UINT64_MAX  /* a deadline that never expires */
+#define LF_NOWAIT  0ull        /* a deadline already past: one attempt */
 
 /* Lock flags, set at init and read-only afterwards. */
 #define LF_LOCK_STATS 1u   /* keep struct lf_lockstats */
@@ -49,6 +68,9 @@
  * some 10-50 us, about a context switch, before the first yield. */
 #define LF_BACKOFF_MAX     64u           /* pauses per round, at most */
 #define LF_SPIN_ROUNDS     16u           /* rounds before yielding */
+#define LF_YIELD_ROUNDS    256u          /* yielding rounds before sleeping */
+#define LF_SLEEP_MIN_NS    50000ull      /* first sleep: 50 us */
+#define LF_SLEEP_MAX_NS    1000000ull    /* longest sleep: 1 ms */
 #define LF_OWNER_CHECK_NS  10000000ull   /* re-check liveness every 10 ms */
 
 typedef struct lf_lockstats {
@@ -93,6 +115,29 @@ int lf_pid_alive(uint32_t pid);
 
 uint64_t lf_now_ns(void);  /* CLOCK_MONOTONIC in nanoseconds */
 
+/* The deadline ns from now (saturating at LF_FOREVER - 1). */
+static inline uint64_t lf_deadline_in(uint64_t ns)
+{
+	uint64_t now = lf_now_ns();
+	return ns >= LF_FOREVER - 1 - now ? LF_FOREVER - 1 : now + ns;
+}
+
+/* The earlier of a deadline and one Python wait slice from now. */
+static inline uint64_t lf_deadline_slice(uint64_t deadline, uint64_t slice)
+{
+	uint64_t end = lf_deadline_in(slice);
+	return deadline < end ? deadline : end;
+}
+
+/*
+ * Futexes, shared (not FUTEX_PRIVATE_FLAG): the kernel keys them by the
+ * physical page, so they work across processes mapping the same segment.
+ * lf_futex_wait() sleeps while *word == val, until woken, a signal, or the
+ * deadline; callers re-check their condition in every case.
+ */
+void lf_futex_wait(uint32_t *word, uint32_t val, uint64_t deadline);
+void lf_futex_wake(uint32_t *word);  /* wake every sleeper on word */
+
 enum lf_wait_result {
 	LF_WAIT_AGAIN = 0,    /* try the lock again */
 	LF_WAIT_CHECK = 1,    /* try again, but first check the owner is alive */
@@ -104,6 +149,10 @@ struct lf_wait {
 	uint64_t next_check;  /* when LF_WAIT_CHECK is due again */
 	uint64_t spins;
 	uint64_t yields;
+	uint64_t sleeps;
+	uint64_t sleep_ns;    /* length of the next timed sleep */
+	uint32_t *futex;      /* sleep on this word (NULL: timed sleeps) */
+	uint32_t futex_val;   /* ... while it still holds this value */
 	uint32_t backoff;     /* pauses in the next spinning round */
 	uint32_t rounds;
 };
@@ -112,12 +161,32 @@ static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
 {
 	w->deadline = deadline;
 	w->next_check = 0;  /* due as soon as the spin budget runs out */
-	w->spins = w->yields = 0;
+	w->spins = w->yields = w->sleeps = 0;
+	w->sleep_ns = LF_SLEEP_MIN_NS;
+	w->futex = NULL;
+	w->futex_val = 0;
 	w->backoff = 1;
 	w->rounds = 0;
 }
 
-/* Wait a little (spin, back off or yield), then say what to do next. */
+/* Is the next lf_wait_step() a sleep (spin and yield budgets spent)? */
+static inline bool lf_wait_sleeping(const struct lf_wait *w)
+{
+	return w->rounds >= LF_SPIN_ROUNDS + LF_YIELD_ROUNDS;
+}
+
+/* Make the next sleeping lf_wait_step() sleep on *word while it equals
+ * val (read val before re-checking the condition, so a wake-up between the
+ * re-check and the sleep changes *word and the sleep returns at once). */
+static inline void lf_wait_sleep_on(struct lf_wait *w, uint32_t *word,
+				    uint32_t val)
+{
+	w->futex = word;
+	w->futex_val = val;
+}
+
+/* Wait a little (spin, back off, yield or sleep), then say what to do
+ * next. */
 int lf_wait_step(struct lf_wait *w);
 
 /* owner if it names a holder that is dead, else 0 (0 names nobody). */

@@ -6,6 +6,7 @@ Primitives work between threads, between processes over shared memory
 
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
+from .errors import ConcurrentUseError, CorruptStateError
 from .kfifo import (ConsumerDied, Kfifo, ModeError, PeerDied, ProducerDied,
                     RoleError)
 from .once import Once, call_once
@@ -18,7 +19,8 @@ from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
 __version__ = "0.1.0"
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
-           "OwnerDiedError", "LockStats", "Once", "call_once",
+           "OwnerDiedError", "CorruptStateError", "ConcurrentUseError",
+           "LockStats", "Once", "call_once",
            "SeqRecord", "SeqBytes",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",

@@ -25,6 +25,8 @@ import time
 import types
 from array import array
 
+from .errors import (ConsumerDied, ModeError, PeerDied, ProducerDied,
+                     RoleError)
 from ._ffi import ffi, lib
 from .region import HEADER, Primitive
 
@@ -43,28 +45,6 @@ _EAGAIN, _EOF, _EDEAD = lib.LF_KFIFO_EAGAIN, lib.LF_KFIFO_EOF, \
     lib.LF_KFIFO_EDEAD
 _EBIG = lib.LF_KFIFO_EBIG
 _PRODUCER, _CONSUMER = lib.LF_KFIFO_ROLE_PRODUCER, lib.LF_KFIFO_ROLE_CONSUMER
-
-
-class RoleError(RuntimeError):
-    """Another live object is already this ring's producer (or consumer)."""
-
-
-class PeerDied(ConnectionError):
-    """The process on the other side died (see ProducerDied/ConsumerDied)."""
-
-
-class ProducerDied(PeerDied):
-    """The ring is drained and the producer's process died without
-    ``close_producer()``: every message it committed was received."""
-
-
-class ConsumerDied(PeerDied, BrokenPipeError):
-    """The ring is full and the consumer's process died; a new consumer may
-    attach and take over."""
-
-
-class ModeError(TypeError):
-    """A byte-mode call on a records ring, or the other way round."""
 
 
 def _check_capacity(capacity, mode) -> tuple[int, int]:

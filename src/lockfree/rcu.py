@@ -28,6 +28,8 @@ import traceback
 import types
 import weakref
 
+from .errors import (RcuDeadlockError, RcuError, RcuNotRegisteredError,
+                     RcuRegistryFullError)
 from ._ffi import ffi, lib
 from .region import Primitive
 
@@ -36,22 +38,6 @@ __all__ = ["RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuDeadlockError", "default_domain"]
 
 _SLICE_NS = 50_000_000  # one C wait; Ctrl-C and deadlines are seen between
-
-
-class RcuError(RuntimeError):
-    """Misuse of an RCU domain."""
-
-
-class RcuRegistryFullError(RcuError):
-    """Every reader slot of the domain is taken."""
-
-
-class RcuNotRegisteredError(RcuError):
-    """A read section in a thread that holds no reader slot."""
-
-
-class RcuDeadlockError(RcuError):
-    """synchronize (or barrier) inside a read section of the same domain."""
 
 
 def _wait(call, timeout, what):

@@ -40,6 +40,7 @@ import time
 import types
 
 from ._ffi import lib
+from .errors import OwnerDiedError
 from .region import Primitive, specialize
 
 __all__ = ["SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError",
@@ -61,31 +62,6 @@ gave up); ``read_acquisitions``: completed read
 releases (RWSpinLock only, else 0).  Read without locking: each counter is
 exact, the set is not a snapshot.
 """
-
-
-class OwnerDiedError(RuntimeError):
-    """The holder of a lock died (thread exited or process killed) holding it.
-
-    ``pid`` and ``tid`` identify the dead holder (``tid`` is the kernel
-    thread id, ``threading.get_native_id()`` in that process).  The lock is
-    still held on its behalf: call the lock's ``recover()`` to take it over.
-    For a reader process of an :class:`RWSpinLock` (readers are recorded
-    per process), ``tid`` is 0 and ``recover()`` gives its read holds back.
-    """
-
-    def __init__(self, what: str, owner_id: int):
-        self.pid = owner_id >> 32
-        self.tid = owner_id & 0xFFFFFFFF
-        if self.tid == 0:
-            msg = (f"a reader process of this {what} died holding the read "
-                   f"side (pid {self.pid}); call recover() to give its "
-                   "read holds back")
-        else:
-            msg = (f"the owner of this {what} died holding it (pid "
-                   f"{self.pid}, thread id {self.tid}); call recover() to "
-                   "take the lock over (the data it protects may be "
-                   "inconsistent)")
-        super().__init__(msg)
 
 
 def _deadline(blocking, timeout):
