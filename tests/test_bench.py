@@ -184,7 +184,7 @@ def test_cli_quick_writes_json_and_png(tmp_path):
     proc = _cli("--quick", "--json", str(js),
                 *(["--plot", str(png)] if plot else []))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Seed-article claims" in proc.stdout
+    assert "Claims of \"Lock-free programming through the Linux kernel\"" in proc.stdout
     data = json.loads(js.read_text())
     m = data["machine"]
     for key in ("cpu_model", "physical_cores", "smt_summary", "smt_siblings",

@@ -16,7 +16,7 @@ from .seqlock import SeqBytes, SeqRecord
 from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
                        TicketLock)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "OwnerDiedError", "CorruptStateError", "ConcurrentUseError",

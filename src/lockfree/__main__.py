@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 
-from . import build_info, demos
+from . import __version__, build_info, demos
 from .bench import cli as bench_cli
 from .demos import DEMOS, listing
 from ._selfcheck import self_check
@@ -44,9 +44,13 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (the docs' CLI examples are checked against it)."""
+    # "lockfree" when run as the console script, else "python -m lockfree".
+    prog = os.path.basename(sys.argv[0] or "")
     parser = argparse.ArgumentParser(
-        prog="python -m lockfree",
+        prog=prog if prog == "lockfree" else "python -m lockfree",
         description="Lock-free primitives for Python: build info and tools.")
+    parser.add_argument("--version", action="version",
+                        version=f"lockfree {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.add_parser("info", help="print how this copy was built")
     check = sub.add_parser(

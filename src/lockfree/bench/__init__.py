@@ -7,7 +7,8 @@ released); Python only configures, repeats, and reports:
 * :mod:`.machine` -- CPU model, SMT topology, pinning policies;
 * :mod:`.matrix` -- primitives x threads x critical-section lengths,
   interleaved repeats, medians;
-* :mod:`.report` -- the table and the seed article's two claims;
+* :mod:`.report` -- the table and the two claims of "Lock-free programming
+  through the Linux kernel";
 * :mod:`.plot` -- the PNG (matplotlib, optional);
 * :mod:`.pylevel` -- the same idea with Python threads and processes;
 * :mod:`.cli` -- the ``bench`` subcommand.

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 
 from . import harness, machine, matrix, progress, report
 
@@ -101,9 +102,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "section touches (default 1)")
     p.add_argument("--read-pct", type=_int(0, 100), default=90, metavar="P",
                    help="reads in lf-rw-mixed, percent (default 90)")
-    p.add_argument("--lat-every", type=_pow2, default=1, metavar="N",
+    p.add_argument("--lat-every", type=_pow2, default=matrix.LAT_EVERY,
+                   metavar="N",
                    help="time one acquisition in N (a power of two; "
-                   "default 1: all).  Each timing costs two clock reads")
+                   "default %(default)s).  Each timing costs two clock "
+                   "reads, about an uncontended lock pair: 1 (time all) "
+                   "makes throughput measure the clock")
     p.add_argument("--primitives", type=_primitives, metavar="NAME,NAME",
                    help="what to run (default: all but none)")
     p.add_argument("--duration", type=_seconds, metavar="S",
@@ -114,7 +118,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="thread placement: separate physical cores "
                    "(default), SMT siblings, or none (unpinned)")
     p.add_argument("--json", metavar="PATH",
-                   help="write every raw figure and the machine info")
+                   help="write every raw figure and the machine info "
+                   "('-': to standard output; the table then goes to "
+                   "standard error)")
     p.add_argument("--plot", metavar="PATH", help="write a PNG (matplotlib)")
     p.set_defaults(func=lambda args: run(args, p))
     return p
@@ -123,7 +129,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def _check_paths(args, parser):
     for opt in ("json", "plot"):
         path = getattr(args, opt)
-        if path is not None:
+        if path is not None and not (opt == "json" and path == "-"):
             d = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(d) or os.path.isdir(path):
                 parser.error(f"--{opt} {path}: not a writable file path "
@@ -161,10 +167,27 @@ def header(info, extra: str) -> str:
                "expect noise, use --repeat)" if load else ""))
 
 
+def _note(text: str) -> None:
+    """Progress, notes and "wrote ..." lines: standard error, so that
+    standard output holds only the report (or the JSON of ``--json -``)."""
+    print(text, file=sys.stderr)
+
+
+def _out(args):
+    """Where the human-readable report goes: standard output, unless the
+    JSON goes there (``--json -``)."""
+    return sys.stderr if args.json == "-" else sys.stdout
+
+
 def _write_json(path, payload):
+    if path == "-":
+        json.dump(payload, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
-    print(f"wrote {path}")
+    _note(f"wrote {path}")
 
 
 def run(args, parser) -> int:
@@ -176,7 +199,7 @@ def run(args, parser) -> int:
     s = settings(args)
     prims, missing = s.runnable()
     if missing:
-        print(f"not available in this build: {', '.join(missing)} "
+        _note(f"not available in this build: {', '.join(missing)} "
               "(Concurrency Kit headers were absent at build time)")
     if not prims:
         parser.error("none of the requested primitives is available")
@@ -186,21 +209,23 @@ def run(args, parser) -> int:
     finally:
         bar.close()
     for note in notes:
-        print(f"note: {note}")
+        _note(f"note: {note}")
     cal = records[0]["repeats"][0]["calibration"]
     head = header(info, f"pin {s.pin} | {s.duration} s per run x "
-                  f"{s.repeat} repeat(s) | latency of 1 acquisition in "
-                  f"{s.lat_every} | busy loop "
+                  f"{s.repeat} repeat(s) | latency sampled: 1 acquisition in "
+                  f"{s.lat_every} timed (throughput includes that) | busy "
+                  "loop "
                   f"{cal['busy_iters_per_ns']:.2f} iterations/ns, timer "
                   f"{cal['timer_ns']:.0f} ns")
-    report.render(report.sections(records), report.legend(head))
+    out = _out(args)
+    report.render(report.sections(records), report.legend(head), stream=out)
     found = report.claims(records)
-    print("\n" + report.claims_text(found))
+    print("\n" + report.claims_text(found), file=out)
     failed = sorted({r["primitive"] for r in records if not r["ok"]})
     if failed:
         print(f"\ncounter check FAILED for: {', '.join(failed)}"
               + (" ('none' takes no lock: expected)" if failed == ["none"]
-                 else ""))
+                 else ""), file=out)
     if args.json:
         _write_json(args.json, {
             "schema": "lockfree-bench/1", "mode": "c", "machine": info,
@@ -209,5 +234,5 @@ def run(args, parser) -> int:
     if args.plot:
         from . import plot
         plot.write(records, args.plot, title=head.replace("\n", " | "))
-        print(f"wrote {args.plot}")
+        _note(f"wrote {args.plot}")
     return 1 if failed else 0

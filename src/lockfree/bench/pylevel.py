@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import statistics
+import sys
 import threading
 import time
 import types
@@ -174,7 +175,8 @@ def main(args, info, header, write_json) -> int:
                   f"{s.repeat} repeat(s) | ns/op/worker: wall time per "
                   "acquire+release pair of one worker; x floor: that over "
                   "the floor's (two bare cffi calls)")
-    report.render(sections(records), head, COLUMNS)
+    report.render(sections(records), head, COLUMNS,
+                  stream=sys.stderr if args.json == "-" else None)
     if args.json:
         write_json(args.json, {
             "schema": "lockfree-bench/1", "mode": "python", "machine": info,

@@ -1,4 +1,5 @@
-"""The table and the seed article's two claims, from matrix records."""
+"""The table and the two claims of the article "Lock-free programming
+through the Linux kernel", checked against matrix records."""
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def render(secs, header: str, columns=HEADER, stream=None) -> None:
 
 
 def claims(records) -> dict:
-    """The seed article's claims, checked at every (cs, threads) point:
+    """The claims of "Lock-free programming through the Linux kernel", checked at every (cs, threads) point:
 
     1. a spinlock is "an order of magnitude faster than a mutex" for a
        critical section of a few instructions (the shortest cs here);
@@ -144,8 +145,9 @@ def claims(records) -> dict:
 
 
 def claims_text(c) -> str:
-    lines = ["Seed-article claims (throughput ratio to pthread-mutex; "
-             "holds = >= 10x for 1, > 2x for 2):"]
+    lines = ["Claims of \"Lock-free programming through the Linux kernel\" "
+             "(throughput ratio to pthread-mutex; holds = >= 10x for 1, "
+             "> 2x for 2):"]
     if c["spin_vs_mutex"]:
         lines.append("  1. best spinlock vs mutex (\"an order of magnitude"
                      " faster\"):")

@@ -65,7 +65,7 @@ def run(args) -> int:
     fair = res["pthread-spin", 4, 2000]
     print("\nConclusions from these numbers:")
     print(f"  - uncontended, tiny critical section: the best spinlock is "
-          f"{best_short:.1f}x the mutex (the seed article's 'order of "
+          f"{best_short:.1f}x the mutex (the article's 'order of "
           f"magnitude' {'holds' if best_short >= 10 else 'does not hold'} "
           "here)")
     print(f"  - 4 threads on {os.cpu_count()} CPUs, tiny section: lf-ttas is "
