@@ -115,9 +115,9 @@ def test_cli_says_not_available(monkeypatch, capsys):
     monkeypatch.setattr(harness, "available", lambda p: p != "ck-mcs")
     assert main(["bench", "--primitives", "ck-mcs,lf-tas", "--threads", "1",
                  "--cs-ns", "0", "--duration", "0.01"]) == 0
-    out = capsys.readouterr().out
-    assert "not available in this build: ck-mcs" in out
-    assert "lf-tas" in out
+    cap = capsys.readouterr()
+    assert "not available in this build: ck-mcs" in cap.err  # a note
+    assert "lf-tas" in cap.out
 
 
 def test_pin_plans():
@@ -174,6 +174,18 @@ def _cli(*args, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def test_cli_json_to_stdout():
+    """--json - writes the JSON alone to standard output (the table goes to
+    standard error) and creates no file named '-'."""
+    proc = _cli("--quick", "--primitives", "lf-tas", "--threads", "1",
+                "--cs-ns", "0", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["schema"] == "lockfree-bench/1"
+    assert [r["primitive"] for r in data["results"]] == ["lf-tas"]
+    assert "Claims of" in proc.stderr and not os.path.exists("-")
+
+
 def test_cli_quick_writes_json_and_png(tmp_path):
     try:
         import matplotlib  # noqa: F401
@@ -184,7 +196,9 @@ def test_cli_quick_writes_json_and_png(tmp_path):
     proc = _cli("--quick", "--json", str(js),
                 *(["--plot", str(png)] if plot else []))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Claims of \"Lock-free programming through the Linux kernel\"" in proc.stdout
+    assert ('Claims of "Lock-free programming through the Linux kernel"'
+            in proc.stdout)
+    assert f"wrote {js}" in proc.stderr and "wrote" not in proc.stdout
     data = json.loads(js.read_text())
     m = data["machine"]
     for key in ("cpu_model", "physical_cores", "smt_summary", "smt_siblings",

@@ -1,14 +1,41 @@
-"""The self-check ``python -m lockfree`` runs: real contention on AtomicInt
-between 2 threads and between 2 processes, with exact totals."""
+"""The self-check ``python -m lockfree`` runs: every primitive under real
+contention, between threads and between processes, each check with an
+invariant that a broken primitive would violate (exact totals, no torn
+snapshot, no early reclaim, messages exact and in order).
+
+One line per check: ``ok``/``FAIL``, what ran, and its figure.  The whole
+run takes a few seconds on 2 cores; the exit status is non-zero if any check
+fails.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import struct
+import sys
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing import shared_memory
 
 from .atomic import AtomicInt
+from .errors import OwnerDiedError
+from .kfifo import Kfifo
+from .once import Once
+from .rcu import RcuBuffer, RcuCell, RcuDomain
+from .seqlock import SeqBytes, SeqRecord
+from .spinlock import RWSpinLock, SpinLock, TicketLock
 
+# forkserver: each worker is a fork of one server that imported lockfree
+# once, so a worker starts in milliseconds, and nothing of this process
+# (threads, locks held) is inherited as a plain fork would.
+_CTX = mp.get_context("forkserver")
+_CTX.set_forkserver_preload(["lockfree"])
+_SECONDS = 0.4  # how long the timed (writer/reader) checks run
+
+
+# -- workers (module level: spawn pickles them by name) ----------------------
 
 def _adder(counter, start, n):
     start.wait()
@@ -25,37 +52,315 @@ def _updater(counter, retries, start, n):
     retries.fetch_add(total)
 
 
-def _run(workers, expected, counter, what) -> bool:
-    t0 = time.perf_counter()
+def _locked_adds(lock, shm_name, start, n, write=True):
+    """Read-modify-write of a plain shared counter under the lock: without
+    mutual exclusion two workers lose updates."""
+    shm = shared_memory.SharedMemory(shm_name, track=False) \
+        if sys.version_info >= (3, 13) else shared_memory.SharedMemory(
+            shm_name)
+    try:
+        buf = shm.buf
+        acquire, release = lock.acquire, lock.release  # RW: write side
+        start.wait()
+        for _ in range(n):
+            acquire()
+            (v,) = struct.unpack_from("q", buf, 0)
+            struct.pack_into("q", buf, 0, v + 1)
+            release()
+        del buf
+    finally:
+        shm.close()
+
+
+def _die_holding(lock):
+    lock.acquire()
+    os._exit(0)  # exits without releasing
+
+
+def _once_caller(once, runs, start):
+    start.wait()
+    once.call_once(runs.fetch_add, 1)
+
+
+def _seq_writer(rec, stop):
+    i = 0
+    stop.store(-1)  # started
+    while stop.load() != 1:
+        i += 1
+        rec.write(i, -i, 3 * i, i ^ 0x5A5A)
+
+
+def _bytes_writer(sb, stop):
+    i = 0
+    size = sb.size
+    stop.store(-1)  # started
+    while stop.load() != 1:
+        i += 1
+        sb.write(bytes([i & 0xFF]) * size)
+
+
+def _kfifo_producer(q, n):
+    for i in range(n):
+        q.put_message(i.to_bytes(8, "little") * 8)
+    q.close_producer()
+
+
+def _rcu_publisher(buf, stop, published):
+    i = 0
+    stop.store(-1)  # started
+    while stop.load() != 1:
+        i += 1
+        buf.publish(bytes([i & 0xFF]) * 256)
+    published.store(i)
+
+
+# -- checks ------------------------------------------------------------------
+
+def _started(p, flag, timeout=30.0):
+    """Start worker p and wait until it has stored -1 in flag."""
+    p.start()
+    end = time.monotonic() + timeout
+    while flag.load() != -1 and time.monotonic() < end and p.is_alive():
+        time.sleep(0.001)
+
+
+def _join(workers, timeout=30):
     for w in workers:
         w.start()
     for w in workers:
-        w.join()
-    dt = time.perf_counter() - t0
-    got = counter.load()
-    ok = got == expected and all(
-        getattr(w, "exitcode", 0) == 0 for w in workers)
-    print(f"  {'ok ' if ok else 'FAIL'} {what}: expected {expected:,}, "
-          f"got {got:,} ({dt:.2f} s)")
-    return ok
+        w.join(timeout)
+    return all(getattr(w, "exitcode", 0) == 0 for w in workers)
+
+
+def _atomic(kind, make, barrier, n):
+    with AtomicInt(shared=kind == "processes") as c:
+        ok = _join([make(target=_adder, args=(c, barrier, n))
+                    for _ in range(2)])
+        got = c.load()
+    return ok and got == 2 * n, f"{got:,} of {2 * n:,} increments"
+
+
+def _cas(kind, make, barrier, n):
+    with AtomicInt(shared=True) as c, AtomicInt(shared=True) as r:
+        ok = _join([make(target=_updater, args=(c, r, barrier, n))
+                    for _ in range(2)])
+        got = c.load()
+        retries = r.load()
+    return ok and got == 2 * n, f"{got:,} of {2 * n:,}, {retries:,} retries"
+
+
+def _lock(cls, kwargs, kind, make, barrier, n):
+    shm = shared_memory.SharedMemory(create=True, size=8)
+    lock = cls(shared=True, **kwargs)  # (with lock: would acquire it)
+    try:
+        ok = _join([make(target=_locked_adds,
+                         args=(lock, shm.name, barrier, n))
+                    for _ in range(2)])
+        (got,) = struct.unpack_from("q", shm.buf, 0)
+    finally:
+        lock.close()
+        shm.close()
+        shm.unlink()
+    return ok and got == 2 * n, f"{got:,} of {2 * n:,} locked updates"
+
+
+def _dead_owner(cls, kwargs):
+    lock = cls(shared=True, **kwargs)
+    try:
+        p = _CTX.Process(target=_die_holding, args=(lock,))
+        p.start()
+        p.join(30)
+        t0 = time.perf_counter()
+        try:
+            lock.acquire(timeout=5)
+        except OwnerDiedError:
+            dt = time.perf_counter() - t0
+            recovered = lock.recover()
+            lock.release()
+            return recovered, (f"OwnerDiedError after {dt * 1e3:.0f} ms, "
+                               "recover() took it over")
+        return False, "the dead owner was not reported"
+    finally:
+        lock.close()
+
+
+def _once(kind, make, barrier):
+    with Once(shared=True) as once, AtomicInt(shared=True) as runs:
+        ok = _join([make(target=_once_caller, args=(once, runs, barrier))
+                    for _ in range(2)])
+        again = once.call_once(runs.fetch_add, 1)
+        n = runs.load()
+    return ok and n == 1 and not again, f"initialiser ran {n} time(s)"
+
+
+def _seqrecord():
+    with SeqRecord("qqqq", (0, 0, 0, 0 ^ 0x5A5A), shared=True) as rec, \
+            AtomicInt(shared=True) as stop:
+        p = _CTX.Process(target=_seq_writer, args=(rec, stop))
+        _started(p, stop)
+        reads = torn = 0
+        last = 0
+        end = time.monotonic() + _SECONDS
+        while time.monotonic() < end:
+            i, a, b, c = rec.read()
+            reads += 1
+            torn += (a != -i or b != 3 * i or c != i ^ 0x5A5A or i < last)
+            last = i
+        stop.store(1)
+        p.join(30)
+    return (p.exitcode == 0 and torn == 0 and last > 0,
+            f"{reads:,} reads, {last:,} writes seen, {torn} torn")
+
+
+def _seqbytes():
+    with SeqBytes(4096, shared=True) as sb, AtomicInt(shared=True) as stop:
+        p = _CTX.Process(target=_bytes_writer, args=(sb, stop))
+        _started(p, stop)
+        reads = torn = 0
+        end = time.monotonic() + _SECONDS
+        while time.monotonic() < end:
+            data = sb.read()
+            reads += 1
+            torn += data.count(data[:1]) != len(data)
+        stop.store(1)
+        p.join(30)
+    return (p.exitcode == 0 and torn == 0,
+            f"{reads:,} 4 KiB snapshots, {torn} torn")
+
+
+def _rcu_threads():
+    """A reader inside its section keeps the old value alive: the retire
+    callback runs only after the reader leaves."""
+    dom = RcuDomain()
+    try:
+        cell = RcuCell(["v1"], domain=dom)
+        inside, leave = threading.Event(), threading.Event()
+        left_at = []
+
+        def reader():
+            with cell.read() as v:
+                inside.set()
+                leave.wait(10)
+                seen = list(v)
+            left_at.append((time.monotonic(), seen))
+            dom.unregister_thread()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        inside.wait(10)
+        reclaimed = []
+        old = cell.publish(["v2"])
+        cell.retire(old, lambda o: reclaimed.append(time.monotonic()))
+        time.sleep(0.05)
+        early = bool(reclaimed)
+        leave.set()
+        t.join(10)
+        dom.barrier(timeout=10)
+        ok = (not early and len(reclaimed) == 1 and left_at
+              and left_at[0][1] == ["v1"] and reclaimed[0] >= left_at[0][0])
+        return ok, ("retired value reclaimed after its last reader"
+                    if ok else "reclaimed early or never")
+    finally:
+        dom.close()
+
+
+def _rcu_processes():
+    """A writer process publishes constantly; every view a reader holds
+    stays one version (all bytes equal) for its whole section."""
+    with RcuBuffer(256, b"\0" * 256, shared=True) as buf, \
+            AtomicInt(shared=True) as stop, \
+            AtomicInt(shared=True) as published:
+        p = _CTX.Process(target=_rcu_publisher, args=(buf, stop, published))
+        _started(p, stop)
+        sections = changed = 0
+        end = time.monotonic() + _SECONDS
+        while time.monotonic() < end:
+            with buf.read() as view:
+                first = bytes(view)
+                time.sleep(0)  # let the writer publish meanwhile
+                changed += bytes(view) != first or \
+                    first.count(first[:1]) != len(first)
+            sections += 1
+        stop.store(1)
+        p.join(30)
+        n = published.load()
+    return (p.exitcode == 0 and changed == 0 and n > 0,
+            f"{sections:,} read sections over {n:,} publishes, "
+            f"{changed} changed under a reader")
+
+
+def _kfifo(n):
+    with Kfifo(1 << 16, "records", shared=True) as q:
+        p = _CTX.Process(target=_kfifo_producer, args=(q, n))
+        t0 = time.perf_counter()
+        p.start()
+        bad = got = 0
+        while True:
+            try:
+                m = q.get_message(timeout=30)
+            except EOFError:
+                break
+            bad += m != got.to_bytes(8, "little") * 8
+            got += 1
+        dt = time.perf_counter() - t0
+        p.join(30)
+    return (p.exitcode == 0 and got == n and bad == 0,
+            f"{got:,} of {n:,} messages exact and in order, "
+            f"{got / dt / 1e3:,.0f} k msg/s")
+
+
+def _checks(n: int) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+    tb, pb = threading.Barrier(2), _CTX.Barrier(2)
+    out: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
+    for kind, make, barrier in [("threads", threading.Thread, tb),
+                                ("processes", _CTX.Process, pb)]:
+        out.append((f"AtomicInt fetch_add, 2 {kind}",
+                    lambda k=kind, m=make, b=barrier: _atomic(k, m, b, n)))
+        out.append((f"AtomicInt CAS update(), 2 {kind}",
+                    lambda k=kind, m=make, b=barrier: _cas(k, m, b, n // 4)))
+    locks = [("SpinLock", SpinLock, {}),
+             ("SpinLock tas", SpinLock, {"spin": "tas"}),
+             ("TicketLock", TicketLock, {}),
+             ("RWSpinLock write", RWSpinLock, {})]
+    for name, cls, kw in locks:
+        for kind, make, barrier in [("threads", threading.Thread, tb),
+                                    ("processes", _CTX.Process, pb)]:
+            out.append((f"{name}, 2 {kind}",
+                        lambda c=cls, w=kw, k=kind, m=make, b=barrier:
+                        _lock(c, w, k, m, b, n // 20)))
+    for name, cls, kw in locks:
+        out.append((f"{name}, owner killed holding it",
+                    lambda c=cls, w=kw: _dead_owner(c, w)))
+    for kind, make, barrier in [("threads", threading.Thread, tb),
+                                ("processes", _CTX.Process, pb)]:
+        out.append((f"Once, 2 {kind}",
+                    lambda m=make, b=barrier: _once(kind, m, b)))
+    out += [("SeqRecord, writer process", _seqrecord),
+            ("SeqBytes 4 KiB, writer process", _seqbytes),
+            ("RcuCell retire, reader thread", _rcu_threads),
+            ("RcuBuffer, publisher process", _rcu_processes),
+            ("Kfifo records, producer process", lambda: _kfifo(n // 2))]
+    return out
 
 
 def self_check(n: int) -> bool:
-    print("self-check (real contention):")
-    ok = True
-    ctx = mp.get_context("spawn")
-    for kind, make, barrier in [
-            ("threads", threading.Thread, threading.Barrier(2)),
-            ("processes", ctx.Process, ctx.Barrier(2))]:
-        with AtomicInt(shared=kind == "processes") as c:
-            ok &= _run([make(target=_adder, args=(c, barrier, n))
-                        for _ in range(2)], 2 * n, c,
-                       f"2 {kind} x {n:,} fetch_add")
-        with AtomicInt(shared=True) as c, AtomicInt(shared=True) as r:
-            n_cas = n // 4
-            ok &= _run([make(target=_updater, args=(c, r, barrier, n_cas))
-                        for _ in range(2)], 2 * n_cas, c,
-                       f"2 {kind} x {n_cas:,} CAS update() loops")
-            print(f"       CAS retries under contention: {r.load():,}")
-    print("self-check passed" if ok else "self-check FAILED")
-    return ok
+    """Run every check; print one line each; True if all passed."""
+    print("self-check (real contention, threads and processes):")
+    t_all = time.perf_counter()
+    failed = 0
+    checks = _checks(n)
+    width = max(len(name) for name, _ in checks)
+    for name, check in checks:
+        t0 = time.perf_counter()
+        try:
+            ok, figure = check()
+        except Exception as exc:  # a check that raises has failed
+            ok, figure = False, f"{type(exc).__name__}: {exc}"
+        dt = time.perf_counter() - t0
+        failed += not ok
+        print(f"  {'ok  ' if ok else 'FAIL'} {name:<{width}}  {figure} "
+              f"({dt:.2f} s)", flush=True)
+    total = time.perf_counter() - t_all
+    print(f"self-check {'passed' if not failed else 'FAILED'}: "
+          f"{len(checks) - failed} of {len(checks)} checks in {total:.1f} s")
+    return not failed
