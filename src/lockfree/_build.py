@@ -9,6 +9,12 @@ into one extension module.  Environment variables read at build time:
     what ThreadSanitizer can check.
 ``LOCKFREE_CFLAGS``
     extra compiler flags, appended (e.g. ``-fsanitize=address``).
+``LOCKFREE_LDFLAGS``
+    extra linker flags, appended.
+``LOCKFREE_DEBUG``
+    ``1`` keeps the debug information; release builds (the default) strip
+    it at link time (``--strip-debug``: the symbol table stays, so
+    ``objdump -d`` and ``nm -D`` still name every function).
 """
 
 import glob
@@ -472,7 +478,9 @@ def _make_builder():
         + shlex.split(os.environ.get("LOCKFREE_CFLAGS", "")),
         # 16-byte __atomic operations live in libatomic (portable layer).
         libraries=["atomic"] if atomics_impl() == "portable" else [],
-        extra_link_args=shlex.split(os.environ.get("LOCKFREE_LDFLAGS", "")),
+        extra_link_args=([] if os.environ.get("LOCKFREE_DEBUG") == "1"
+                         else ["-Wl,--strip-debug"])
+        + shlex.split(os.environ.get("LOCKFREE_LDFLAGS", "")),
     )
     return builder
 
