@@ -121,14 +121,15 @@ _OPS = {"AtomicInt": ("AtomicInt", ("main",)),
 
 
 def mutate(rng, mem, size):
-    """Flip or overwrite 1..16 random bytes/words of ``mem[:size]``: header
-    bytes one time in three, the first 512 bytes of state mostly."""
+    """Flip or overwrite 1..16 random bytes/words of ``mem[:size]``: in the
+    header one time in three, in the first 512 bytes of state one time in
+    two, anywhere otherwise."""
     for _ in range(rng.choice((1, 1, 2, 3, 4, 8, 16))):
         width = rng.choice((1, 2, 4, 8))
         where = rng.random()
-        hi = 64 if where < 0.33 else min(size, 576) if where < 0.85 \
-            else size
-        off = rng.randrange(hi - width + 1)
+        lo, hi = (0, 64) if where < 0.33 else \
+            (64, min(size, 576)) if where < 0.85 else (0, size)
+        off = rng.randrange(lo, hi - width + 1)
         if rng.random() < 0.75:
             off -= off % width
         old = int.from_bytes(mem[off:off + width], "little")

@@ -74,6 +74,16 @@ def _row(key, text):
     print(f"{key}: {text}")
 
 
+def _first(failures):
+    """The first two failures of each kind ((kind, text) pairs)."""
+    seen, shown = {}, []
+    for kind, text in failures:
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= 2:
+            shown.append(text)
+    return "\n\n".join(shown)
+
+
 def _describe(name, seed, role, m):
     head = (f"{name} role {role} seed {seed} (base {BASE}; reproduce: "
             f"python -m tests.hostile run {name} {seed})")
@@ -114,7 +124,7 @@ def test_scribbled_segment(name, tmp_path):
                     counts["bad"] += 1
                 counts["ops"] += m.get("ok", 0)
                 if out != "ok":
-                    failures.append(_describe(name, seed, role, m))
+                    failures.append((out, _describe(name, seed, role, m)))
             if counts["hangs"] >= MAX_HANGS:
                 break
     finally:
@@ -125,8 +135,7 @@ def test_scribbled_segment(name, tmp_path):
             f"{time.monotonic() - t0:.1f} s)")
     _row(f"scribble {name}", text)
     if failures:
-        pytest.fail(f"{name}: {text}\n\n" + "\n\n".join(failures[:4]),
-                    pytrace=False)
+        pytest.fail(f"{name}: {text}\n\n" + _first(failures), pytrace=False)
     assert counts["runs"] == RUNS and counts["writes"] > 0
     assert counts["ops"] >= 10 * RUNS * len(case.roles), \
         f"the victims did almost nothing: {text}"
@@ -143,15 +152,15 @@ def test_mutated_attach(kind):
     if r["exits"]:
         text += f" ({len(r['exits'])} harness errors)"
     _row(f"attach {kind}", text)
-    failures = [f"trial {w['trial']} seed {w['seed']} "
-                f"({'hang' if w in r['hangs'] else 'exit code %s' % w['rc']}; "
-                f"reproduce: python -m tests.hostile attach {kind} "
-                f"{w['seed']})\n{w['stderr']}"
-                for w in r["crashes"] + r["hangs"] + r["exits"]] + \
-        r["unexpected"]
+    failures = [(what, f"trial {w['trial']} seed {w['seed']} ("
+                 f"{'hang' if what == 'hangs' else 'exit code %s' % w['rc']}"
+                 f"; reproduce: python -m tests.hostile attach {kind} "
+                 f"{w['seed']})\n{w['stderr']}")
+                for what in ("crashes", "hangs", "exits") for w in r[what]]
+    failures += [("unexpected", t) for t in r["unexpected"]]
     if failures:
         pytest.fail(f"{kind} (base seed {BASE}): {text}\nerrors: {errors}"
-                    "\n\n" + "\n\n".join(failures[:4]), pytrace=False)
+                    "\n\n" + _first(failures), pytrace=False)
     assert r["trials"] == TRIALS
     # The mutations must leave some regions attachable (else only the
     # header check is tested) and refuse others.
