@@ -63,8 +63,9 @@ def summary(request):
     if tr is None or not ROWS:
         return
     tr.write_line("")
-    tr.write_line(f"hostile peers (base seed {BASE}): runs / crashes / "
-                  "hangs / unexpected errors / ops completed")
+    tr.write_line(f"hostile peers (base seed {BASE}): runs / victims "
+                  "that died by a signal / hung / raised unexpected errors "
+                  "/ ops completed")
     for name in sorted(ROWS):
         tr.write_line(f"  {name:32} " + ROWS[name])
 
@@ -129,7 +130,9 @@ def test_scribbled_segment(name, tmp_path):
                 break
     finally:
         hostile.close_victims(victims)
-    text = (f"{counts['runs']} runs / {counts['crashes']} crashes / "
+    per = "" if len(case.roles) == 1 else \
+        f" ({counts['runs'] * len(case.roles)} victims)"
+    text = (f"{counts['runs']} runs{per} / {counts['crashes']} crashes / "
             f"{counts['hangs']} hangs / {counts['bad']} unexpected / "
             f"{counts['ops']} ops ({counts['writes']} writes, "
             f"{time.monotonic() - t0:.1f} s)")
