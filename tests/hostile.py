@@ -138,7 +138,7 @@ def _reraise(exc):
 
 
 def victim_run(cmd, leaked, ctx_ref):
-    case = hc.CASES[cmd["case"]]
+    case = hc.CASES.get(cmd["case"]) or hc.SELFTEST[cmd["case"]]
     role = cmd["role"]
     rng = random.Random(derive(cmd["seed"], role))
     c = hc.Ctx(rng)
@@ -151,6 +151,7 @@ def victim_run(cmd, leaked, ctx_ref):
             time.monotonic() < end + 2:
         case.step(st, role, c)
     warm_ok, warm_bad = c.ok, c.n_unexpected
+    c.phase = "run"
     _say(ready=True, warm_ok=warm_ok)
     ops = 0
     end = time.monotonic() + cmd["duration"]
@@ -261,9 +262,10 @@ def _segments(obj):
     return names
 
 
-def one_run(case, seed, victims, errdir):
+def one_run(case, seed, victims, errdir, hang=HANG):
     """One scribble run; ``victims`` maps role -> Victim (or None: start
-    one).  Returns a dict: outcome per role, writes, ops."""
+    one).  Returns a dict: outcome per role, writes, ops.  A victim silent
+    for ``hang`` seconds past its expected end is a hang."""
     rng = random.Random(seed)
     duration = rng.uniform(0.05, 0.2)
     obj = case.make(rng)
@@ -279,14 +281,14 @@ def one_run(case, seed, victims, errdir):
             v.history.append(seed)
             v.send(op="run", case=case.name, role=role, seed=seed,
                    blob=blob.hex(), duration=duration + TAIL)
-        ready = {r: victims[r].expect("ready", HANG) for r in case.roles}
+        ready = {r: victims[r].expect("ready", hang) for r in case.roles}
         if any(isinstance(m, dict) for m in ready.values()):
             out["writes"] = scribble(names, seed, duration)
         for role in case.roles:
             v = victims[role]
             m = ready[role]
             if isinstance(m, dict):
-                m = v.expect("done", duration + TAIL + HANG)
+                m = v.expect("done", duration + TAIL + hang)
             if isinstance(m, str):  # died or hang: keep the evidence
                 m = {"outcome": m, "rc": v.proc.returncode,
                      "stderr": v.stderr(), "seeds": v.history[-5:]}

@@ -140,6 +140,11 @@ def mutate(rng, mem, size):
 
 def attach_trial(kind, seed, leaked):
     """Make, mutate, attach, operate; returns a Ctx (its counts)."""
+    if kind.startswith("selftest-"):  # the harness's own check
+        if seed % 3 == 0:
+            import ctypes
+            ctypes.string_at(0)
+        kind = "AtomicInt"
     rng = random.Random(seed)
     mm, off, size, cls = _make_in(kind, rng)
     view = memoryview(mm)[off:off + size]

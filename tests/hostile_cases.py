@@ -66,6 +66,7 @@ class Ctx:
 
     def __init__(self, rng):
         self.rng = rng
+        self.phase = "warm"  # "run" once the scribbling may have begun
         self.ok = 0
         self.errors = {}
         self.unexpected = []
@@ -508,3 +509,25 @@ CASES = {c.name: c for c in [
          kfifo_step, roles=("producer", "consumer"),
          peek=lambda q, c: c.call("len", len, C, q)),
 ]}
+
+
+# -- the harness's own failures (test_hostile_harness_detects_failures) -------
+
+def _misbehave(how):
+    def step(a, c):
+        if c.phase == "run":
+            if how == "crash":
+                import ctypes
+                ctypes.string_at(0)
+            elif how == "hang":
+                import time
+                time.sleep(3600)
+            else:
+                c.call("boom", dict.__getitem__, C, {}, "x")
+        atomic_step(a, c)
+    return step
+
+
+SELFTEST = {f"selftest-{how}": Case(
+    f"selftest-{how}", lambda r: AtomicInt(shared=True), _misbehave(how))
+    for how in ("crash", "hang", "unexpected")}

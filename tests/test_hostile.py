@@ -168,3 +168,36 @@ def test_mutated_attach(kind):
     # The mutations must leave some regions attachable (else only the
     # header check is tested) and refuse others.
     assert 0 < r["attached"] < TRIALS, text
+
+
+def test_hostile_harness_detects_failures(tmp_path):
+    """The suite can fail: a victim that dies by a signal, hangs or raises
+    an unexpected exception once the scribbling starts is reported as
+    such, with its seed; and an attach worker that crashes is restarted
+    after the crashing trial and the others still run."""
+    from .hostile_cases import SELFTEST
+    want = {"selftest-crash": "died", "selftest-hang": "hang",
+            "selftest-unexpected": "bad"}
+    for name, outcome in want.items():
+        victims = {}
+        try:
+            r = hostile.one_run(SELFTEST[name], 7, victims, str(tmp_path),
+                                hang=2.0)
+        finally:
+            hostile.close_victims(victims)
+        m = r["roles"]["main"]
+        assert m["outcome"] == outcome, (name, m)
+        assert r["writes"] > 0
+        if outcome == "died":
+            assert m["rc"] == -11 and "Segmentation fault" in m["stderr"]
+        if outcome == "hang":
+            # SIGABRT first: faulthandler shows where the victim hung
+            assert "Aborted" in m["stderr"] and "hostile_cases.py" in \
+                m["stderr"], m["stderr"]
+        if outcome == "bad":
+            assert "boom raised KeyError" in m["unexpected"][0]
+    r = hostile_attach.run_attach("selftest-crash", 0, 6)
+    crashed = [w["trial"] for w in r["crashes"]]
+    assert crashed == [i for i in range(6)
+                       if hostile.derive(0, "selftest-crash", i) % 3 == 0]
+    assert crashed and r["trials"] == 6 and not r["hangs"]
