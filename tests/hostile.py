@@ -36,7 +36,8 @@ import sys
 import time
 import zlib
 
-from . import hostile_cases as hc
+from . import hostile_cases as hcases
+from . import hostile_steps as hc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HANG = 10.0          # seconds past its expected end before a victim hangs
@@ -138,7 +139,7 @@ def _reraise(exc):
 
 
 def victim_run(cmd, leaked, ctx_ref):
-    case = hc.CASES.get(cmd["case"]) or hc.SELFTEST[cmd["case"]]
+    case = hcases.CASES.get(cmd["case"]) or hcases.SELFTEST[cmd["case"]]
     role = cmd["role"]
     rng = random.Random(derive(cmd["seed"], role))
     c = hc.Ctx(rng)
@@ -321,7 +322,7 @@ def _cli(argv):
     elif argv[0] == "run":  # reproduce one scribble run
         victims = {}
         try:
-            r = one_run(hc.CASES[argv[1]], int(argv[2]), victims, "/tmp")
+            r = one_run(hcases.CASES[argv[1]], int(argv[2]), victims, "/tmp")
         finally:
             close_victims(victims)
         print(json.dumps(r, indent=1))

@@ -6,7 +6,7 @@ inaccessible page begins (so any read or write past the region's end
 crashes at once), gives it some history, closes it, flips or overwrites
 random bytes and words of its header and state, attaches, and if that
 works runs a few operations with the victims' checks
-(``tests/hostile_cases.py``).  The test process runs workers, reads their
+(``tests/hostile_steps.py``).  The test process runs workers, reads their
 progress line by line (a trial silent for ``HANG`` seconds is a hang) and
 restarts one after a crash, so every crash is counted and named by its
 seed.
@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-from . import hostile_cases as hc
+from . import hostile_cases as hcases
+from . import hostile_steps as hc
 from .hostile import (HANG, ROOT, START, Victim, _thread_errors, derive,
                       value)
 
@@ -153,7 +154,7 @@ def attach_trial(kind, seed, leaked):
     leaked.append(mm)  # unmapped with the process: views may outlive us
     c = hc.Ctx(rng)
     case_name, roles = _OPS[kind]
-    case = hc.CASES[case_name]
+    case = hcases.CASES[case_name]
     objs = {}
     for role in roles:
         obj = c.call("attach", cls.attach, hc.ATTACH, buffer=mm, offset=off)

@@ -3,7 +3,7 @@ region, must never crash or hang the process using it.
 
 The worst another process mapping a segment may cause is wrong data inside
 the segment or a clear error (``CorruptStateError`` and the errors each
-method documents, see ``tests/hostile_cases.py``): never a crash (a death by
+method documents, see ``tests/hostile_steps.py``): never a crash (a death by
 signal), never a hang.  Two tests per primitive (the machinery, and a
 command line to reproduce one seed, are in ``tests/hostile.py`` and
 ``tests/hostile_attach.py``):
