@@ -59,9 +59,16 @@ ROWS: dict = {}
 def summary(request):
     """Print runs and crashes per primitive when the module is done."""
     yield
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
+    plugins = request.config.pluginmanager
+    tr = plugins.getplugin("terminalreporter")
     if tr is None or not ROWS:
         return
+    capture = plugins.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown if all passed too
+        _table(tr)
+
+
+def _table(tr):
     tr.write_line("")
     tr.write_line(f"hostile peers (base seed {BASE}): runs / victims "
                   "that died by a signal / hung / raised unexpected errors "
