@@ -1,5 +1,7 @@
 """AtomicInt: semantics, int64 wrap-around, bad input, contention."""
 
+import os
+import struct
 import threading
 
 import pytest
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from lockfree import AtomicInt
+from lockfree.region import HEADER
 
 from .conftest import LONG
 
@@ -385,3 +388,41 @@ def test_threads_fetch_add_and_cas_update_exact():
     assert b.load() == n_threads * n
     print(f"{n_threads} threads x {n} CAS updates: {retries.load()} retries")
     assert retries.load() > 0
+
+
+# -- no geometry: nothing outside the counter is ever touched ---------------------
+
+def test_ops_touch_only_the_counter_whatever_the_header_says():
+    """AtomicInt has no sizes, offsets or indexes: every operation is on the
+    8 bytes after the header, bit numbers are checked (0..63) and masked in
+    C.  A header scribbled after attach changes nothing; bytes around the
+    counter are never written."""
+    buf = bytearray(os.urandom(64 + HEADER + 8 + 64))
+    a = AtomicInt(0, buffer=buf, offset=64)
+    b = AtomicInt.attach(buffer=buf, offset=64)
+    buf[64:64 + HEADER] = os.urandom(HEADER)  # the header, after attach
+    before = bytes(buf)
+    counter = slice(64 + HEADER, 64 + HEADER + 8)
+    for x in (a, b):
+        x.store(-1)
+        x.fetch_add(3)
+        x.sub_fetch(1)
+        x.exchange(2**62)
+        x.cmpxchg(2**62, 7)
+        x.compare_exchange(7, 8)
+        x.update(lambda v: v * 3)
+        for nr in range(64):
+            x.test_and_set_bit(nr)
+            x.clear_bit(nr)
+            x.set_bit(nr)
+            x.test_and_clear_bit(nr)
+            x.test_bit(nr)
+        for nr in (64, -1, 2**32):
+            with pytest.raises((ValueError, OverflowError)):
+                x.set_bit(nr)
+    after = bytes(buf)
+    assert after[:counter.start] == before[:counter.start]
+    assert after[counter.stop:] == before[counter.stop:]
+    assert struct.unpack_from("<q", buf, counter.start) == (b.load(),)
+    a.close()
+    b.close()

@@ -8,7 +8,7 @@ from multiprocessing import shared_memory
 
 import pytest
 
-from lockfree import AtomicInt, lib
+from lockfree import AtomicInt, CorruptStateError, lib
 from lockfree.region import HEADER, Region, specialize
 
 from .conftest import SESSION_PREFIX, SHM_DIR
@@ -59,6 +59,37 @@ def test_attach_rejects_wrong_version_kind_size():
     small = bytearray(good)
     struct.pack_into("<Q", small, 16, 70)  # fits the buffer, wrong for kind
     _attach_fails(small, "size is 70 bytes, expected 72")
+
+
+def test_attach_rejects_nonzero_reserved_and_unused_params():
+    good = bytearray(80)
+    AtomicInt(1, buffer=good).close()
+    r = bytearray(good)
+    struct.pack_into("<Q", r, 56, 1)  # reserved
+    _attach_fails(r, "corrupt: header.reserved")
+    for i in range(4):  # an AtomicInt has no parameters
+        p = bytearray(good)
+        struct.pack_into("<Q", p, 24 + 8 * i, 1 << 40)
+        _attach_fails(p, r"corrupt: header.param\[0:\]")
+    with pytest.raises(CorruptStateError) as info:
+        AtomicInt.attach(buffer=r)
+    assert info.value.field == "header.reserved"
+
+
+def test_header_is_read_once_at_attach():
+    """Writes into the header after attach change nothing this process
+    believes (a peer must not move the geometry under a live handle)."""
+    buf = bytearray(80)
+    AtomicInt(5, buffer=buf).close()
+    a = AtomicInt.attach(buffer=buf)
+    region = a._region
+    struct.pack_into("<QQQQQQ", buf, 16, 1 << 40, 1, 2, 3, 4, 5)
+    struct.pack_into("<II", buf, 8, 99, lib.LF_KIND_KFIFO)
+    assert region.size == 72 and region.params == (0, 0, 0, 0)
+    assert a.fetch_add(1) == 5 and struct.unpack_from("<q", buf, 64) == (6,)
+    a.close()
+    with pytest.raises(ValueError, match="layout version 99"):
+        AtomicInt.attach(buffer=buf)
 
 
 def test_attach_to_another_kind_via_region_layer():

@@ -97,6 +97,7 @@ class AtomicInt(Primitive):
 
     _KIND = lib.LF_KIND_ATOMIC
     _CTYPE = "lf_atomic_t *"
+    _NPARAMS = 0  # no geometry: every operation is on the one counter
 
     def __init__(self, value: int = 0, *, buffer=None, offset: int = 0,
                  name: str | None = None, shared: bool = False):

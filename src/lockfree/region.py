@@ -14,7 +14,11 @@ followed by the state.  A region can be placed in
 
 Attaching checks the header and raises ``ValueError`` if the bytes do not hold
 the primitive expected (not a lockfree region, another kind, another layout
-version, a size that does not fit); nothing is written in that case.
+version, a size that does not fit, a non-zero reserved field); nothing is
+written in that case.  The header is read once, into a private copy, and
+checked there: ``Region.size`` and ``Region.params`` are that copy, so a
+process writing into the segment after the check cannot change what this
+one believes the geometry is.
 
 Lifetime of named segments (who unlinks):
 
@@ -48,6 +52,7 @@ import weakref
 from multiprocessing import shared_memory
 
 from ._ffi import ffi, lib
+from .errors import CorruptStateError
 
 try:  # the module multiprocessing.shared_memory itself uses
     import _posixshmem
@@ -67,6 +72,8 @@ KIND_NAMES = {
     lib.LF_KIND_RCU: "RCU",
     lib.LF_KIND_KFIFO: "Kfifo",
 }
+
+_ERESERVED = -100  # attach: the header's reserved word is not zero
 
 __all__ = ["Region", "Primitive", "HEADER"]
 
@@ -170,6 +177,9 @@ class Region:
         self.name = name
         self.offset = offset
         self.header = ffi.cast("struct lf_region *", base)
+        # The header as created or as checked at attach: a private copy,
+        # never re-read from the shared memory (see the module doc).
+        self._hdr = ffi.new("struct lf_region *")
         self._owner = unlink  # the SharedMemory whose name we must unlink
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(
@@ -245,6 +255,7 @@ class Region:
         lib.lf_region_init(region.header, kind, size)
         for i, value in enumerate(params):
             region.header.param[i] = value
+        ffi.memmove(region._hdr, region.header, HEADER)
         return region
 
     @classmethod
@@ -253,10 +264,21 @@ class Region:
         """Map an existing region and check its header (never writes)."""
         region = cls._place(buffer=buffer, offset=offset, name=name,
                             shared=False, size=None, create=False)
+        # The acquire load of the magic (pairs with lf_region_publish), then
+        # one copy of the header; only the copy is checked and used.
         err = lib.lf_region_check(region.header, region.avail, kind)
+        ffi.memmove(region._hdr, region.header, HEADER)
+        if err == lib.LF_REGION_OK:
+            err = lib.lf_region_check(region._hdr, region.avail, kind)
+        if err == lib.LF_REGION_OK and region._hdr.reserved:
+            err = _ERESERVED
         if err != lib.LF_REGION_OK:
             msg = region._describe(err, kind)
+            reserved = region._hdr.reserved
             region.close()
+            if err == _ERESERVED:
+                raise CorruptStateError(KIND_NAMES.get(kind, "region"),
+                                        "header.reserved", f"{reserved:#x}")
             raise ValueError(msg)
         return region
 
@@ -264,7 +286,7 @@ class Region:
         where = (f"segment {self.name!r}" if self.name else "buffer") + \
             f" at offset {self.offset}"
         want = KIND_NAMES.get(kind, kind)
-        h = self.header
+        h = self._hdr
         if err == lib.LF_REGION_EMAGIC:
             return (f"{where} does not hold a lockfree region (bad magic): "
                     f"expected {_a(want)} created by lockfree")
@@ -285,11 +307,13 @@ class Region:
 
     @property
     def size(self) -> int:
-        return self.header.size
+        """Total bytes, as created or as checked at attach."""
+        return self._hdr.size
 
     @property
     def params(self) -> tuple:
-        return tuple(self.header.param)
+        """The kind's parameters, as created or as checked at attach."""
+        return tuple(self._hdr.param)
 
     @property
     def closed(self) -> bool:
@@ -379,6 +403,9 @@ class Primitive:
     _KIND: int
     _CTYPE: str
     _region = None
+    # How many header parameters the kind uses; attach refuses a header
+    # whose others are not zero.  None: not checked.
+    _NPARAMS: int | None = None
 
     # -- to implement -------------------------------------------------------
 
@@ -425,6 +452,12 @@ class Primitive:
         """
         region = Region.attach(cls._KIND, name=name, buffer=buffer,
                                offset=offset)
+        n = cls._NPARAMS
+        if n is not None and any(region.params[n:]):
+            params = region.params
+            region.close()
+            raise CorruptStateError(cls.__name__, f"header.param[{n}:]",
+                                    f"{params}, expected zeros")
         mismatch = cls._attach_mismatch(region)
         if mismatch:
             region.close()
