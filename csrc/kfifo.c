@@ -30,6 +30,7 @@
  */
 #include "kfifo.h"
 #include "arch/atomic.h"
+#include "lockwait.h"
 
 #include <errno.h>
 #include <fcntl.h>
