@@ -70,6 +70,8 @@ int lf_rcu_handle_init(struct lf_rcu_dh *h, struct lf_rcu_domain *d,
 		LF_RCU_CORRUPT("domain.capacity");
 	if (lf_rcu_domain_size(cap) > avail)
 		LF_RCU_CORRUPT("domain.capacity (larger than the region)");
+	if ((lf_read64(&d->gp_ctr) & ~LF_RCU_GP_PHASE) != LF_RCU_GP_COUNT)
+		LF_RCU_CORRUPT("domain.gp_ctr");
 	if (lf_read64(&d->hwm) > cap)
 		LF_RCU_CORRUPT("domain.hwm");
 	if (lf_read64(&d->nr_readers) > cap)
@@ -214,7 +216,10 @@ int lf_rcu_read_lock(struct lf_rcu_rh *r)
 	}
 	if (lf_read64(&s->owner) != r->owner)
 		return LF_EPERM;	/* reclaimed (or overwritten) */
-	lf_write64(&s->ctr, lf_read64(r->gp_ctr));
+	/* Phase bit only: a scribbled gp_ctr never makes the nesting count
+	 * wrong (two ALU ops). */
+	lf_write64(&s->ctr, (lf_read64(r->gp_ctr) & LF_RCU_GP_PHASE) |
+			    LF_RCU_GP_COUNT);
 	/*
 	 * Order the ctr store before every load of the read section (the
 	 * rcu_dereference that follows): store->load, so a full barrier.
