@@ -133,3 +133,34 @@ def test_slots_of_exited_processes_are_reused():
             assert _exit_code(_fork(child)) == 0
         assert buf.stats["readers"] == 2
         assert buf.stats["dead_readers"] >= 2
+
+
+def _hold_section(buf, inside, leave, ok):
+    with buf.read() as v:
+        inside.set()
+        leave.wait(30)
+        ok.value = bytes(v) == b"v1"
+
+
+def test_fork_start_method_child_reads_parent_publishes():
+    """The same through multiprocessing's "fork" start method: the child
+    inherits the parent's registered RcuBuffer object."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    with RcuBuffer(64, b"v1", slots=2, shared=True) as buf:
+        with buf.read():
+            pass
+        inside, leave, ok = ctx.Event(), ctx.Event(), ctx.Value("b", 0)
+        p = ctx.Process(target=_hold_section, args=(buf, inside, leave, ok))
+        p.start()
+        try:
+            assert inside.wait(30)
+            with pytest.raises(TimeoutError):
+                buf.publish(b"v2", timeout=0.3)
+            with pytest.raises(TimeoutError):
+                buf.synchronize(timeout=0.1)
+        finally:
+            leave.set()
+            p.join(30)
+        assert p.exitcode == 0 and ok.value == 1
+        buf.publish(b"v2", timeout=10)
