@@ -35,6 +35,7 @@ static void *ptr = &value;
 static volatile uint64_t sink;
 static uint64_t stop, started;
 static struct lf_rcu_domain *dom;
+static struct lf_rcu_dh dh;
 
 static double now(void)
 {
@@ -59,10 +60,14 @@ static double median(double *v, int n)
 
 static double read_lf(void)
 {
-	struct lf_rcu_reader *r = lf_rcu_reader(dom, lf_rcu_register(dom));
+	struct lf_rcu_rh rh, *r = &rh;
 	uint64_t s = 0;
-	double t0 = now();
+	double t0;
 	long i;
+
+	lf_rcu_rh_init(r, &dh, NULL);
+	lf_rcu_register(r);
+	t0 = now();
 
 	for (i = 0; i < iters; i++) {
 		lf_rcu_read_lock(r);
@@ -71,7 +76,7 @@ static double read_lf(void)
 	}
 	t0 = now() - t0;
 	sink = s;
-	lf_rcu_unregister(dom, r->index);
+	lf_rcu_unregister(r);
 	return t0 / iters * 1e9;
 }
 
@@ -99,10 +104,12 @@ static double read_urcu(void)
 /* Readers for the synchronize benchmark: short sections back to back. */
 static void *reader_lf(void *arg)
 {
-	struct lf_rcu_reader *r = lf_rcu_reader(dom, lf_rcu_register(dom));
+	struct lf_rcu_rh rh, *r = &rh;
 	uint64_t s = 0;
 
 	(void)arg;
+	lf_rcu_rh_init(r, &dh, NULL);
+	lf_rcu_register(r);
 	lf_xadd64(&started, 1);
 	while (!lf_load_acquire64(&stop)) {
 		lf_rcu_read_lock(r);
@@ -110,7 +117,7 @@ static void *reader_lf(void *arg)
 		lf_rcu_read_unlock(r);
 	}
 	sink = s;
-	lf_rcu_unregister(dom, r->index);
+	lf_rcu_unregister(r);
 	return NULL;
 }
 
@@ -161,7 +168,7 @@ static double sync_bench(int nreaders, void *(*reader)(void *),
 
 static void sync_lf(void)
 {
-	lf_rcu_synchronize(dom);
+	lf_rcu_synchronize(&dh);
 }
 
 #ifdef HAVE_URCU
@@ -206,6 +213,7 @@ int main(int argc, char **argv)
 		rounds = 5;
 	dom = aligned_alloc(64, lf_rcu_domain_size(64));
 	lf_rcu_init(dom, 64);
+	lf_rcu_handle_init(&dh, dom, lf_rcu_domain_size(64), 64, NULL);
 	printf("atomics=%s\n", LF_ATOMICS_IMPL);
 #ifdef HAVE_URCU
 	printf("urcu=1\n");

@@ -3,16 +3,11 @@
 #include "arch/atomic.h"
 #include "lockwait.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 _Static_assert(sizeof(struct lf_rcu_reader) == LF_CACHELINE,
 	       "a reader slot is one cache line");
@@ -21,86 +16,20 @@ _Static_assert(offsetof(struct lf_rcu_domain, readers) == 2 * LF_CACHELINE,
 _Static_assert(sizeof(struct lf_rcu_buf) == LF_CACHELINE,
 	       "the buffer header is one cache line");
 
-static struct lf_rcu_domain *domain_of(struct lf_rcu_reader *r)
-{
-	/* index is written once by lf_rcu_init() and never changes. */
-	return (struct lf_rcu_domain *)((char *)(r - r->index) -
-					offsetof(struct lf_rcu_domain, readers));
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Absolute deadline for a relative timeout; -1 = none. */
-static int64_t deadline_of(int64_t timeout_ns)
-{
-	return timeout_ns < 0 ? -1 : now_ns() + timeout_ns;
-}
-
 /*
- * Is the process that owns this word gone?  lf_pid_alive (lockwait.c):
- * kill(pid, 0) failing with ESRCH, or a zombie with no live thread left.
- * Our own pid is never dead.  A recycled pid looks alive: then only the
- * timeout helps (documented).
+ * Is the process recorded in an owner word (a reader slot's, gp_lock,
+ * wlock) gone?  lf_pid_alive (lockwait.c) is the one liveness check: a
+ * zombie counts as dead, a garbage pid (> INT_MAX, LF_RCU_RECLAIMING's
+ * included) as dead, our own pid never.  A recycled pid looks alive: then
+ * only the caller's deadline helps (documented).
  */
-static int owner_dead(uint64_t owner)
+bool lf_rcu_owner_dead(uint64_t owner)
 {
-	uint32_t pid = (uint32_t)(owner >> 32);
+	uint32_t pid = lf_owner_pid(owner);
 
-	if (pid == 0 || pid == LF_RCU_RECLAIMING >> 32 ||
-	    pid == lf_owner_self() >> 32)
-		return 0;
+	if (pid == 0 || pid == lf_owner_pid(lf_owner_self()))
+		return false;
 	return !lf_pid_alive(pid);
-}
-
-/*
- * Waiting: spin a little (grace periods with short read sections end within
- * microseconds), then yield, then sleep with exponential backoff up to 1 ms,
- * so a writer waiting for a long reader costs no CPU.  Returns -ETIMEDOUT
- * once the deadline has passed.
- */
-struct backoff {
-	unsigned n;
-	long sleep_ns;
-	int64_t deadline;
-};
-
-#define SPINS	200
-#define YIELDS	20
-
-static int backoff(struct backoff *b)
-{
-	struct timespec ts;
-
-	b->n++;
-	if (b->n < SPINS) {
-		lf_cpu_relax();
-		return 0;
-	}
-	if (b->deadline >= 0 && now_ns() >= b->deadline)
-		return -ETIMEDOUT;
-	if (b->n < SPINS + YIELDS) {
-		sched_yield();
-		return 0;
-	}
-	b->sleep_ns = b->sleep_ns ? b->sleep_ns * 2 : 10000;
-	if (b->sleep_ns > 1000000)
-		b->sleep_ns = 1000000;
-	ts.tv_sec = 0;
-	ts.tv_nsec = b->sleep_ns;
-	nanosleep(&ts, NULL);
-	return 0;
-}
-
-/* Sleeping phase reached: time to look for dead owners (a syscall or two). */
-static int backoff_slow(const struct backoff *b)
-{
-	return b->n >= SPINS + YIELDS;
 }
 
 /* ---------------------------------------------------------------- domain */
@@ -116,7 +45,7 @@ int lf_rcu_init(struct lf_rcu_domain *d, uint32_t capacity)
 	uint32_t i;
 
 	if (capacity < 1 || capacity > LF_RCU_MAX_READERS)
-		return -EINVAL;
+		return LF_EINVAL;
 	memset(d, 0, lf_rcu_domain_size(capacity));
 	d->capacity = capacity;
 	d->gp_ctr = LF_RCU_GP_COUNT;
@@ -128,92 +57,189 @@ int lf_rcu_init(struct lf_rcu_domain *d, uint32_t capacity)
 	return 0;
 }
 
-struct lf_rcu_reader *lf_rcu_reader(struct lf_rcu_domain *d, int idx)
+int lf_rcu_handle_init(struct lf_rcu_dh *h, struct lf_rcu_domain *d,
+		       uint64_t avail, uint32_t capacity, const char **field)
 {
-	if (idx < 0 || (uint32_t)idx >= d->capacity)
-		return NULL;
-	return &d->readers[idx];
+	uint32_t cap;
+
+	memset(h, 0, sizeof(*h));
+	if (avail < sizeof(*d))
+		LF_RCU_CORRUPT("region size");
+	cap = lf_read32(&d->capacity);
+	if (cap < 1 || cap > LF_RCU_MAX_READERS || cap != capacity)
+		LF_RCU_CORRUPT("domain.capacity");
+	if (lf_rcu_domain_size(cap) > avail)
+		LF_RCU_CORRUPT("domain.capacity (larger than the region)");
+	if ((lf_read64(&d->gp_ctr) & ~LF_RCU_GP_PHASE) != LF_RCU_GP_COUNT)
+		LF_RCU_CORRUPT("domain.gp_ctr");
+	if (lf_read64(&d->hwm) > cap)
+		LF_RCU_CORRUPT("domain.hwm");
+	if (lf_read64(&d->nr_readers) > cap)
+		LF_RCU_CORRUPT("domain.nr_readers");
+	h->d = d;
+	h->readers = d->readers;
+	h->capacity = cap;
+	return 0;
 }
 
-int lf_rcu_register(struct lf_rcu_domain *d)
+/* ----------------------------------------------------------- registration */
+
+void lf_rcu_rh_init(struct lf_rcu_rh *r, const struct lf_rcu_dh *h,
+		    const struct lf_rcu_bh *bh)
 {
+	memset(r, 0, sizeof(*r));
+	r->dh = h;
+	r->bh = bh;
+	r->gp_ctr = &h->d->gp_ctr;
+	r->idx = -1;
+}
+
+static int claimed(struct lf_rcu_rh *r, struct lf_rcu_reader *s, uint32_t i,
+		   uint64_t me)
+{
+	r->owner = me;
+	r->idx = i;
+	r->slot = s;
+	return (int)i;
+}
+
+int lf_rcu_register(struct lf_rcu_rh *r)
+{
+	const struct lf_rcu_dh *h = r->dh;
 	uint64_t me = lf_owner_self(), hwm;
 	uint32_t i;
 
-	for (i = 0; i < d->capacity; i++) {
-		struct lf_rcu_reader *r = &d->readers[i];
+	if (r->slot && r->owner == me)
+		return (int)r->idx;
+	/* Not registered, or a forked copy of a registration: the slot is
+	 * the parent's, never ours to write. */
+	r->slot = NULL;
+	r->idx = -1;
+	for (i = 0; i < h->capacity; i++) {
+		struct lf_rcu_reader *s = &h->readers[i];
 
-		if (lf_read64(&r->owner) || lf_cmpxchg64(&r->owner, 0, me))
+		if (lf_read64(&s->owner) || lf_cmpxchg64(&s->owner, 0, me))
 			continue;
-		lf_write64(&r->ctr, 0);
-		lf_xadd64(&d->nr_readers, 1);
+		lf_write64(&s->ctr, 0);
+		lf_xadd64(&h->d->nr_readers, 1);
 		/*
 		 * Raise the scan limit before the first read_lock.  The
 		 * cmpxchg is a full barrier: a writer whose scan loaded the
-		 * old limit (or reader count) did so before it, so this reader's
-	 * first section
-		 * starts after that writer's flip and sees its new pointer
-		 * (pairs with the lf_smp_mb() after the flip).
+		 * old limit (or reader count) did so before it, so this
+		 * reader's first section starts after that writer's flip and
+		 * sees its new pointer (pairs with the lf_smp_mb() after the
+		 * flip).
 		 */
-		hwm = lf_read64(&d->hwm);
+		hwm = lf_read64(&h->d->hwm);
 		while (hwm < i + 1) {
-			uint64_t seen = lf_cmpxchg64(&d->hwm, hwm, i + 1);
+			uint64_t seen = lf_cmpxchg64(&h->d->hwm, hwm, i + 1);
 
 			if (seen == hwm)
 				break;
 			hwm = seen;
 		}
-		return (int)i;
+		return claimed(r, s, i, me);
 	}
-	return -ENOSPC;
+	/* Full: take over a slot whose process is gone (killed, or exited
+	 * without unregistering, as os._exit does).  The cmpxchg from the
+	 * dead id fails if a writer reclaimed it meanwhile. */
+	for (i = 0; i < h->capacity; i++) {
+		struct lf_rcu_reader *s = &h->readers[i];
+		uint64_t o = lf_read64(&s->owner);
+
+		if (o && o != LF_RCU_RECLAIMING && lf_rcu_owner_dead(o) &&
+		    lf_cmpxchg64(&s->owner, o, me) == o) {
+			lf_write64(&s->ctr, 0);
+			lf_xadd64(&h->d->nr_dead, 1);
+			return claimed(r, s, i, me);
+		}
+	}
+	return LF_ENOSPC;
 }
 
-int lf_rcu_unregister(struct lf_rcu_domain *d, int idx)
+int lf_rcu_unregister(struct lf_rcu_rh *r)
 {
-	struct lf_rcu_reader *r = lf_rcu_reader(d, idx);
+	struct lf_rcu_reader *s = r->slot;
 
-	if (!r)
-		return -EINVAL;
-	if (!lf_read64(&r->owner))
-		return -EPERM;
-	if (lf_read64(&r->ctr) & LF_RCU_NEST_MASK)
-		return -EBUSY;
-	/* Pairs with lf_rcu_register's cmpxchg: the slot is free only after
-	 * everything its owner did. */
-	lf_store_release64(&r->owner, 0);
-	lf_xadd64(&d->nr_readers, -1);
+	if (!s)
+		return 0;
+	if (lf_owner_pid(r->owner) != lf_owner_pid(lf_owner_self())) {
+		/* A forked copy: the slot belongs to the parent. */
+		r->slot = NULL;
+		r->idx = -1;
+		return 0;
+	}
+	if (lf_read64(&s->ctr) & LF_RCU_NEST_MASK &&
+	    lf_read64(&s->owner) == r->owner)
+		return LF_EBUSY;
+	r->slot = NULL;
+	r->idx = -1;
+	/* Ours only if it still names us (a writer may have reclaimed it).
+	 * The cmpxchg orders everything this reader did before the slot is
+	 * free: pairs with lf_rcu_register's cmpxchg. */
+	if (lf_cmpxchg64(&s->owner, r->owner, 0) == r->owner)
+		lf_xadd64(&r->dh->d->nr_readers, -1);
 	return 0;
 }
 
 /* --------------------------------------------------------------- readers */
 
-int lf_rcu_read_lock(struct lf_rcu_reader *r)
+/* Not registered, or registered by another process or thread. */
+static __attribute__((noinline)) int read_lock_slow(struct lf_rcu_rh *r)
 {
-	uint64_t tmp = lf_read64(&r->ctr);
+	int rc;
 
+	if (r->slot && lf_owner_pid(r->owner) == lf_owner_pid(lf_owner_self()))
+		return LF_EMISUSE;	/* another thread's handle */
+	if (!r->slot)
+		return LF_EPERM;	/* Python registers, then retries */
+	/* A forked child: a slot of its own (the parent's stays the
+	 * parent's), then the section. */
+	rc = lf_rcu_register(r);
+	if (rc < 0)
+		return rc;
+	return lf_rcu_read_lock(r);
+}
+
+int lf_rcu_read_lock(struct lf_rcu_rh *r)
+{
+	struct lf_rcu_reader *s = r->slot;
+	uint64_t tmp;
+
+	if (__builtin_expect(!s || r->owner != lf_owner_self(), 0))
+		return read_lock_slow(r);
+	tmp = lf_read64(&s->ctr);
 	if (tmp & LF_RCU_NEST_MASK) {
 		/* Nested: only the outermost level snapshots the phase. */
-		lf_write64(&r->ctr, tmp + LF_RCU_GP_COUNT);
+		lf_write64(&s->ctr, tmp + LF_RCU_GP_COUNT);
 		return 0;
 	}
-	if (!lf_read64(&r->owner))
-		return -EPERM;
-	lf_write64(&r->ctr, lf_read64(&domain_of(r)->gp_ctr));
+	if (lf_read64(&s->owner) != r->owner)
+		return LF_EPERM;	/* reclaimed (or overwritten) */
+	/* Phase bit only: a scribbled gp_ctr never makes the nesting count
+	 * wrong (two ALU ops). */
+	lf_write64(&s->ctr, (lf_read64(r->gp_ctr) & LF_RCU_GP_PHASE) |
+			    LF_RCU_GP_COUNT);
 	/*
 	 * Order the ctr store before every load of the read section (the
 	 * rcu_dereference that follows): store->load, so a full barrier.
 	 * Pairs with the lf_smp_mb() after each phase flip in
-	 * lf_rcu_synchronize: either the writer sees this ctr, or this
+	 * lf_rcu_synchronize_until: either the writer sees this ctr, or this
 	 * section sees everything the writer stored before the flip.
 	 */
 	lf_smp_mb();
 	return 0;
 }
 
-int lf_rcu_read_unlock(struct lf_rcu_reader *r)
+int lf_rcu_read_unlock(struct lf_rcu_rh *r)
 {
-	uint64_t tmp = lf_read64(&r->ctr);
+	struct lf_rcu_reader *s = r->slot;
+	uint64_t tmp;
 
+	/* A forked copy never writes the parent's slot. */
+	if (__builtin_expect(!s || r->owner != lf_owner_self(), 0))
+		return LF_EPERM;
+	tmp = lf_read64(&s->ctr);
 	if ((tmp & LF_RCU_NEST_MASK) == LF_RCU_GP_COUNT) {
 		/*
 		 * Every load and store of the section completes before the
@@ -223,18 +249,20 @@ int lf_rcu_read_unlock(struct lf_rcu_reader *r)
 		 * mov on x86-64); liburcu's mb flavor puts a full smp_mb()
 		 * here because it targets weaker CPUs with the same code.
 		 */
-		lf_store_release64(&r->ctr, 0);
+		lf_store_release64(&s->ctr, 0);
 		return 0;
 	}
 	if (!(tmp & LF_RCU_NEST_MASK))
-		return -EPERM;
-	lf_write64(&r->ctr, tmp - LF_RCU_GP_COUNT);
+		return LF_EPERM;
+	lf_write64(&s->ctr, tmp - LF_RCU_GP_COUNT);
 	return 0;
 }
 
-int64_t lf_rcu_read_depth(struct lf_rcu_reader *r)
+int64_t lf_rcu_read_depth(struct lf_rcu_rh *r)
 {
-	return (int64_t)(lf_read64(&r->ctr) & LF_RCU_NEST_MASK);
+	if (!r->slot || r->owner != lf_owner_self())
+		return 0;
+	return (int64_t)(lf_read64(&r->slot->ctr) & LF_RCU_NEST_MASK);
 }
 
 void lf_rcu_assign(void **slot, void *v)
@@ -253,70 +281,77 @@ void *lf_rcu_dereference(void **slot)
 /* --------------------------------------------------------------- writers */
 
 /*
- * Reclaim reader slot r from its dead owner o.  Take the slot first: the
+ * Reclaim reader slot s from its dead owner o.  Take the slot first: the
  * owner may have unregistered and exited after the writer loaded o, and a
  * live reader have claimed the slot since and be inside a section; the CAS
  * fails then, the slot is left alone and false returned (the caller looks at
- * the slot again next round).  Once it succeeds nobody else
- * writes the slot (register skips a nonzero owner), so its counter can be
- * cleared before the slot is freed.
+ * the slot again next round).  Once it succeeds nobody else writes the slot
+ * (register skips a nonzero owner, and reclaims run under gp_lock), so its
+ * counter can be cleared before the slot is freed.
  */
-static bool reclaim_slot(struct lf_rcu_domain *d, struct lf_rcu_reader *r,
+static bool reclaim_slot(const struct lf_rcu_dh *h, struct lf_rcu_reader *s,
 			 uint64_t o)
 {
-	if (lf_cmpxchg64(&r->owner, o, LF_RCU_RECLAIMING) != o)
+	if (lf_cmpxchg64(&s->owner, o, LF_RCU_RECLAIMING) != o)
 		return false;
-	lf_write64(&r->ctr, 0);
+	lf_write64(&s->ctr, 0);
 	/* Pairs with lf_rcu_register's cmpxchg, as in unregister. */
-	lf_store_release64(&r->owner, 0);
-	lf_xadd64(&d->nr_readers, -1);
-	lf_xadd64(&d->nr_dead, 1);
+	lf_store_release64(&s->owner, 0);
+	if (o != LF_RCU_RECLAIMING)	/* not a reclaim left half done */
+		lf_xadd64(&h->d->nr_readers, -1);
+	lf_xadd64(&h->d->nr_dead, 1);
 	return true;
 }
 
 /*
  * Wait until no reader is inside a section begun in the phase before the
  * current one.  Readers of the current phase, and readers outside, do not
- * hold anything the caller unpublished before the flip.
+ * hold anything the caller unpublished before the flip.  The scan stops at
+ * the shared hwm, bounded by the handle's capacity.
  */
-static int wait_for_readers(struct lf_rcu_domain *d, struct backoff *b)
+static int wait_for_readers(const struct lf_rcu_dh *h, struct lf_wait *w,
+			    uint64_t me)
 {
-	uint64_t me = 0;
+	bool check = false;
 
 	for (;;) {
-		uint64_t gp = lf_read64(&d->gp_ctr);
-		uint64_t i, hwm = lf_read64(&d->hwm);
-		int blocked = 0, rc;
+		uint64_t gp = lf_read64(&h->d->gp_ctr);
+		uint64_t i, hwm = lf_read64(&h->d->hwm);
+		bool blocked = false;
+		int step;
 
-		for (i = 0; i < hwm && i < d->capacity; i++) {
-			struct lf_rcu_reader *r = &d->readers[i];
+		if (hwm > h->capacity)
+			hwm = h->capacity;
+		for (i = 0; i < hwm; i++) {
+			struct lf_rcu_reader *s = &h->readers[i];
 			/* Pairs with the release store in read_unlock. */
-			uint64_t c = lf_load_acquire64(&r->ctr), o;
+			uint64_t c = lf_load_acquire64(&s->ctr), o;
 
 			if (!(c & LF_RCU_NEST_MASK) ||
 			    !((c ^ gp) & LF_RCU_GP_PHASE))
 				continue;
-			o = lf_read64(&r->owner);
-			if (!me)
-				me = lf_owner_self();
+			o = lf_read64(&s->owner);
+			if (!o)
+				continue;	/* free: a stale counter */
 			if (o == me)
-				return -EDEADLK;
-			if (backoff_slow(b)) {
+				return LF_EDEADLK;
+			if (check) {
 				LF_TEST_HOLDER_LOADED();
-				if (owner_dead(o) && reclaim_slot(d, r, o))
+				if (lf_rcu_owner_dead(o) && reclaim_slot(h, s, o))
 					continue;
 			}
-			blocked = 1;
+			blocked = true;
 		}
 		if (!blocked)
 			return 0;
-		rc = backoff(b);
-		if (rc)
-			return rc;
+		step = lf_wait_step(w);
+		if (step == LF_WAIT_TIMEOUT)
+			return LF_EAGAIN;
+		check = step == LF_WAIT_CHECK;
 	}
 }
 
-uint64_t lf_rcu_start_poll(struct lf_rcu_domain *d)
+uint64_t lf_rcu_start_poll(const struct lf_rcu_dh *h)
 {
 	/* The caller's unpublishing stores come before the load of gp_seq:
 	 * pairs with the lf_smp_mb() after gp_seq goes odd in synchronize.
@@ -324,44 +359,61 @@ uint64_t lf_rcu_start_poll(struct lf_rcu_domain *d)
 	 * the one in progress may have flipped already, so it takes the one
 	 * after. */
 	lf_smp_mb();
-	return (lf_load_acquire64(&d->gp_seq) + 3) & ~1ULL;
+	return (lf_load_acquire64(&h->d->gp_seq) + 3) & ~1ULL;
 }
 
-int lf_rcu_poll_state(struct lf_rcu_domain *d, uint64_t cookie)
+int lf_rcu_poll_state(const struct lf_rcu_dh *h, uint64_t cookie)
 {
 	/* Pairs with the release store of gp_seq ending a grace period. */
-	return (int64_t)(lf_load_acquire64(&d->gp_seq) - cookie) >= 0;
+	return (int64_t)(lf_load_acquire64(&h->d->gp_seq) - cookie) >= 0;
 }
 
-int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
+/* lf_rcu_owner_lock (rcu.h): take an owner word; LF_EAGAIN at the deadline,
+ * LF_EDEADLK if it names the caller; stolen from a dead owner process.
+ * poll (may be NULL): a grace period completed meanwhile covers the
+ * caller: then 1 and the word is not taken. */
+int lf_rcu_owner_lock(uint64_t *word, uint64_t me, struct lf_wait *w,
+		      const struct lf_rcu_dh *poll)
 {
-	struct backoff b = { 0, 0, deadline_of(timeout_ns) };
-	uint64_t cookie = 0, me = lf_owner_self(), seq, o;
-	int rc = 0, flip;
+	uint64_t cookie = 0;
 
-	/* Serialise writers.  A grace period that another writer starts and
-	 * completes meanwhile covers us too (liburcu batches waiters); the
-	 * cookie is taken once we have to wait (later is only stricter). */
 	for (;;) {
-		o = lf_read64(&d->gp_lock);
-		/* The cmpxchg is a full barrier: the caller's unpublishing
-		 * stores come before everything below. */
-		if (!o && lf_cmpxchg64(&d->gp_lock, 0, me) == 0)
-			break;
-		if (!cookie)
-			cookie = lf_rcu_start_poll(d);
-		else if (lf_rcu_poll_state(d, cookie))
+		uint64_t o = lf_read64(word);
+		int step;
+
+		/* The cmpxchg is a full barrier: the caller's stores come
+		 * before everything it does holding the word. */
+		if (!o && lf_cmpxchg64(word, 0, me) == 0)
 			return 0;
+		if (poll) {
+			if (!cookie)
+				cookie = lf_rcu_start_poll(poll);
+			else if (lf_rcu_poll_state(poll, cookie))
+				return 1;
+		}
 		if (o == me)
-			return -EDEADLK;
-		if (backoff_slow(&b) && owner_dead(o))
-			lf_cmpxchg64(&d->gp_lock, o, 0);  /* died holding it */
-		rc = backoff(&b);
-		if (rc)
-			return rc;
+			return LF_EDEADLK;
+		step = lf_wait_step(w);
+		if (step == LF_WAIT_TIMEOUT)
+			return LF_EAGAIN;
+		if (step == LF_WAIT_CHECK && o && lf_rcu_owner_dead(o))
+			lf_cmpxchg64(word, o, 0);	/* died holding it */
 	}
-	b.n = 0;
-	b.sleep_ns = 0;
+}
+
+int lf_rcu_synchronize_until(const struct lf_rcu_dh *h, uint64_t deadline)
+{
+	struct lf_rcu_domain *d = h->d;
+	uint64_t me = lf_owner_self(), seq;
+	struct lf_wait w;
+	int rc, flip;
+
+	lf_wait_init(&w, deadline);
+	/* Serialise writers.  A grace period that another writer starts and
+	 * completes meanwhile covers us too (liburcu batches waiters). */
+	rc = lf_rcu_owner_lock(&d->gp_lock, me, &w, h);
+	if (rc)
+		return rc > 0 ? 0 : rc;
 
 	seq = lf_read64(&d->gp_seq) + 1;
 	if (!lf_read64(&d->nr_readers)) {
@@ -387,7 +439,7 @@ int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d, int64_t timeout_ns)
 		lf_write64(&d->gp_ctr, lf_read64(&d->gp_ctr) ^ LF_RCU_GP_PHASE);
 		/* Flip before scanning: pairs with lf_smp_mb() in read_lock. */
 		lf_smp_mb();
-		rc = wait_for_readers(d, &b);
+		rc = wait_for_readers(h, &w, me);
 		if (rc) {
 			/* Not a grace period: back to even, unchanged count.
 			 * Cookies taken meanwhile wait for one more. */
@@ -407,306 +459,7 @@ out:
 	return rc;
 }
 
-int lf_rcu_synchronize(struct lf_rcu_domain *d)
+int lf_rcu_synchronize(const struct lf_rcu_dh *h)
 {
-	return lf_rcu_synchronize_timeout(d, -1);
-}
-
-/* ------------------------------------------------------------- call_rcu */
-
-struct lf_rcu_cbnode {
-	struct lf_rcu_cbnode *next;
-	lf_rcu_cb fn;
-	void *arg;
-};
-
-struct lf_rcu_reclaimer {
-	struct lf_rcu_domain *d;
-	pthread_mutex_t lock;
-	pthread_cond_t work;	/* queue non-empty, poll request, or stop */
-	pthread_cond_t done;	/* completed advanced */
-	struct lf_rcu_cbnode *head, **tail;
-	uint64_t queued;	/* callbacks ever queued */
-	uint64_t completed;	/* callbacks ever run */
-	int poll;		/* a start_poll wants a grace period */
-	int stop;
-	pthread_t thread;
-};
-
-static void *reclaimer_main(void *arg)
-{
-	struct lf_rcu_reclaimer *rc = arg;
-
-	pthread_mutex_lock(&rc->lock);
-	for (;;) {
-		struct lf_rcu_cbnode *batch, *next;
-		uint64_t n = 0;
-
-		while (!rc->head && !rc->poll && !rc->stop)
-			pthread_cond_wait(&rc->work, &rc->lock);
-		if (!rc->head && !rc->poll)
-			break;	/* stop, and nothing left to do */
-		batch = rc->head;
-		rc->head = NULL;
-		rc->tail = &rc->head;
-		rc->poll = 0;
-		pthread_mutex_unlock(&rc->lock);
-
-		/* One grace period for the whole batch.  This thread is never
-		 * a reader, so -EDEADLK cannot happen; there is no timeout. */
-		lf_rcu_synchronize(rc->d);
-		for (; batch; batch = next, n++) {
-			next = batch->next;
-			batch->fn(batch->arg);
-			free(batch);
-		}
-
-		pthread_mutex_lock(&rc->lock);
-		rc->completed += n;
-		pthread_cond_broadcast(&rc->done);
-	}
-	pthread_mutex_unlock(&rc->lock);
-	return NULL;
-}
-
-struct lf_rcu_reclaimer *lf_rcu_reclaimer_new(struct lf_rcu_domain *d)
-{
-	struct lf_rcu_reclaimer *rc = calloc(1, sizeof(*rc));
-
-	if (!rc)
-		return NULL;
-	rc->d = d;
-	rc->tail = &rc->head;
-	pthread_mutex_init(&rc->lock, NULL);
-	pthread_cond_init(&rc->work, NULL);
-	pthread_cond_init(&rc->done, NULL);
-	if (pthread_create(&rc->thread, NULL, reclaimer_main, rc)) {
-		pthread_cond_destroy(&rc->done);
-		pthread_cond_destroy(&rc->work);
-		pthread_mutex_destroy(&rc->lock);
-		free(rc);
-		return NULL;
-	}
-	return rc;
-}
-
-int lf_rcu_call(struct lf_rcu_reclaimer *rc, lf_rcu_cb fn, void *arg)
-{
-	struct lf_rcu_cbnode *node = malloc(sizeof(*node));
-
-	if (!node)
-		return -ENOMEM;
-	node->next = NULL;
-	node->fn = fn;
-	node->arg = arg;
-	pthread_mutex_lock(&rc->lock);
-	*rc->tail = node;
-	rc->tail = &node->next;
-	rc->queued++;
-	pthread_cond_signal(&rc->work);
-	pthread_mutex_unlock(&rc->lock);
-	return 0;
-}
-
-void lf_rcu_barrier(struct lf_rcu_reclaimer *rc)
-{
-	uint64_t target;
-
-	pthread_mutex_lock(&rc->lock);
-	target = rc->queued;
-	/* Callbacks run in queue order, so completed reaching the count
-	 * queued before the call means all of those ran. */
-	while (rc->completed < target)
-		pthread_cond_wait(&rc->done, &rc->lock);
-	pthread_mutex_unlock(&rc->lock);
-}
-
-uint64_t lf_rcu_reclaimer_start_poll(struct lf_rcu_reclaimer *rc)
-{
-	uint64_t cookie = lf_rcu_start_poll(rc->d);
-
-	pthread_mutex_lock(&rc->lock);
-	rc->poll = 1;
-	pthread_cond_signal(&rc->work);
-	pthread_mutex_unlock(&rc->lock);
-	return cookie;
-}
-
-void lf_rcu_reclaimer_free(struct lf_rcu_reclaimer *rc)
-{
-	if (!rc)
-		return;
-	pthread_mutex_lock(&rc->lock);
-	rc->stop = 1;
-	pthread_cond_signal(&rc->work);
-	pthread_mutex_unlock(&rc->lock);
-	pthread_join(rc->thread, NULL);	/* it drains the queue first */
-	pthread_cond_destroy(&rc->done);
-	pthread_cond_destroy(&rc->work);
-	pthread_mutex_destroy(&rc->lock);
-	free(rc);
-}
-
-/* ------------------------------------------------------------ RcuBuffer */
-
-#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
-
-static struct lf_rcu_buf_meta *buf_meta(struct lf_rcu_buf *b)
-{
-	return (struct lf_rcu_buf_meta *)((char *)b + b->meta_off);
-}
-
-uint64_t lf_rcu_buf_size(uint32_t capacity, uint32_t nslots,
-			 uint64_t slot_size)
-{
-	return sizeof(struct lf_rcu_buf) + lf_rcu_domain_size(capacity) +
-	       ALIGN64((uint64_t)nslots * sizeof(struct lf_rcu_buf_meta)) +
-	       (uint64_t)nslots * ALIGN64(slot_size);
-}
-
-int lf_rcu_buf_init(struct lf_rcu_buf *b, uint32_t capacity, uint32_t nslots,
-		    uint64_t slot_size)
-{
-	int rc;
-
-	if (nslots < 2 || nslots > LF_RCU_BUF_MAX_SLOTS || slot_size == 0 ||
-	    slot_size > (1ULL << 40))
-		return -EINVAL;
-	rc = lf_rcu_init(lf_rcu_buf_domain(b), capacity);
-	if (rc)
-		return rc;
-	b->slot_size = ALIGN64(slot_size);
-	b->nslots = nslots;
-	b->meta_off = sizeof(*b) + lf_rcu_domain_size(capacity);
-	b->data_off = b->meta_off +
-		      ALIGN64((uint64_t)nslots * sizeof(struct lf_rcu_buf_meta));
-	/* Version 0: empty, in slot 0. */
-	buf_meta(b)[0].state = LF_RCU_SLOT_CURRENT;
-	lf_store_release64(&b->current, 0);
-	return 0;
-}
-
-struct lf_rcu_domain *lf_rcu_buf_domain(struct lf_rcu_buf *b)
-{
-	return (struct lf_rcu_domain *)(b + 1);
-}
-
-int64_t lf_rcu_buf_read_lock(struct lf_rcu_reader *r)
-{
-	struct lf_rcu_buf *b = (struct lf_rcu_buf *)domain_of(r) - 1;
-	uint64_t cur;
-	int rc = lf_rcu_read_lock(r);
-
-	if (rc)
-		return rc;
-	/* rcu_dereference of the current version: pairs with the release
-	 * store in lf_rcu_buf_publish (the bytes and length come first). */
-	cur = lf_load_acquire64(&b->current);
-	return (int64_t)(lf_read64(&buf_meta(b)[cur & 0xff].length) << 8 |
-			 (cur & 0xff));
-}
-
-uint64_t lf_rcu_buf_version(struct lf_rcu_buf *b)
-{
-	return lf_load_acquire64(&b->current) >> 8;
-}
-
-/* Writers' lock: an owner word, stolen from a dead owner process. */
-static int buf_wlock(struct lf_rcu_buf *b, uint64_t me, struct backoff *bo)
-{
-	for (;;) {
-		uint64_t o = lf_read64(&b->wlock);
-		int rc;
-
-		if (!o && lf_cmpxchg64(&b->wlock, 0, me) == 0)
-			return 0;
-		if (o == me)
-			return -EDEADLK;
-		if (o && backoff_slow(bo) && owner_dead(o))
-			lf_cmpxchg64(&b->wlock, o, 0);
-		rc = backoff(bo);
-		if (rc)
-			return rc;
-	}
-}
-
-/* A free slot, recycling retired ones whose grace period has elapsed. */
-static int buf_free_slot(struct lf_rcu_buf *b, uint32_t curslot)
-{
-	struct lf_rcu_domain *d = lf_rcu_buf_domain(b);
-	struct lf_rcu_buf_meta *m = buf_meta(b);
-	uint32_t i;
-
-	for (i = 0; i < b->nslots; i++) {
-		if (i == curslot)
-			continue;
-		/* A writer that died between publishing and retiring left
-		 * its old slot marked current: retire it now. */
-		if (m[i].state == LF_RCU_SLOT_CURRENT) {
-			m[i].cookie = lf_rcu_start_poll(d);
-			m[i].state = LF_RCU_SLOT_RETIRED;
-		}
-		if (m[i].state == LF_RCU_SLOT_FREE)
-			return (int)i;
-	}
-	for (i = 0; i < b->nslots; i++) {
-		if (m[i].state == LF_RCU_SLOT_RETIRED &&
-		    lf_rcu_poll_state(d, m[i].cookie)) {
-			m[i].state = LF_RCU_SLOT_FREE;
-			b->nr_recycled++;
-			return (int)i;
-		}
-	}
-	return -1;
-}
-
-int lf_rcu_buf_publish(struct lf_rcu_buf *b, const char *data, uint64_t len,
-		       int64_t timeout_ns)
-{
-	struct backoff bo = { 0, 0, deadline_of(timeout_ns) };
-	struct lf_rcu_domain *d = lf_rcu_buf_domain(b);
-	struct lf_rcu_buf_meta *m = buf_meta(b);
-	uint64_t cur, version;
-	uint32_t curslot;
-	int rc, slot;
-
-	if (len > b->slot_size)
-		return -EMSGSIZE;
-	rc = buf_wlock(b, lf_owner_self(), &bo);
-	if (rc)
-		return rc;
-	cur = lf_read64(&b->current);
-	curslot = (uint32_t)(cur & 0xff);
-	slot = buf_free_slot(b, curslot);
-	if (slot < 0) {
-		/* Every other slot is retired: one grace period frees all. */
-		int64_t left = bo.deadline < 0 ? -1 : bo.deadline - now_ns();
-
-		rc = bo.deadline >= 0 && left <= 0 ? -ETIMEDOUT
-			: lf_rcu_synchronize_timeout(d, left);
-		if (rc)
-			goto out;
-		slot = buf_free_slot(b, curslot);
-		if (slot < 0) {
-			rc = -EAGAIN;	/* cannot happen: nslots >= 2 */
-			goto out;
-		}
-	}
-	/* No reader can see this slot: it was never published or its readers
-	 * all left during a grace period. */
-	memcpy((char *)b + b->data_off + (uint64_t)slot * b->slot_size, data,
-	       len);
-	version = (cur >> 8) + 1;
-	m[slot].length = len;
-	m[slot].version = version;
-	m[slot].state = LF_RCU_SLOT_CURRENT;
-	/* rcu_assign_pointer: bytes and length before the new current; pairs
-	 * with the acquire in lf_rcu_buf_read_lock. */
-	lf_store_release64(&b->current, version << 8 | (uint64_t)slot);
-	/* start_poll after the unpublish (it has the full barrier). */
-	m[curslot].cookie = lf_rcu_start_poll(d);
-	m[curslot].state = LF_RCU_SLOT_RETIRED;
-out:
-	lf_store_release64(&b->wlock, 0);
-	return rc;
+	return lf_rcu_synchronize_until(h, LF_FOREVER);
 }

@@ -225,36 +225,46 @@ CDEF = {
     "rcu": """
         #define LF_RCU_MAX_READERS 4096
         #define LF_RCU_BUF_MAX_SLOTS 255
-        struct lf_rcu_reader { uint64_t ctr; uint64_t owner; ...; };
         struct lf_rcu_domain {
-            uint32_t capacity; uint64_t nr_dead; uint64_t nr_gp;
-            uint64_t nr_readers; ...;
+            uint64_t nr_dead; uint64_t nr_gp; uint64_t nr_readers; ...;
         };
-        struct lf_rcu_buf {
-            uint64_t slot_size; uint64_t data_off; uint32_t nslots;
-            uint64_t nr_recycled; ...;
+        struct lf_rcu_buf { uint64_t nr_recycled; ...; };
+        struct lf_rcu_dh {
+            struct lf_rcu_domain *d; uint32_t capacity; ...;
         };
+        struct lf_rcu_bh {
+            struct lf_rcu_dh dom; struct lf_rcu_buf *b; char *data;
+            uint64_t slot_size; uint32_t nslots; ...;
+        };
+        struct lf_rcu_rh { int64_t idx; ...; };
         uint64_t lf_rcu_domain_size(uint32_t capacity);
         int lf_rcu_init(struct lf_rcu_domain *d, uint32_t capacity);
-        int lf_rcu_register(struct lf_rcu_domain *d);
-        int lf_rcu_unregister(struct lf_rcu_domain *d, int idx);
-        struct lf_rcu_reader *lf_rcu_reader(struct lf_rcu_domain *d, int idx);
-        int lf_rcu_read_lock(struct lf_rcu_reader *r);
-        int lf_rcu_read_unlock(struct lf_rcu_reader *r);
-        int64_t lf_rcu_read_depth(struct lf_rcu_reader *r);
-        int lf_rcu_synchronize_timeout(struct lf_rcu_domain *d,
-                                       int64_t timeout_ns);
-        uint64_t lf_rcu_start_poll(struct lf_rcu_domain *d);
-        int lf_rcu_poll_state(struct lf_rcu_domain *d, uint64_t cookie);
+        int lf_rcu_handle_init(struct lf_rcu_dh *h, struct lf_rcu_domain *d,
+                               uint64_t avail, uint32_t capacity,
+                               const char **field);
+        void lf_rcu_rh_init(struct lf_rcu_rh *r, const struct lf_rcu_dh *h,
+                            const struct lf_rcu_bh *bh);
+        int lf_rcu_register(struct lf_rcu_rh *r);
+        int lf_rcu_unregister(struct lf_rcu_rh *r);
+        int lf_rcu_read_lock(struct lf_rcu_rh *r);
+        int lf_rcu_read_unlock(struct lf_rcu_rh *r);
+        int64_t lf_rcu_read_depth(struct lf_rcu_rh *r);
+        int lf_rcu_synchronize_until(const struct lf_rcu_dh *h,
+                                     uint64_t deadline);
+        uint64_t lf_rcu_start_poll(const struct lf_rcu_dh *h);
+        int lf_rcu_poll_state(const struct lf_rcu_dh *h, uint64_t cookie);
         uint64_t lf_rcu_buf_size(uint32_t capacity, uint32_t nslots,
                                  uint64_t slot_size);
         int lf_rcu_buf_init(struct lf_rcu_buf *b, uint32_t capacity,
                             uint32_t nslots, uint64_t slot_size);
-        struct lf_rcu_domain *lf_rcu_buf_domain(struct lf_rcu_buf *b);
-        int64_t lf_rcu_buf_read_lock(struct lf_rcu_reader *r);
-        int lf_rcu_buf_publish(struct lf_rcu_buf *b, const char *data,
-                               uint64_t len, int64_t timeout_ns);
-        uint64_t lf_rcu_buf_version(struct lf_rcu_buf *b);
+        int lf_rcu_buf_handle_init(struct lf_rcu_bh *h, struct lf_rcu_buf *b,
+                                   uint64_t avail, uint32_t capacity,
+                                   uint32_t nslots, uint64_t size,
+                                   const char **field);
+        int64_t lf_rcu_buf_read_lock(struct lf_rcu_rh *r);
+        int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
+                               uint64_t len, uint64_t deadline);
+        uint64_t lf_rcu_buf_version(const struct lf_rcu_bh *h);
     """,
     "bench": """
         #define LF_BENCH_NONE 0

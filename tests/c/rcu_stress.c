@@ -14,10 +14,15 @@
  *                     ASAN build turns the same bug into a use-after-free
  *                     report, the TSAN build into a data race report.
  *   callbacks         every call_rcu callback ran exactly once by barrier.
- *   API checks        synchronize inside a read section fails with -EDEADLK
- *                     (instead of deadlocking), nested sections, poll_state,
- *                     a full registry gives -ENOSPC, an unregistered slot
- *                     gives -EPERM, unregister inside a section -EBUSY.
+ *   API checks        synchronize inside a read section fails with
+ *                     LF_EDEADLK (instead of deadlocking), nested sections,
+ *                     poll_state, a full registry gives LF_ENOSPC, an
+ *                     unregistered handle LF_EPERM, unregister inside a
+ *                     section LF_EBUSY.
+ *   fork              a forked child's copy of a registered handle takes a
+ *                     slot of its own and never writes the parent's; the
+ *                     parent's synchronize waits for the child's section
+ *                     (LF_EAGAIN at a short deadline, not LF_EDEADLK).
  *   reclaim race      a writer about to reclaim a dead process's reader slot
  *                     leaves it alone if, meanwhile, the owner unregistered
  *                     and exited and a live reader claimed the slot (the
@@ -55,6 +60,8 @@ struct obj {
 };
 
 static struct lf_rcu_domain *dom;
+static struct lf_rcu_dh dh;	/* the validated handle every call takes */
+static struct lf_rcu_dh fdh;	/* fork checks: a domain in MAP_SHARED memory */
 static struct lf_rcu_reclaimer *rec;
 static void *current_obj;
 static uint64_t stop;
@@ -107,15 +114,16 @@ static int obj_bad(const struct obj *o)
 static void *reader_fn(void *arg)
 {
 	struct reader *me = arg;
-	int idx = lf_rcu_register(dom);
-	struct lf_rcu_reader *r;
+	struct lf_rcu_rh rh, *r = &rh;
 	uint64_t last = 0;
+	int idx;
 
+	lf_rcu_rh_init(r, &dh, NULL);
+	idx = lf_rcu_register(r);
 	if (idx < 0) {
 		fail("register: %d", idx);
 		return NULL;
 	}
-	r = lf_rcu_reader(dom, idx);
 	while (!lf_load_acquire64(&stop)) {
 		struct obj *o;
 		int k;
@@ -139,7 +147,7 @@ static void *reader_fn(void *arg)
 		lf_rcu_read_unlock(r);
 		me->reads++;
 	}
-	lf_rcu_unregister(dom, idx);
+	lf_rcu_unregister(r);
 	return NULL;
 }
 
@@ -154,50 +162,117 @@ static double elapsed_ms(const struct timespec *t0)
 /* The API's error paths, single-threaded. */
 static void api_checks(void)
 {
-	int idx = lf_rcu_register(dom), rc, i, n = 0;
-	int extra[CAPACITY];
-	struct lf_rcu_reader *r = lf_rcu_reader(dom, idx);
-	uint64_t cookie;
+	struct lf_rcu_rh rh, *r = &rh, extra[CAPACITY];
+	int rc, i, n = 0, last = 0;
+	uint64_t cookie, before;
 
+	lf_rcu_rh_init(r, &dh, NULL);
+	if (lf_rcu_read_lock(r) != LF_EPERM)
+		fail("read_lock before register not refused");
+	lf_rcu_register(r);
 	lf_rcu_read_lock(r);
-	rc = lf_rcu_synchronize(dom);
-	printf("synchronize_in_section=%d expected=%d\n", rc, -EDEADLK);
-	if (rc != -EDEADLK)
+	rc = lf_rcu_synchronize(&dh);
+	printf("synchronize_in_section=%d expected=%d\n", rc, LF_EDEADLK);
+	if (rc != LF_EDEADLK)
 		fail("synchronize inside a read section returned %d", rc);
-	rc = lf_rcu_unregister(dom, idx);
-	if (rc != -EBUSY)
+	rc = lf_rcu_unregister(r);
+	if (rc != LF_EBUSY)
 		fail("unregister inside a section returned %d", rc);
 	lf_rcu_read_unlock(r);
-	if (lf_rcu_read_unlock(r) != -EPERM)
+	if (lf_rcu_read_unlock(r) != LF_EPERM)
 		fail("unbalanced read_unlock not refused");
 
-	cookie = lf_rcu_start_poll(dom);
-	if (lf_rcu_poll_state(dom, cookie))
+	cookie = lf_rcu_start_poll(&dh);
+	if (lf_rcu_poll_state(&dh, cookie))
 		fail("poll_state true before any grace period");
-	if (lf_rcu_synchronize(dom))
+	if (lf_rcu_synchronize(&dh))
 		fail("synchronize outside a section failed");
-	if (!lf_rcu_poll_state(dom, cookie))
+	if (!lf_rcu_poll_state(&dh, cookie))
 		fail("poll_state false after synchronize");
 	else
 		printf("poll_state=ok\n");
 
 	/* Fill the registry. */
 	for (i = 0; i < CAPACITY; i++) {
-		extra[i] = lf_rcu_register(dom);
-		if (extra[i] < 0)
+		lf_rcu_rh_init(&extra[i], &dh, NULL);
+		last = lf_rcu_register(&extra[i]);
+		if (last < 0)
 			break;
 		n++;
 	}
-	printf("registry_full=%d after=%d\n", i < CAPACITY ? extra[i] : 0, n);
-	if (i == CAPACITY || extra[i] != -ENOSPC)
-		fail("full registry did not return -ENOSPC");
+	printf("registry_full=%d after=%d\n", i < CAPACITY ? last : 0, n);
+	if (i == CAPACITY || last != LF_ENOSPC)
+		fail("full registry did not return LF_ENOSPC");
 	for (i = 0; i < n; i++)
-		lf_rcu_unregister(dom, extra[i]);
-	lf_rcu_unregister(dom, idx);
-	if (lf_rcu_read_lock(r) != -EPERM)
-		fail("read_lock on an unregistered slot not refused");
-	if (lf_rcu_unregister(dom, idx) != -EPERM)
-		fail("double unregister not refused");
+		lf_rcu_unregister(&extra[i]);
+	lf_rcu_unregister(r);
+	if (lf_rcu_read_lock(r) != LF_EPERM)
+		fail("read_lock on an unregistered handle not refused");
+	before = lf_read64(&dom->nr_readers);
+	if (lf_rcu_unregister(r) != 0 ||
+	    lf_read64(&dom->nr_readers) != before)
+		fail("a second unregister changed the registry");
+}
+
+/*
+ * Fork: a child that inherits a registered handle (inside no section)
+ * gets a slot of its own on its first read_lock; the parent's slot keeps
+ * its owner and counter, and the parent, in no section, synchronizes while
+ * the child sits in one (it waits for the child: LF_EAGAIN at a short
+ * deadline, never LF_EDEADLK).
+ */
+static void fork_checks(void)
+{
+	struct lf_rcu_rh rh, *r = &rh;
+	int ready[2], go[2], status, idx;
+	uint64_t owner;
+	pid_t child;
+	char c;
+
+	lf_rcu_rh_init(r, &fdh, NULL);
+	idx = lf_rcu_register(r);
+	lf_rcu_read_lock(r);
+	lf_rcu_read_unlock(r);
+	owner = lf_read64(&fdh.readers[idx].owner);
+	if (pipe(ready) || pipe(go)) {
+		fail("fork checks: pipe");
+		return;
+	}
+	fflush(stdout);
+	child = fork();
+	if (child == 0) {
+		int ok = lf_rcu_read_lock(r) == 0 && r->idx != idx &&
+			 lf_read64(&fdh.readers[idx].owner) == owner &&
+			 !(lf_read64(&fdh.readers[idx].ctr) & LF_RCU_NEST_MASK);
+
+		if (write(ready[1], ok ? "y" : "n", 1) != 1 ||
+		    read(go[0], &c, 1) != 1)
+			_exit(2);
+		lf_rcu_read_unlock(r);
+		lf_rcu_unregister(r);
+		_exit(lf_read64(&fdh.readers[idx].owner) == owner ? 0 : 3);
+	}
+	if (child < 0 || read(ready[0], &c, 1) != 1) {
+		fail("fork checks: fork");
+		return;
+	}
+	if (c != 'y')
+		fail("fork: the child did not get a slot of its own");
+	int rc = lf_rcu_synchronize_until(&fdh, lf_deadline_in(20000000));
+	printf("fork_parent_synchronize=%d expected=%d\n", rc, LF_EAGAIN);
+	if (rc != LF_EAGAIN)
+		fail("fork: the parent's synchronize returned %d while the "
+		     "child read", rc);
+	if (write(go[1], "x", 1) != 1 || waitpid(child, &status, 0) != child ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("fork: the child's unregister touched the parent's slot");
+	if (lf_rcu_synchronize(&fdh))
+		fail("fork: synchronize after the child left failed");
+	lf_rcu_unregister(r);
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
 }
 
 /*
@@ -210,22 +285,24 @@ static void api_checks(void)
  * id is stale: the writer must leave the slot (and the live section) alone.
  */
 static struct lf_rcu_domain *race_dom;
+static struct lf_rcu_dh race_dh;
 static pid_t race_child;
 static int race_pipe[2];
 static uint32_t race_in, race_leave;	/* atomic */
-static int race_idx = -1;
+static struct lf_rcu_rh race_rh;
 static pthread_t race_thread;
 
 static void *race_reader(void *arg)
 {
 	(void)arg;
-	race_idx = lf_rcu_register(race_dom);
-	lf_rcu_read_lock(lf_rcu_reader(race_dom, race_idx));
-	lf_xchg32(&race_in, 1);  /* publishes race_idx */
-	while (!lf_read32(&race_leave))
+	lf_rcu_rh_init(&race_rh, &race_dh, NULL);
+	lf_rcu_register(&race_rh);
+	lf_rcu_read_lock(&race_rh);
+	lf_xchg32(&race_in, 1);  /* publishes race_rh */
+	while (!lf_load_acquire32(&race_leave))
 		usleep(100);
-	lf_rcu_read_unlock(lf_rcu_reader(race_dom, race_idx));
-	lf_rcu_unregister(race_dom, race_idx);
+	lf_rcu_read_unlock(&race_rh);
+	lf_rcu_unregister(&race_rh);
 	return NULL;
 }
 
@@ -251,6 +328,7 @@ static void run_reclaim_race(void)
 	race_dom = mmap(NULL, size, PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (race_dom == MAP_FAILED || lf_rcu_init(race_dom, 4) ||
+	    lf_rcu_handle_init(&race_dh, race_dom, size, 4, NULL) ||
 	    pipe(race_pipe) || pipe(ready)) {
 		fail("reclaim race: setup");
 		return;
@@ -258,15 +336,16 @@ static void run_reclaim_race(void)
 	fflush(stdout);
 	race_child = fork();
 	if (race_child == 0) {
-		int idx = lf_rcu_register(race_dom);
-		struct lf_rcu_reader *r = lf_rcu_reader(race_dom, idx);
+		struct lf_rcu_rh r;
 
-		lf_rcu_read_lock(r);
+		lf_rcu_rh_init(&r, &race_dh, NULL);
+		lf_rcu_register(&r);
+		lf_rcu_read_lock(&r);
 		if (write(ready[1], "x", 1) != 1 ||
 		    read(race_pipe[0], &c, 1) != 1)
 			_exit(2);
-		lf_rcu_read_unlock(r);
-		lf_rcu_unregister(race_dom, idx);
+		lf_rcu_read_unlock(&r);
+		lf_rcu_unregister(&r);
 		_exit(0);
 	}
 	if (race_child < 0 || read(ready[0], &c, 1) != 1) {
@@ -276,11 +355,13 @@ static void run_reclaim_race(void)
 	__atomic_store_n(&lf_test_holder_loaded, race_hook, __ATOMIC_RELEASE);
 	/* Waits for the thread's section if it began in an old phase (it
 	 * may not have): a timeout here is the right outcome, not an error. */
-	rc = lf_rcu_synchronize_timeout(race_dom, 200 * 1000000LL);
+	rc = lf_rcu_synchronize_until(&race_dh, lf_deadline_in(200000000));
 	int fired = __atomic_exchange_n(&lf_test_holder_loaded, NULL,
 					__ATOMIC_ACQ_REL) == NULL;
-	uint64_t depth = fired ? (uint64_t)lf_rcu_read_depth(
-		lf_rcu_reader(race_dom, race_idx)) : 0;
+	/* The thread's section, read from its slot (depth() would say 0 in
+	 * this thread: the handle is the other thread's). */
+	uint64_t depth = fired ? lf_read64(&race_rh.slot->ctr) &
+				 LF_RCU_NEST_MASK : 0;
 	uint64_t dead = lf_read64(&race_dom->nr_dead);
 	printf("reclaim_race_rc=%d\nreclaim_race_depth=%llu\n"
 	       "reclaim_race_nr_dead=%llu\n", rc, (unsigned long long)depth,
@@ -293,7 +374,7 @@ static void run_reclaim_race(void)
 		     "%llu, nr_dead %llu)", (unsigned long long)depth,
 		     (unsigned long long)dead);
 	if (fired) {
-		lf_write32(&race_leave, 1);
+		lf_store_release32(&race_leave, 1);  /* after our read of race_rh */
 		pthread_join(race_thread, NULL);
 	}
 	close(ready[0]);
@@ -333,13 +414,29 @@ int main(int argc, char **argv)
 	printf("readers=%ld\n", nreaders);
 
 	dom = aligned_alloc(64, lf_rcu_domain_size(CAPACITY));
-	if (!dom || lf_rcu_init(dom, CAPACITY)) {
+	if (!dom || lf_rcu_init(dom, CAPACITY) ||
+	    lf_rcu_handle_init(&dh, dom, lf_rcu_domain_size(CAPACITY),
+			       CAPACITY, NULL)) {
 		printf(NAME ": FAIL domain init\n");
 		return 1;
 	}
 	api_checks();
 	run_reclaim_race();
-	rec = lf_rcu_reclaimer_new(dom);
+	{
+		size_t fsize = lf_rcu_domain_size(4);
+		struct lf_rcu_domain *fd = mmap(NULL, fsize,
+			PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			-1, 0);
+
+		if (fd == MAP_FAILED || lf_rcu_init(fd, 4) ||
+		    lf_rcu_handle_init(&fdh, fd, fsize, 4, NULL))
+			fail("fork checks: setup");
+		else
+			fork_checks();
+		if (fd != MAP_FAILED)
+			munmap(fd, fsize);
+	}
+	rec = lf_rcu_reclaimer_new(&dh);
 	if (!rec) {
 		printf(NAME ": FAIL reclaimer\n");
 		return 1;
@@ -355,7 +452,7 @@ int main(int argc, char **argv)
 		lf_rcu_assign(&current_obj, obj_new(++seq));
 		if (seq % 64 == 0) {
 			/* The synchronous way. */
-			lf_rcu_synchronize(dom);
+			lf_rcu_synchronize(&dh);
 			obj_free(old);
 			direct++;
 		} else {
