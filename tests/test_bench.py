@@ -172,6 +172,8 @@ def test_cli_without_ck_headers_says_how_to_get_them(monkeypatch, capsys):
     assert lines == ["ck-fas, ck-ticket, ck-mcs: install libck-dev to "
                      "compare against Concurrency Kit"], cap.err
     assert "lf-tas" in cap.out and "ck-fas" not in cap.out
+    with pytest.raises(harness.NotAvailable, match="use_ck"):
+        harness.run("ck-mcs", 1, 0.01)
 
 
 def test_ck_harness_is_built_once_and_cached(ck_loaded, ck_cache,

@@ -16,6 +16,6 @@ and reports:
 * :mod:`.cli` -- the ``bench`` subcommand.
 """
 
-from .harness import PRIMITIVES, available, run
+from .harness import PRIMITIVES, available, run, use_ck
 
-__all__ = ["PRIMITIVES", "available", "run"]
+__all__ = ["PRIMITIVES", "available", "run", "use_ck"]

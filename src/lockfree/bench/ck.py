@@ -137,9 +137,11 @@ def load(names=NAMES, note=lambda text: print(text, file=sys.stderr)):
         try:
             path = _build(csrc, name, cache, portable, note)
         except Exception as exc:  # compiler, headers, setuptools missing...
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])
+            fix = ("; pip install setuptools" if "setuptools" in text[-1]
+                   else "")
             raise Unavailable(f"{what}: building the Concurrency Kit harness "
-                              f"failed ({first[-1][:200]})") from exc
+                              f"failed ({text[-1][:200]}){fix}") from exc
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import statistics
+import sys
 
 from .._tools import ffi, lib
 
@@ -29,12 +30,17 @@ class NotAvailable(LookupError):
     """The primitive is not compiled in (Concurrency Kit not loaded)."""
 
 
-def use_ck(names, note) -> str | None:
+def use_ck(names=None, note=None) -> str | None:
     """Load (building once if needed) the CK-enabled harness for ``names``
-    (the ``ck-*`` primitives asked for); None, or the one line saying why
-    not.  ``note(text)`` shows progress."""
+    (the ``ck-*`` primitives asked for; default all three); None, or the
+    one line saying why not.  ``note(text)`` shows progress (default:
+    standard error)."""
     global CK
     from . import ck
+    names = list(names or ck.NAMES)
+    if note is None:
+        def note(text):
+            print(text, file=sys.stderr)
     if CK is None:
         try:
             mod = ck.load(names, note)
@@ -98,7 +104,10 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     res = hffi.new("struct lf_bench_result *")
     err = hlib.lf_bench_run(cfg, res)  # the GIL is released for the run
     if err == -errno.ENOTSUP:
-        raise NotAvailable(f"{prim} is not available in this build")
+        raise NotAvailable(
+            f"{prim} is not available in this build" + (
+                "; use_ck() builds it where libck-dev is installed"
+                if prim.startswith("ck-") else ""))
     if err == -errno.EINVAL:
         raise ValueError(
             f"bad benchmark configuration: threads 1..{MAX_THREADS}, lines "
