@@ -164,6 +164,6 @@ def test_sources_keep_to_the_reason(name):
                     reason="not a free-threaded (GIL-disabled) build")
 def test_import_leaves_the_gil_disabled():
     code = ("import sys, warnings; warnings.simplefilter('error'); "
-            "import lockfree, lockfree._lockfree; "
+            "import lockfree, lockfree._lockfree, lockfree._tools; "
             "assert not sys._is_gil_enabled(), 'GIL re-enabled'")
     subprocess.run([sys.executable, "-c", code], check=True)
