@@ -1,4 +1,4 @@
-import glob
+import importlib.util
 import os
 import sysconfig
 
@@ -21,9 +21,19 @@ options = {} if free_threaded else {
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _ck_files(csrc):
+    spec = importlib.util.spec_from_file_location(
+        "_lockfree_build_tools",
+        os.path.join(HERE, "src", "lockfree", "_build_tools.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ck_files(csrc)
+
+
 class BuildPyWithSources(build_py):
-    """Also copies csrc/ into the package as lockfree/_csrc/: `lockfree
-    bench` compiles the harness with Concurrency Kit on demand from it
+    """Also copies the C sources of the bench harness and the core it calls
+    (with their headers) into the package as lockfree/_csrc/: `lockfree
+    bench` compiles the harness with Concurrency Kit on demand from them
     (src/lockfree/bench/ck.py).  Editable installs read csrc/ in place."""
 
     def run(self):
@@ -32,11 +42,10 @@ class BuildPyWithSources(build_py):
             return
         csrc = os.path.join(HERE, "csrc")
         dest = os.path.join(self.build_lib, "lockfree", "_csrc")
-        for path in sorted(glob.glob(os.path.join(csrc, "**", "*.[ch]"),
-                                     recursive=True)):
-            target = os.path.join(dest, os.path.relpath(path, csrc))
+        for rel in _ck_files(csrc):
+            target = os.path.join(dest, rel)
             self.mkpath(os.path.dirname(target))
-            self.copy_file(path, target)
+            self.copy_file(os.path.join(csrc, rel), target)
 
 
 setup(cffi_modules=["src/lockfree/_build.py:ffibuilder",

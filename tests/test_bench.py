@@ -5,16 +5,19 @@ writes valid JSON and a PNG, and bad options are usage errors."""
 import io
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+import lockfree
 from lockfree._tools import lib as tlib
 from lockfree.__main__ import main
 from lockfree.bench import ck, harness, machine, matrix, progress, report
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCKS = [p for p in harness.PRIMITIVES if p != "none"]
 TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 CK_HEADERS = ck.probe(ck.compiler()) is not None
@@ -184,6 +187,11 @@ def test_ck_harness_is_built_once_and_cached(ck_loaded, ck_cache,
     again = []
     mod = ck.load(ck.NAMES, again.append)  # from the cache: no build note
     assert again == [] and mod.__file__ == str(built[0])
+    # An installed (not editable) lockfree builds from the sources it
+    # carries, lockfree/_csrc: they suffice, or the load above failed.
+    shipped = pathlib.Path(lockfree.__file__).parent / "_csrc"
+    assert ck.csrc_dir() == (shipped if shipped.is_dir() else
+                             pathlib.Path(ROOT) / "csrc")
     # The key covers the sources: an edited bench.c is another module.
     cc, header = ck.compiler(), ck.probe(ck.compiler())
     copy = tmp_path / "csrc"

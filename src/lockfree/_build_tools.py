@@ -19,6 +19,7 @@ not depend on the optional headers of the machine that built it.  ``python
 
 import importlib.util
 import os
+import re
 
 from cffi import FFI
 
@@ -130,14 +131,46 @@ SHRINK_CFLAGS = ["-fvisibility=hidden", "-ffunction-sections",
 SHRINK_LDFLAGS = ["-Wl,--gc-sections"]
 
 
+#: What the on-demand CK harness compiles (bench/ck.py), relative to csrc/:
+#: the bench harness and the core it calls.  setup.py installs these and the
+#: headers they include (:func:`ck_files`) as lockfree/_csrc; a missing one
+#: makes the CK build fail to load, which tests/test_bench.py would show.
+CK_SOURCES = ("tools/bench.c", "lockwait.c", "rwlock.c", "spinlock.c",
+              "ticketlock.c")
+
+
+def ck_files(csrc):
+    """CK_SOURCES and every header they include (``#include "..."``,
+    transitively; both branches of a conditional include), relative to
+    ``csrc``."""
+    todo, seen = list(CK_SOURCES), set()
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        with open(os.path.join(csrc, rel)) as f:
+            text = f.read()
+        for inc in re.findall(r'(?m)^\s*#\s*include\s+"([^"]+)"', text):
+            for base in (os.path.dirname(rel), "", "tools"):
+                cand = os.path.normpath(os.path.join(base, inc))
+                if os.path.isfile(os.path.join(csrc, cand)):
+                    todo.append(cand)
+                    break
+            else:
+                raise FileNotFoundError(f"{rel} includes {inc}: not found")
+    return sorted(seen)
+
+
 def make_builder(module="lockfree._tools", csrc=None, tools=tuple(CDEF),
                  ck=False, portable=None):
     """An FFI builder of ``tools`` (keys of :data:`CDEF`) and the core.
 
     ``csrc``: the C source tree (default: the repository's ``csrc/``; an
-    installed wheel carries a copy as ``lockfree/_csrc``).  ``ck``: compile
-    Concurrency Kit's locks into the bench harness (needs
-    ``<ck_spinlock.h>``); otherwise ``LF_BENCH_NO_CK`` leaves them out.
+    installed wheel carries what the CK build needs as ``lockfree/_csrc``).
+    ``ck``: the bench harness with Concurrency Kit's locks (needs
+    ``<ck_spinlock.h>``), from :data:`CK_SOURCES` only; otherwise
+    ``LF_BENCH_NO_CK`` leaves them out.
     ``portable``: the atomics layer (default: the build's choice).
     """
     in_tree = csrc is None
@@ -150,14 +183,12 @@ def make_builder(module="lockfree._tools", csrc=None, tools=tuple(CDEF),
     if not ck:
         opts["define_macros"] = opts["define_macros"] + [
             ("LF_BENCH_NO_CK", "1")]
-    if in_tree:
+    if ck:
+        srcs = [os.path.join(csrc, *s.split("/")) for s in CK_SOURCES]
+    else:
         srcs = _build.sources(csrc) + [
             s for s in _build.sources(tools_dir)
             if os.path.basename(s)[:-2] in tools]
-    else:
-        srcs = sorted(os.path.join(csrc, f) for f in os.listdir(csrc)
-                      if f.endswith(".c"))
-        srcs += [os.path.join(tools_dir, f"{t}.c") for t in tools]
     builder = FFI()
     builder.cdef("\n".join(CDEF[t] for t in tools))
     builder.set_source(module,

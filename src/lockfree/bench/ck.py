@@ -7,9 +7,9 @@ the machine that built it.  When a run asks for ``ck-fas``, ``ck-ticket`` or
 ``apt-get install libck-dev``; CK's spinlocks are header-only), this
 compiles the same harness with CK, once, with cffi, into
 ``$XDG_CACHE_HOME/lockfree/`` (default ``~/.cache/lockfree/``).  The module
-name carries a hash of everything the binary depends on: the C sources, the
-preprocessed CK header, the compiler, the atomics layer, the Python ABI and
-the cffi version; a change of any rebuilds it.
+name carries a hash of everything the binary depends on: the C sources and
+the build scripts, the preprocessed CK header, the compiler, the atomics
+layer, the Python ABI and the cffi version; a change of any rebuilds it.
 
 The C sources come from the installed package (``lockfree/_csrc``, copied
 there by setup.py) or, in a source checkout, from ``csrc/``.  Building needs
@@ -73,8 +73,13 @@ def probe(cc: list[str]) -> str | None:
 def _key(csrc, cc, header, portable) -> str:
     import cffi
     h = hashlib.sha256()
-    for p in sorted(csrc.rglob("*.[ch]")):
-        h.update(str(p.relative_to(csrc)).encode() + b"\0" + p.read_bytes())
+    here = pathlib.Path(__file__).resolve().parent.parent
+    # the C sources and the build scripts (what is compiled, with what flags)
+    inputs = [(str(p.relative_to(csrc)), p)
+              for p in sorted(csrc.rglob("*.[ch]"))]
+    inputs += [(n, here / n) for n in ("_build.py", "_build_tools.py")]
+    for label, p in inputs:
+        h.update(label.encode() + b"\0" + p.read_bytes())
     try:
         version = subprocess.run([*cc, "--version"], capture_output=True,
                                  text=True, timeout=60).stdout
@@ -142,11 +147,12 @@ def load(names=NAMES, note=lambda text: print(text, file=sys.stderr)):
                    else "")
             raise Unavailable(f"{what}: building the Concurrency Kit harness "
                               f"failed ({text[-1][:200]}){fix}") from exc
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
     try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)  # dlopen()s it
         spec.loader.exec_module(mod)
     except ImportError as exc:
-        raise Unavailable(f"{what}: the Concurrency Kit harness {path} does "
-                          f"not load ({exc})") from exc
+        path.unlink(missing_ok=True)  # the next run builds it again
+        raise Unavailable(f"{what}: the Concurrency Kit harness does not "
+                          f"load ({exc})") from exc
     return mod
