@@ -25,7 +25,8 @@ import threading
 import pytest
 
 from _report import Case, Results, environment, main
-from lockfree import RcuBuffer, RcuCell, RcuDomain, lib
+from lockfree import RcuBuffer, RcuCell, RcuDomain
+from lockfree._tools import lib  # the FFI floor lf_noop*
 
 HERE = pathlib.Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"

@@ -42,7 +42,7 @@ GROUP = "read-qqqd"
 
 
 def _floor():
-    from lockfree import ffi, lib
+    from lockfree._tools import ffi, lib  # the FFI floor lf_noop1
     return {"f": lib.lf_noop1, "p": ffi.new("char[]", 64)}
 
 

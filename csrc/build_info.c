@@ -15,8 +15,3 @@ const char *lf_build_arch(void)
 }
 
 const char *lf_build_compiler(void) { return __VERSION__; }
-
-void lf_noop0(void) {}
-int64_t lf_noop1(void *p) { (void)p; return 0; }
-int64_t lf_noop2(void *p, int64_t a) { (void)p; return a; }
-int64_t lf_noop3(void *p, int64_t a, int64_t b) { (void)p; (void)a; return b; }

@@ -1,9 +1,11 @@
 """Build and run the standalone C stress programs in ``tests/c/``.
 
 Every ``tests/c/<name>_stress.c`` follows one contract: a standalone ``main``
-linked with all of ``csrc/*.c``; stdout is ``key=value`` lines and a last line
-``<name>: OK`` (or ``<name>: FAIL <why>``); exit status 0 iff every invariant
-held; ``LOCKFREE_LONG=1`` selects long mode.
+linked with all of ``csrc/*.c`` (the library) and ``csrc/tools/*.c`` (the
+tools, e.g. the Treiber stack; both directories are on the include path);
+stdout is ``key=value`` lines and a last line ``<name>: OK`` (or ``<name>:
+FAIL <why>``); exit status 0 iff every invariant held; ``LOCKFREE_LONG=1``
+selects long mode.
 
 Each program is built in three variants, into
 ``tests/c/build/<name>-<variant>`` (git-ignored):
@@ -40,11 +42,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
+TOOLS = CSRC / "tools"
 CDIR = ROOT / "tests" / "c"
 BUILD = CDIR / "build"
 
 # LF_TEST_HOOKS: csrc/lockwait.h's test hook (absent from the library).
-_COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS"]
+# LF_BENCH_NO_CK: the bench harness without Concurrency Kit, as in the wheel
+# (the programs must not depend on optional headers).
+_COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS",
+           "-DLF_BENCH_NO_CK"]
 
 VARIANTS: dict[str, list[str]] = {
     "asm": ["-O2", "-g", *_COMMON, "-Werror"],
@@ -207,7 +213,8 @@ def require(variant: str) -> Toolchain:
 
 
 def _sources(name: str) -> list[Path]:
-    return [CDIR / f"{name}.c", *sorted(CSRC.glob("*.c"))]
+    return [CDIR / f"{name}.c", *sorted(CSRC.glob("*.c")),
+            *sorted(TOOLS.glob("*.c"))]
 
 
 def _build_key(cc: str, name: str, variant: str) -> str:
@@ -225,7 +232,8 @@ def _build_key(cc: str, name: str, variant: str) -> str:
 
 
 def build(name: str, variant: str) -> Path:
-    """Compile tests/c/<name>.c + csrc/*.c for variant; cached by content.
+    """Compile tests/c/<name>.c + csrc/*.c + csrc/tools/*.c for variant;
+    cached by content.
 
     Skips when the toolchain for variant is missing; fails the test (with the
     compiler's output) when the sources do not compile.
@@ -243,7 +251,7 @@ def build(name: str, variant: str) -> Path:
     # never run a half-written binary.
     tmp = BUILD / f".{name}-{variant}.{os.getpid()}"
     # -latomic: the portable layer's 16-byte CAS lives in libatomic.
-    cmd = [cc, *VARIANTS[variant], f"-I{CSRC}", "-o", str(tmp),
+    cmd = [cc, *VARIANTS[variant], f"-I{CSRC}", f"-I{TOOLS}", "-o", str(tmp),
            *map(str, _sources(name)), "-latomic"]
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if cp.returncode != 0:

@@ -5,17 +5,45 @@ writes valid JSON and a PNG, and bad options are usage errors."""
 import io
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+import lockfree
+from lockfree._tools import lib as tlib
 from lockfree.__main__ import main
-from lockfree.bench import harness, machine, matrix, progress, report
+from lockfree.bench import ck, harness, machine, matrix, progress, report
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCKS = [p for p in harness.PRIMITIVES if p != "none"]
 TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
+CK_HEADERS = ck.probe(ck.compiler()) is not None
+
+
+@pytest.fixture(scope="session")
+def ck_cache(tmp_path_factory):
+    """One cache directory for the on-demand CK harness for the session:
+    it is built at most once, and never into the user's ~/.cache."""
+    return str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(ck_cache, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", ck_cache)  # subprocesses inherit it
+
+
+@pytest.fixture
+def ck_loaded(ck_cache):
+    """The CK-enabled harness, loaded into this process (built on demand)."""
+    if not CK_HEADERS:
+        pytest.skip("<ck_spinlock.h> not found: apt-get install libck-dev")
+    notes = []
+    why = harness.use_ck(list(ck.NAMES), notes.append)
+    assert why is None, why
+    return notes
 
 
 def _cpus(threads):
@@ -23,9 +51,10 @@ def _cpus(threads):
 
 
 @pytest.mark.parametrize("prim", LOCKS)
-def test_counter_check_proves_exclusion(prim):
-    if not harness.available(prim):
-        pytest.skip(f"{prim} not available in this build")
+def test_counter_check_proves_exclusion(prim, request):
+    if prim.startswith("ck-"):
+        request.getfixturevalue("ck_loaded")
+    assert harness.available(prim)
     # 3 threads on a 2-core machine: holders get preempted inside the lock.
     r = harness.run(prim, 3, 0.05, cs_ns=200, lines=2, cpus=_cpus(3))
     assert r["acquisitions"] > 0
@@ -83,6 +112,7 @@ def test_builds_and_reports_not_available_without_ck(tmp_path):
     it compiles, the lockfree and pthread locks run, CK says ENOTSUP."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     csrc = os.path.join(root, "csrc")
+    tools = os.path.join(csrc, "tools")
     prog = tmp_path / "nock.c"
     prog.write_text(r"""
 #include <errno.h>
@@ -101,23 +131,91 @@ int main(void)
 }
 """)
     exe = tmp_path / "nock"
-    srcs = sorted(os.path.join(csrc, f) for f in os.listdir(csrc)
-                  if f.endswith(".c"))
+    srcs = sorted(os.path.join(d, f) for d in (csrc, tools)
+                  for f in os.listdir(d) if f.endswith(".c"))
     subprocess.run(["gcc", "-O2", "-std=gnu11", "-Wall", "-Wextra",
-                    "-Werror", "-DLF_BENCH_NO_CK", "-I" + csrc, str(prog),
-                    *srcs, "-pthread", "-o", str(exe)], check=True)
+                    "-Werror", "-DLF_BENCH_NO_CK", "-I" + csrc, "-I" + tools,
+                    str(prog), *srcs, "-pthread", "-o", str(exe)],
+                   check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["0", "1", "0", "1"]
 
 
-def test_cli_says_not_available(monkeypatch, capsys):
-    monkeypatch.setattr(harness, "available", lambda p: p != "ck-mcs")
-    assert main(["bench", "--primitives", "ck-mcs,lf-tas", "--threads", "1",
-                 "--cs-ns", "0", "--duration", "0.01"]) == 0
+def test_wheel_harness_has_no_concurrency_kit():
+    """lockfree._tools is built with LF_BENCH_NO_CK wherever it is built:
+    the wheel does not depend on the build machine's optional headers."""
+    for name in ck.NAMES:
+        assert not tlib.lf_bench_available(harness.PRIMITIVES.index(name))
+    assert tlib.lf_bench_available(harness.PRIMITIVES.index("lf-tas"))
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+def test_probe_finds_the_header_only_where_it_is():
+    """The availability probe asks the compiler: with no include path at
+    all (-nostdinc) it finds nothing, with the default one it finds CK
+    exactly when libck-dev is installed."""
+    assert ck.probe(["gcc", "-nostdinc"]) is None
+    found = ck.probe(ck.compiler())
+    if os.path.exists("/usr/include/ck_spinlock.h"):
+        assert found is not None
+    if found is not None:
+        assert "ck_spinlock_fas_lock" in found
+
+
+def test_cli_without_ck_headers_says_how_to_get_them(monkeypatch, capsys):
+    """No <ck_spinlock.h>: one line on standard error names the missing
+    anchors and the package; the rest runs."""
+    monkeypatch.setattr(harness, "CK", None)
+    monkeypatch.setattr(ck, "probe", lambda cc: None)
+    assert main(["bench", "--primitives", "ck-fas,ck-ticket,ck-mcs,lf-tas",
+                 "--threads", "1", "--cs-ns", "0", "--duration", "0.01"]) == 0
     cap = capsys.readouterr()
-    assert "not available in this build: ck-mcs" in cap.err  # a note
-    assert "lf-tas" in cap.out
+    lines = [x for x in cap.err.splitlines() if "ck-" in x]
+    assert lines == ["ck-fas, ck-ticket, ck-mcs: install libck-dev to "
+                     "compare against Concurrency Kit"], cap.err
+    assert "lf-tas" in cap.out and "ck-fas" not in cap.out
+    with pytest.raises(harness.NotAvailable, match="use_ck"):
+        harness.run("ck-mcs", 1, 0.01)
+
+
+def test_ck_harness_is_built_once_and_cached(ck_loaded, ck_cache,
+                                             tmp_path):
+    built = list(ck.cache_dir().glob("_lockfree_ck_*"))
+    assert len(built) == 1 and str(built[0]).startswith(ck_cache)
+    assert harness.CK.__file__ == str(built[0])
+    again = []
+    mod = ck.load(ck.NAMES, again.append)  # from the cache: no build note
+    assert again == [] and mod.__file__ == str(built[0])
+    # An installed (not editable) lockfree builds from the sources it
+    # carries, lockfree/_csrc: they suffice, or the load above failed.
+    shipped = pathlib.Path(lockfree.__file__).parent / "_csrc"
+    assert ck.csrc_dir() == (shipped if shipped.is_dir() else
+                             pathlib.Path(ROOT) / "csrc")
+    # The key covers the sources: an edited bench.c is another module.
+    cc, header = ck.compiler(), ck.probe(ck.compiler())
+    copy = tmp_path / "csrc"
+    shutil.copytree(ck.csrc_dir(), copy)
+    key = ck._key(copy, cc, header, False)
+    (copy / "tools" / "bench.c").write_text(
+        (copy / "tools" / "bench.c").read_text() + "\n")
+    assert ck._key(copy, cc, header, False) != key
+
+
+@pytest.mark.skipif(not CK_HEADERS, reason="<ck_spinlock.h> not found: "
+                    "apt-get install libck-dev")
+def test_cli_runs_ck_anchors_from_the_on_demand_build():
+    proc = _cli("--primitives", "ck-fas,ck-mcs,lf-tas", "--threads", "1",
+                "--cs-ns", "0", "--duration", "0.02", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [r["primitive"] for r in data["results"]] == \
+        ["ck-fas", "ck-mcs", "lf-tas"]
+    assert all(r["ok"] for r in data["results"])
+    assert data["unavailable"] == []
+    assert os.path.basename(data["machine"]["ck_harness"]).startswith(
+        "_lockfree_ck_")
+    assert "install libck-dev" not in proc.stderr
 
 
 def test_pin_plans():

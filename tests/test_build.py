@@ -1,10 +1,13 @@
-"""The installed extension really is built on the x86-64 inline-asm atomics.
+"""The installed extension really is built on the x86-64 inline-asm atomics,
+and holds only the library.
 
 Disassembles ``lockfree._lockfree`` with ``objdump -d`` and looks for the
 instructions the atomics layer promises: ``lock cmpxchg``, ``xchg`` with a
 memory operand, ``lock xadd``, ``lock bts``/``lock btr``, and ``pause`` in
 the spin loops.  A silent fallback to the portable layer (or a compiler that
-turned the asm into something else) would show up here.
+turned the asm into something else) would show up here.  ``nm -D`` of it
+shows no tool (bench harness, demos, Treiber stack, FFI floor): those live
+in ``lockfree._tools``.
 """
 
 import platform
@@ -16,19 +19,27 @@ import pytest
 
 import lockfree
 import lockfree._lockfree
+import lockfree._tools
 
 OBJDUMP = shutil.which("objdump")
+NM = shutil.which("nm")
 
-pytestmark = [
-    pytest.mark.skipif(
-        platform.machine().lower() not in ("x86_64", "amd64"),
-        reason="inline-asm atomics exist only on x86-64"),
-    pytest.mark.skipif(OBJDUMP is None, reason="objdump not installed"),
-    pytest.mark.skipif(
-        lockfree.build_info()["atomics"] != "x86-64-asm",
-        reason="extension built with the portable atomics layer "
-               "(LOCKFREE_ATOMICS=portable)"),
-]
+
+def _why_not_asm():
+    """Why the disassembly tests cannot run here (None: they can).  The nm
+    test below runs on every build: the split holds everywhere."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "inline-asm atomics exist only on x86-64"
+    if OBJDUMP is None:
+        return "objdump not installed"
+    if lockfree.build_info()["atomics"] != "x86-64-asm":
+        return ("extension built with the portable atomics layer "
+                "(LOCKFREE_ATOMICS=portable)")
+    return None
+
+
+NOT_ASM = _why_not_asm()
+
 
 _FUNC = re.compile(r"^[0-9a-f]+ <([^>]+)>:\s*$")
 _INSN = re.compile(r"^\s*[0-9a-f]+:\t(.*)$")
@@ -88,6 +99,8 @@ def _parse(text: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def disasm() -> dict[str, list[str]]:
+    if NOT_ASM:
+        pytest.skip(NOT_ASM)
     path = lockfree._lockfree.__file__
     cp = subprocess.run([OBJDUMP, "-d", "--no-show-raw-insn", path],
                         capture_output=True, text=True, timeout=120)
@@ -180,3 +193,36 @@ def test_spin_loops_use_pause(disasm):
     everything = [i for body in disasm.values() for i in body]
     assert _has(everything, PAUSE), (
         f"no pause anywhere, though these spin: {spinners}")
+
+
+# -- the runtime extension holds only the library ---------------------------
+
+TOOL_SYMBOL = re.compile(r"^lf_(bench|demo|treiber|noop)")
+
+
+def _dynamic_symbols(path) -> set[str]:
+    cp = subprocess.run([NM, "-D", "--defined-only", path],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    return {line.split()[-1].split("@")[0] for line in cp.stdout.splitlines()
+            if line.strip()}
+
+
+@pytest.mark.skipif(NM is None, reason="nm (binutils) not installed")
+def test_runtime_extension_exports_no_tool():
+    """lockfree._lockfree exports the library and no tool symbol: the bench
+    harness, demos, Treiber stack and lf_noop floors are lockfree._tools'.
+    (The kfifo test hook lf_kfifo_debug_set_index is not checked yet.)"""
+    syms = _dynamic_symbols(lockfree._lockfree.__file__)
+    assert {"PyInit__lockfree", "lf_atomic_load", "lf_spin_release",
+            "lf_kfifo_put"} <= syms, sorted(syms)[:20]
+    tools = sorted(s for s in syms if TOOL_SYMBOL.match(s))
+    assert not tools, f"tool symbols in the runtime extension: {tools}"
+    # ... and the tools are where they belong (built with hidden
+    # visibility: the module exports its init function, no lf_ name).
+    tsyms = _dynamic_symbols(lockfree._tools.__file__)
+    assert "PyInit__tools" in tsyms
+    assert not [s for s in tsyms if s.startswith("lf_")], sorted(tsyms)
+    for name in ("lf_bench_run", "lf_demo_cas_retry", "lf_treiber_pop",
+                 "lf_noop1"):
+        assert hasattr(lockfree._tools.lib, name)

@@ -34,6 +34,7 @@ import sysconfig
 import pytest
 
 import lockfree._lockfree
+import lockfree._tools
 
 # (2) The thread stress tests of each primitive (and the fixtures they
 # use), collected again in this module so that they run a second time under
@@ -74,11 +75,11 @@ ALLOWED = {
     "next_handle_id": ("atomic", "kfifo.c"),
     # pthread_once controls.
     "lf_atfork_once": ("once", "lockwait.c"),
-    "calib_once": ("once", "bench.c"),
+    "calib_once": ("once", "tools/bench.c"),
     # Written only by the function that calib_once runs once; read after
     # pthread_once returned (which orders the writes before the reads).
-    "calib": ("once-init", "bench.c"),
-    "calib_sink": ("once-init", "bench.c"),
+    "calib": ("once-init", "tools/bench.c"),
+    "calib_sink": ("once-init", "tools/bench.c"),
 }
 
 TOOLCHAIN = {"completed.0", "__dso_handle", "__TMC_END__"}
@@ -88,9 +89,11 @@ WRITABLE = (".data", ".bss", ".tdata", ".tbss")
 
 
 def _writable_symbols() -> dict[str, str]:
-    """{symbol: section} of the extension's writable data objects."""
-    out = subprocess.run([OBJDUMP, "-t", lockfree._lockfree.__file__],
-                         capture_output=True, text=True, check=True).stdout
+    """{symbol: section} of both extensions' writable data objects."""
+    out = "".join(
+        subprocess.run([OBJDUMP, "-t", so], capture_output=True, text=True,
+                       check=True).stdout
+        for so in (lockfree._lockfree.__file__, lockfree._tools.__file__))
     found = {}
     for line in out.splitlines():
         parts = line.split()
@@ -149,7 +152,7 @@ def test_sources_keep_to_the_reason(name):
     assert not bad, f"{name} ({how}) used otherwise in csrc/{source}: {bad}"
     # and nowhere else in csrc except a header's declaration
     for path in sorted(CSRC.rglob("*.[ch]")):
-        if path.name == source:
+        if str(path.relative_to(CSRC)) == source:
             continue
         for u in _uses(name, str(path.relative_to(CSRC))):
             assert ok.search(u), f"{name} used in {path.name}: {u}"
@@ -161,6 +164,6 @@ def test_sources_keep_to_the_reason(name):
                     reason="not a free-threaded (GIL-disabled) build")
 def test_import_leaves_the_gil_disabled():
     code = ("import sys, warnings; warnings.simplefilter('error'); "
-            "import lockfree, lockfree._lockfree; "
+            "import lockfree, lockfree._lockfree, lockfree._tools; "
             "assert not sys._is_gil_enabled(), 'GIL re-enabled'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,9 @@
 """cffi build script (out-of-line API mode) for ``lockfree._lockfree``.
 
-setup.py names it in ``cffi_modules``; it compiles every C source in ``csrc/``
-into one extension module.  Environment variables read at build time:
+setup.py names it in ``cffi_modules``; it compiles the library, the C
+sources directly in ``csrc/``, into one extension module (the tools in
+``csrc/tools/`` go into ``lockfree._tools``: ``_build_tools.py``).
+Environment variables read at build time (by both):
 
 ``LOCKFREE_ATOMICS``
     ``asm`` (default on x86-64) uses the inline-assembly atomics layer,
@@ -33,10 +35,6 @@ CDEF = {
         const char *lf_build_atomics(void);
         const char *lf_build_arch(void);
         const char *lf_build_compiler(void);
-        void lf_noop0(void);
-        int64_t lf_noop1(void *p);
-        int64_t lf_noop2(void *p, int64_t a);
-        int64_t lf_noop3(void *p, int64_t a, int64_t b);
     """,
     "region": """
         #define LF_REGION_HEADER 64
@@ -87,28 +85,6 @@ CDEF = {
         void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);
         void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
         bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
-    """,
-    "treiber": """
-        #define LF_TREIBER_NIL 0xFFFFFFFFFFFFFFFF
-        typedef struct lf_u128 { uint64_t lo, hi; ...; } lf_u128_t;
-        struct lf_treiber { lf_u128_t head; ...; };
-        struct lf_treiber_snap { uint64_t top, tag, next; };
-        uint64_t lf_treiber_size(uint64_t capacity);
-        void lf_treiber_init(struct lf_treiber *s, uint64_t capacity,
-                             int tagged);
-        void lf_treiber_push(struct lf_treiber *s, uint64_t node);
-        uint64_t lf_treiber_pop(struct lf_treiber *s);
-        int lf_treiber_pop_begin(struct lf_treiber *s,
-                                 struct lf_treiber_snap *snap);
-        int lf_treiber_pop_commit(struct lf_treiber *s,
-                                  const struct lf_treiber_snap *snap);
-        uint64_t lf_treiber_walk(struct lf_treiber *s, uint64_t *out,
-                                 uint64_t max);
-    """,
-    "demo": """
-        int lf_demo_lost_update(int threads, int64_t iters, int64_t *out);
-        int lf_demo_cas_retry(int threads, int64_t iters, int64_t *hist,
-                              int nbins, int64_t *out);
     """,
     "errors": """
         #define LF_OK ...
@@ -266,60 +242,6 @@ CDEF = {
                                uint64_t len, uint64_t deadline);
         uint64_t lf_rcu_buf_version(const struct lf_rcu_bh *h);
     """,
-    "bench": """
-        #define LF_BENCH_NONE 0
-        #define LF_BENCH_LF_RW_MIXED 5
-        #define LF_BENCH_NPRIMS 12
-        #define LF_BENCH_MAX_THREADS 64
-        #define LF_BENCH_MAX_LINES 64
-        #define LF_BENCH_BUCKETS 976
-        struct lf_bench_config {
-            int32_t prim;
-            int32_t threads;
-            uint64_t duration_ns;
-            uint64_t cs_ns;
-            uint64_t ncs_ns;
-            int32_t cs_lines;
-            int32_t read_pct;
-            uint32_t lat_every;
-            int32_t cpu[64];
-        };
-        struct lf_bench_thread {
-            uint64_t acquisitions;
-            uint64_t reads;
-            uint64_t utime_ns;
-            uint64_t stime_ns;
-            uint64_t vcsw;
-            uint64_t ivcsw;
-            int32_t cpu;
-            int32_t pin_error;
-        };
-        struct lf_bench_result {
-            uint64_t elapsed_ns;
-            uint64_t acquisitions;
-            uint64_t reads;
-            uint64_t writes;
-            uint64_t timed;
-            uint64_t counter;
-            uint64_t torn;
-            int32_t ok;
-            int32_t cs_iters;
-            int32_t ncs_iters;
-            double iters_per_ns;
-            double ticks_per_ns;
-            double timer_ns;
-            double lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns, lat_mean_ns;
-            uint64_t hist[976];
-            struct lf_bench_thread thread[64];
-            ...;
-        };
-        int lf_bench_run(const struct lf_bench_config *cfg,
-                         struct lf_bench_result *r);
-        int lf_bench_available(int prim);
-        const char *lf_bench_name(int prim);
-        const char *lf_bench_clock(void);
-        double lf_bench_bucket_ns(int i, double ticks_per_ns);
-    """,
     "seqlock": """
         #define LF_SEQ_LATCH 1
         #define LF_SEQ_TIMEDOUT -1
@@ -466,32 +388,45 @@ def atomics_impl():
     return "asm"
 
 
-def _make_builder():
-    builder = FFI()
-    builder.cdef("\n".join(CDEF.values()))
-    macros = [("LF_ATOMICS_PORTABLE", "1")] if atomics_impl() == "portable" \
-        else []
-    sources = sorted(glob.glob(os.path.join(CSRC, "*.c")))
-    # setuptools wants paths relative to setup.py when building from there.
+def sources(directory):
+    """The C sources directly in ``directory`` (csrc/ holds the library;
+    csrc/arch/ only headers, csrc/tools/ the tools of ``_build_tools.py``),
+    relative to setup.py's directory when building from there, as
+    setuptools wants."""
+    found = sorted(glob.glob(os.path.join(directory, "*.c")))
     root = os.path.dirname(CSRC)
     if os.path.abspath(os.getcwd()) == root:
-        sources = [os.path.relpath(s, root) for s in sources]
-    builder.set_source(
-        "lockfree._lockfree",
-        "\n".join(f'#include "{name}.h"' for name in CDEF),
-        sources=sources,
+        found = [os.path.relpath(s, root) for s in found]
+    return found
+
+
+def build_options(portable=None):
+    """set_source() options every extension built from csrc/ shares.
+    ``portable``: the atomics layer (default: :func:`atomics_impl`)."""
+    if portable is None:
+        portable = atomics_impl() == "portable"
+    return dict(
         include_dirs=[CSRC],
-        define_macros=macros,
+        define_macros=[("LF_ATOMICS_PORTABLE", "1")] if portable else [],
         # -O2, never -march=native: wheels must run on any x86-64.
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                             "-Wno-unused-parameter"]
         + shlex.split(os.environ.get("LOCKFREE_CFLAGS", "")),
         # 16-byte __atomic operations live in libatomic (portable layer).
-        libraries=["atomic"] if atomics_impl() == "portable" else [],
+        libraries=["atomic"] if portable else [],
         extra_link_args=([] if os.environ.get("LOCKFREE_DEBUG") == "1"
                          else ["-Wl,--strip-debug"])
         + shlex.split(os.environ.get("LOCKFREE_LDFLAGS", "")),
     )
+
+
+def _make_builder():
+    builder = FFI()
+    builder.cdef("\n".join(CDEF.values()))
+    builder.set_source(
+        "lockfree._lockfree",
+        "\n".join(f'#include "{name}.h"' for name in CDEF),
+        sources=sources(CSRC), **build_options())
     return builder
 
 

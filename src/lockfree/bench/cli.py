@@ -192,15 +192,19 @@ def _write_json(path, payload):
 
 def run(args, parser) -> int:
     _check_paths(args, parser)
-    info = machine.info()
     if args.python:
         from . import pylevel
-        return pylevel.main(args, info, header, _write_json)
+        return pylevel.main(args, machine.info(), header, _write_json)
     s = settings(args)
+    ck = [p for p in s.primitives if p.startswith("ck-")]
+    why = harness.use_ck(ck, _note) if ck else None
+    if why:
+        _note(why)  # one line: what is missing and how to get it
+    info = machine.info()
     prims, missing = s.runnable()
-    if missing:
-        _note(f"not available in this build: {', '.join(missing)} "
-              "(Concurrency Kit headers were absent at build time)")
+    missing_lf = [p for p in missing if p not in ck]
+    if missing_lf:
+        _note(f"not available in this build: {', '.join(missing_lf)}")
     if not prims:
         parser.error("none of the requested primitives is available")
     bar = progress.bar(len(s.configs()) * s.repeat)

@@ -1,11 +1,17 @@
-"""One run of the C harness (``lf_bench_run``) as a dict of raw figures."""
+"""One run of the C harness (``lf_bench_run``) as a dict of raw figures.
+
+The harness is a tool, in ``lockfree._tools`` (built without Concurrency
+Kit); :func:`use_ck` adds a CK-enabled build of it for the ``ck-*``
+primitives (``ck.py``: built on demand when ``<ck_spinlock.h>`` is found).
+"""
 
 from __future__ import annotations
 
 import errno
 import statistics
+import sys
 
-from .._ffi import ffi, lib
+from .._tools import ffi, lib
 
 #: Every primitive the C harness knows, in its order ("none" takes no lock:
 #: it exists to show the counter check failing).
@@ -16,13 +22,51 @@ MAX_LINES = lib.LF_BENCH_MAX_LINES
 CLOCK = ffi.string(lib.lf_bench_clock()).decode()
 
 
+#: The CK-enabled harness module once :func:`use_ck` loaded it.
+CK = None
+
+
 class NotAvailable(LookupError):
-    """The primitive was not compiled in (Concurrency Kit headers absent)."""
+    """The primitive is not compiled in (Concurrency Kit not loaded)."""
+
+
+def use_ck(names=None, note=None) -> str | None:
+    """Load (building once if needed) the CK-enabled harness for ``names``
+    (the ``ck-*`` primitives asked for; default all three); None, or the
+    one line saying why not.  ``note(text)`` shows progress (default:
+    standard error)."""
+    global CK
+    from . import ck
+    names = list(names or ck.NAMES)
+    if note is None:
+        def note(text):
+            print(text, file=sys.stderr)
+    if CK is None:
+        try:
+            mod = ck.load(names, note)
+        except ck.Unavailable as exc:
+            return str(exc)
+        names_there = tuple(ffi.string(mod.lib.lf_bench_name(i)).decode()
+                            for i in range(mod.lib.LF_BENCH_NPRIMS))
+        if names_there != PRIMITIVES:
+            return f"{', '.join(names)}: the CK harness does not match"
+        CK = mod
+    if not all(CK.lib.lf_bench_available(PRIMITIVES.index(n))
+               for n in names):
+        return f"{', '.join(names)}: built, but without Concurrency Kit"
+    return None
+
+
+def _impl(name):
+    """(ffi, lib) of the harness that runs ``name``."""
+    if CK is not None and name.startswith("ck-"):
+        return CK.ffi, CK.lib
+    return ffi, lib
 
 
 def available(name: str) -> bool:
-    """True if ``name`` is compiled into this build."""
-    return bool(lib.lf_bench_available(PRIMITIVES.index(name)))
+    """True if ``name`` can run (``ck-*``: after :func:`use_ck`)."""
+    return bool(_impl(name)[1].lf_bench_available(PRIMITIVES.index(name)))
 
 
 def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
@@ -48,7 +92,8 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     if len(cpus) < threads:
         raise ValueError(f"{threads} threads need {threads} CPUs, "
                          f"got {len(cpus)}")
-    cfg = ffi.new("struct lf_bench_config *")
+    hffi, hlib = _impl(prim)
+    cfg = hffi.new("struct lf_bench_config *")
     cfg.prim = PRIMITIVES.index(prim)
     cfg.threads = threads
     cfg.duration_ns = int(duration * 1e9)
@@ -56,10 +101,13 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     cfg.cs_lines, cfg.read_pct, cfg.lat_every = lines, read_pct, lat_every
     for i, cpu in enumerate(cpus[:threads]):
         cfg.cpu[i] = -1 if cpu is None else cpu
-    res = ffi.new("struct lf_bench_result *")
-    err = lib.lf_bench_run(cfg, res)  # the GIL is released for the run
+    res = hffi.new("struct lf_bench_result *")
+    err = hlib.lf_bench_run(cfg, res)  # the GIL is released for the run
     if err == -errno.ENOTSUP:
-        raise NotAvailable(f"{prim} is not available in this build")
+        raise NotAvailable(
+            f"{prim} is not available in this build" + (
+                "; use_ck() builds it where libck-dev is installed"
+                if prim.startswith("ck-") else ""))
     if err == -errno.EINVAL:
         raise ValueError(
             f"bad benchmark configuration: threads 1..{MAX_THREADS}, lines "

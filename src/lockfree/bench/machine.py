@@ -90,6 +90,7 @@ def smt_summary(cores=None) -> str:
 def info() -> dict:
     """Everything about the machine and the build a result depends on."""
     from .. import build_info
+    from . import harness
     from .harness import CLOCK, PRIMITIVES, available
 
     cores = topology()
@@ -111,6 +112,8 @@ def info() -> dict:
         "lockfree": build_info(),
         "clock": CLOCK,
         "unavailable": [p for p in PRIMITIVES if not available(p)],
+        # The ck-* primitives' harness: built on demand (bench/ck.py).
+        "ck_harness": harness.CK.__file__ if harness.CK else None,
         "loadavg": load,
         "online": _read(f"{_SYS}/online"),
     }

@@ -3,9 +3,9 @@
 Each worker loops ``acquire(); counter += 1; release()`` for the duration,
 through the same bound methods users call.  Implementations: the lockfree
 locks, ``threading.Lock`` (threads only), ``multiprocessing.Lock``, and the
-floor: two bare one-argument cffi calls (``lockfree.lib.lf_noop1`` bound to
-a pointer, the cheapest binding lockfree uses) in place of acquire and
-release, which no cffi-based lock can beat.  Where the lockfree figures sit
+floor: two bare one-argument cffi calls (``lockfree._tools.lib.lf_noop1``
+bound to a pointer, the cheapest binding lockfree uses) in place of acquire
+and release, which no cffi-based lock can beat.  Where the lockfree figures sit
 on the floor, the FFI boundary (the GIL released and retaken, errno saved,
 ~100 ns a call) dominates, not the lock.
 """
@@ -30,7 +30,7 @@ COLUMNS = ("implementation", "workers", "k ops/s", "ns/op/worker",
 
 
 def _floor_calls():
-    from .._ffi import ffi, lib
+    from .._tools import ffi, lib
     p = ffi.new("char[]", 64)
     f = types.MethodType(lib.lf_noop1, p)
     return f, f, p

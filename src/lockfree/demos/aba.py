@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._ffi import ffi, lib
+from .._tools import ffi, lib
 
 TITLE = "Treiber stack: a plain CAS suffers ABA, a tagged 16-byte CAS does not"
 NAMES = "ABCDE"

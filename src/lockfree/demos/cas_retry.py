@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from .._ffi import ffi, lib
+from .._tools import ffi, lib
 from ..atomic import AtomicInt
 
 TITLE = "the CAS retry loop: attempts, retries per success, histogram"

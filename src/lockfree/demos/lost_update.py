@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._ffi import ffi, lib
+from .._tools import ffi, lib
 
 TITLE = "C threads increment a plain counter and an atomic one"
 
