@@ -13,6 +13,7 @@ from multiprocessing import shared_memory
 import pytest
 
 from lockfree import AtomicInt, OwnerDiedError, SeqBytes, SeqRecord, ffi, lib
+from lockfree.errors import CorruptStateError
 from lockfree.demos import torn_read, writer_rate
 
 from .conftest import LONG
@@ -207,8 +208,9 @@ def test_corrupt_format_in_region_detected():
         assert r.format == "dq"
     buf[64 + 128] = ord("b")  # "bq" packs 16 bytes with native alignment
     buf[64 + 128 + 1] = ord("b")  # "bb" packs 2 bytes: mismatch
-    with pytest.raises(ValueError, match="corrupt"):
+    with pytest.raises(CorruptStateError, match="corrupt") as e:
         SeqRecord.attach(buffer=buf)
+    assert e.value.field == "format"
 
 
 @pytest.mark.parametrize("field,offset", [
@@ -225,8 +227,10 @@ def test_corrupt_geometry_refused_without_writing(field, offset, latch):
         ok.write(b"x" * 16)
     struct.pack_into("<I", buf, 64 + offset, 1 << 20)
     before = bytes(buf)
-    with pytest.raises(ValueError, match="corrupt SeqBytes"):
+    with pytest.raises(CorruptStateError, match="SeqBytes is corrupt") as e:
         SeqBytes.attach(buffer=buf)
+    assert e.value.field == field
+    assert isinstance(e.value, ValueError)
     assert bytes(buf) == before
 
 
@@ -234,8 +238,9 @@ def test_odd_writer_count_refused():
     buf = bytearray(SeqBytes.region_size(8))
     SeqBytes(8, buffer=buf).close()
     struct.pack_into("<I", buf, 64 + 64 + 48, 3)  # wseq is always even
-    with pytest.raises(ValueError, match="corrupt SeqBytes"):
+    with pytest.raises(CorruptStateError) as e:
         SeqBytes.attach(buffer=buf)
+    assert e.value.field == "wseq"
 
 
 def test_private_not_picklable():
