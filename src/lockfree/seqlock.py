@@ -143,15 +143,22 @@ def _make_reader(fetch, buf, convert, slow):
     return read
 
 
-def _bytes_of(data, what="data"):
-    """data as bytes or a char cdata over its buffer (C-contiguous)."""
-    if type(data) is bytes:
+def _bytes_of(data, what="data", writable=False):
+    """data as bytes, or a char cdata over the bytes of its buffer (any
+    item format and shape, as ``memoryview(data).cast("B")``); TypeError
+    unless it is a C-contiguous (and if asked, writable) buffer."""
+    if type(data) is bytes and not writable:
         return data
     try:
-        return ffi.from_buffer(data)
-    except (TypeError, BufferError) as exc:
-        raise TypeError(f"{what} must be a C-contiguous bytes-like object, "
-                        f"not {type(data).__name__} ({exc})") from None
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object, not "
+                        f"{type(data).__name__}") from None
+    if not view.c_contiguous or (writable and view.readonly):
+        need = "writable C-contiguous" if writable else "C-contiguous"
+        raise TypeError(f"{what} must be a {need} bytes-like object; this "
+                        f"{type(data).__name__} is not")
+    return ffi.from_buffer(view, require_writable=writable)
 
 
 class _SeqBase(Primitive):
@@ -550,11 +557,7 @@ class SeqBytes(_SeqBase):
         for another kind of object, ``ValueError`` if it is smaller;
         ``timeout`` as for ``read``."""
         h = self._live()
-        try:
-            ptr = ffi.from_buffer(buffer, require_writable=True)
-        except (TypeError, BufferError) as exc:
-            raise TypeError(f"buffer must be a writable C-contiguous "
-                            f"bytes-like object ({exc})") from None
+        ptr = _bytes_of(buffer, "buffer", writable=True)
         size = h.size
         if len(ptr) < size:
             raise ValueError(f"buffer has {len(ptr)} bytes; need {size}")
