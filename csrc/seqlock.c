@@ -144,12 +144,13 @@ void lf_seq_write_locked(const struct lf_seq_handle *h, const void *src)
 }
 
 /* An owner word no lock ever writes: ids are pid << 32 | tid with
- * 0 < pid <= INT_MAX (so that -(id) <= -2^32, see errors.h). */
+ * 0 < pid <= INT_MAX (so that -(id) <= -2^32, see errors.h) and tid != 0
+ * (lf_owner_alive() calls such an id alive: it would be waited for). */
 static int owner_garbage(uint64_t owner)
 {
 	uint32_t pid = lf_owner_pid(owner);
 
-	return pid == 0 || pid > INT32_MAX;
+	return pid == 0 || pid > INT32_MAX || lf_owner_tid(owner) == 0;
 }
 
 /* The result of an acquire of the writer lock that did not acquire it,
@@ -248,17 +249,32 @@ static inline void copy_out(void *dst, const char *shared, uint64_t len)
 static inline int read_once(const struct lf_seq_handle *h, void *dst,
 			    uint32_t *sp)
 {
-	uint32_t s = lf_seq_read_begin(h);
+	/* Everything from the handle before the copy (dst may alias it, as
+	 * far as the compiler knows); the same barriers as the inline API. */
+	const lf_seqlock_t *sl = h->sl;
+	const uint32_t latch = h->flags & LF_SEQ_LATCH, size = h->size;
+	const char *copy0 = h->copy0;
+	const uint64_t stride = h->stride;
+	/* Pairs with the release store in lf_seq_write_end() (and the latch
+	 * flip): see lf_seq_read_begin(). */
+	uint32_t s = lf_load_acquire32(&sl->seq);
 
 	/* Writer priority: nothing after this starts until the counter's load
 	 * is done (see "Readers and the writer's cache line" in seqlock.h). */
 	lf_barrier_nospec();
 	*sp = s;
-	if ((s & 1) && !(h->flags & LF_SEQ_LATCH))
-		return 0;
-	copy_out(dst, lf_seq_copy(h, lf_seq_read_index(h, s)), h->size);
-	LF_TEST_SEQ_COPIED(h->sl);
-	return lf_seq_read_retry(h, s) ? -1 : 1;
+	if (!latch) {
+		if (s & 1)
+			return 0;
+		copy_out(dst, copy0, size);
+	} else {
+		copy_out(dst, copy0 + (s & 1) * stride, size);  /* masked */
+	}
+	LF_TEST_SEQ_COPIED((lf_seqlock_t *)sl);
+	/* Pairs with the lf_smp_wmb() in lf_seq_write_begin(): see
+	 * lf_seq_read_retry(). */
+	lf_smp_rmb();
+	return lf_read32(&sl->seq) != s ? -1 : 1;
 }
 
 #define RETRY_CHECK 64u  /* torn copies between looks at the clock */

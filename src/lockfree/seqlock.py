@@ -98,13 +98,17 @@ def _values_error(exc, fmt):
     return ValueError(msg)
 
 
-def _raise(r, what):
+_CORRUPT = {
+    "seq": "the counter is odd but no live writer holds the lock (or its "
+           "owner word is garbage); the next write repairs the counter",
+    "lock": "the writer lock's owner word is garbage",
+}
+
+
+def _raise(r, what, field="seq"):
     """Raise for a negative C result (errors.h) of a read or write."""
     if r == _ECORRUPT:
-        raise CorruptStateError(what, field="seq",
-                                detail="the counter is odd or the writer "
-                                "lock's owner word is garbage, with no live "
-                                "writer; the next write repairs the counter")
+        raise CorruptStateError(what, field=field, detail=_CORRUPT[field])
     raise_for(r, what)
 
 
@@ -128,7 +132,7 @@ def _write_slow(h, data, size, timeout, what):
     r = _wait.wait(lambda end: lib.lf_seq_write_until(h, data, size, end),
                    _deadline(timeout))
     if r:
-        _raise(r, what)
+        _raise(r, what, "lock")
 
 
 def _make_reader(fetch, buf, convert, slow):
