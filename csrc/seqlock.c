@@ -280,17 +280,15 @@ static inline int read_once(const struct lf_seq_handle *h, void *dst,
 #define RETRY_CHECK 64u  /* torn copies between looks at the clock */
 
 /* Retries: the number of torn copies discarded (waiting for a classic
- * write in progress is not a retry).  A deadline of 0 with `slice` means
- * one LF_SLICE_NS from now. */
+ * write in progress is not a retry).  `once`: do not wait for a write in
+ * progress (LF_EAGAIN at once; the caller waits with its own deadline). */
 static __attribute__((noinline)) int64_t
 read_slow(const struct lf_seq_handle *h, void *dst, int64_t retries,
-	  uint64_t deadline, int slice)
+	  uint64_t deadline, int once)
 {
 	uint32_t s;
 	int r;
 
-	if (slice)
-		deadline = lf_deadline_in(LF_SLICE_NS);
 	while ((r = read_once(h, dst, &s)) <= 0) {
 		if (r < 0) {
 			/* Writes keep overlapping the copy: a peer bumping
@@ -301,6 +299,8 @@ read_slow(const struct lf_seq_handle *h, void *dst, int64_t retries,
 				return LF_EAGAIN;
 			continue;
 		}
+		if (once)
+			return LF_EAGAIN;
 		int64_t err = wait_even(h, &s, deadline);
 		if (err)
 			return err;
@@ -310,14 +310,14 @@ read_slow(const struct lf_seq_handle *h, void *dst, int64_t retries,
 
 /* The fast path (one attempt) without the slow path's stack frame. */
 static inline int64_t read_copy(const struct lf_seq_handle *h, void *dst,
-				uint64_t deadline, int slice)
+				uint64_t deadline, int once)
 {
 	uint32_t s;
 	int r = read_once(h, dst, &s);
 
 	if (__builtin_expect(r > 0, 1))
 		return 0;
-	return read_slow(h, dst, r < 0, deadline, slice);
+	return read_slow(h, dst, r < 0, deadline, once);
 }
 
 int64_t lf_seq_read_until(const struct lf_seq_handle *h, void *dst,
@@ -397,7 +397,7 @@ int64_t lf_seq_fetch(struct lf_seq_handle *h)
 {
 	if (__builtin_expect(claim(h) != 0, 0))
 		return LF_EBUSY;
-	int64_t r = read_copy(h, h->buf, 0, 1);
+	int64_t r = read_copy(h, h->buf, LF_NOWAIT, 1);
 	h->retries = r;
 	return r;
 }
@@ -415,12 +415,8 @@ int64_t lf_seq_store(const struct lf_seq_handle *h, const void *src)
 {
 	lf_seqlock_t *sl = h->sl;
 
-	if (__builtin_expect(!lf_spin_trylock(&sl->lock), 0)) {
-		int64_t r = lf_spin_lock_until(&sl->lock,
-					       lf_deadline_in(LF_SLICE_NS));
-		if (r != LF_ACQUIRED)
-			return lock_failed(r);
-	}
+	if (__builtin_expect(!lf_spin_trylock(&sl->lock), 0))
+		return LF_EAGAIN;  /* the caller waits, with its deadline */
 	lf_seq_write_locked(h, src);
 	lf_spin_unlock(&sl->lock);
 	return LF_OK;

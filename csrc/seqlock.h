@@ -364,13 +364,15 @@ int64_t lf_seq_recover(const struct lf_seq_handle *h, const void *src,
 uint32_t lf_seq_sequence(const struct lf_seq_handle *h);
 uint64_t lf_seq_writer(const struct lf_seq_handle *h);  /* owner id or 0 */
 
-/* Read into h->buf, waiting at most one slice (LF_SLICE_NS) for a write in
- * progress.  Returns as lf_seq_read_until, or LF_EBUSY (another thread of
- * this process owns the handle). */
+/* Read into h->buf without waiting: LF_EAGAIN at once if a classic write
+ * is in progress (or after RETRY_CHECK torn copies); else as
+ * lf_seq_read_until, or LF_EBUSY (another thread of this process owns the
+ * handle).  The bindings' hot path: they wait, if they must, with
+ * lf_seq_fetch_until and their own deadline. */
 int64_t lf_seq_fetch(struct lf_seq_handle *h);
-/* The same with a deadline. */
 int64_t lf_seq_fetch_until(struct lf_seq_handle *h, uint64_t deadline);
-/* lf_seq_write of h->size bytes with a slice deadline. */
+/* lf_seq_write of h->size bytes if the writer lock is free (LF_OK), else
+ * LF_EAGAIN at once (the caller waits with lf_seq_write_until). */
 int64_t lf_seq_store(const struct lf_seq_handle *h, const void *src);
 
 #endif /* LF_SEQLOCK_H */

@@ -457,24 +457,30 @@ def test_recover_bytes_form_and_nothing_to_recover():
             b.recover(b"xy")
 
 
-# -- input checks -------------------------------------------------------------------
+# -- input checks -------------------------------------------------------------
 
-@pytest.mark.parametrize("bad, exc", [("1", TypeError), (None, None),
+@pytest.mark.parametrize("bad, exc", [("1", TypeError),
                                       (float("nan"), ValueError),
                                       (-1, ValueError), (True, TypeError)])
-def test_timeouts_are_checked(make, bad, exc):
-    with make() as obj:
+@pytest.mark.parametrize("kind", ["record", "bytes"])
+def test_timeouts_are_checked_when_waiting(kind, bad, exc):
+    """A timeout is looked at when the call has to wait (the uncontended
+    path is one C call that never waits: it does not even look at it), and
+    then a bad one is a TypeError / ValueError, never a hang."""
+    with MAKERS[kind]() as obj:
         v = value(obj, 1)
         args = v if isinstance(obj, SeqRecord) else (v,)
-        if exc is None:  # timeout=None: wait as long as it takes
-            obj.write(*args, timeout=bad)
-            assert obj.read(timeout=bad) == v
-            return
-        with pytest.raises(exc, match="timeout"):
-            obj.read(timeout=bad)
-        with pytest.raises(exc, match="timeout"):
-            obj.write(*args, timeout=bad)
-        assert obj.read(timeout=0) == obj.read(timeout=0.5) == value(obj, 0)
+        obj.write(*args, timeout=bad)  # not contended: never waits
+        assert obj.read(timeout=bad) == v
+        w = _LiveWriter(obj)  # now both have to wait
+        try:
+            with pytest.raises(exc, match="timeout"):
+                obj.read(timeout=bad)
+            with pytest.raises(exc, match="timeout"):
+                obj.write(*args, timeout=bad)
+        finally:
+            w.end()
+        assert obj.read(timeout=0) == obj.read(timeout=None) == v
 
 
 def test_buffers_taken_as_their_bytes_or_refused():
@@ -515,7 +521,7 @@ def test_attach_arguments_checked():
         SeqBytes(True)
 
 
-# -- hostile peers: a live-looking writer, scribbled counters -------------------
+# -- hostile peers: a live-looking writer, scribbled counters -----------------
 
 class _LiveWriter(threading.Thread):
     """A thread that takes the writer lock and starts a classic write, then
@@ -606,7 +612,7 @@ def test_odd_counter_with_free_lock_is_corrupt_and_repaired(fmt):
 
 
 # -- hostile peers: the issue's reproducers (in a subprocess: a crash fails
-# -- the test instead of killing pytest) -----------------------------------------
+# -- the test instead of killing pytest) --------------------------------------
 
 def _run_python(code, timeout=60):
     """Run code in a fresh interpreter: (returncode, stdout + stderr); a
@@ -654,7 +660,7 @@ def test_issue16_writer_offset_scribbled_after_attach(bad):
     assert rc == 0 and "ok" in out, f"exit {rc}: {out}"
 
 
-# -- hostile peers: a scribbler over the whole region -------------------------------
+# -- hostile peers: a scribbler over the whole region -------------------------
 
 SCRIBBLE_S = 1.0 if LONG else 0.6  # seconds a run lasts
 SCRIBBLE_RUNS = 25 if LONG else 1  # runs per kind

@@ -30,6 +30,8 @@ process scribbling over the state later can make reads return wrong bytes
 or raise ``CorruptStateError``, never touch memory outside the region.
 ``read``, ``read_into`` and ``write`` take ``timeout=`` (seconds; then
 ``TimeoutError``); without one they wait in slices, so Ctrl-C works.
+``read`` and ``write`` look at (and check) their timeout only when they
+have to wait: their uncontended path is one C call that never waits.
 """
 
 from __future__ import annotations
@@ -136,14 +138,14 @@ def _write_slow(h, data, size, timeout, what):
 
 
 def _make_reader(fetch, buf, convert, slow):
-    """read(): one C call into the scratch buffer, one conversion of it."""
+    """read(): one C call into the scratch buffer, one conversion of it.
+    The C call never waits; the timeout matters (and is checked) only when
+    the read has to wait, in slow()."""
     def read(timeout=None):
-        if timeout is None:
-            r = fetch()
-            if r >= 0:
-                return convert(buf)
-            return slow(r, None)
-        return slow(None, timeout)
+        r = fetch()
+        if r < 0:
+            return slow(r, timeout)
+        return convert(buf)
     return read
 
 
@@ -256,15 +258,12 @@ class _SeqBase(Primitive):
         fetch_until = lib.lf_seq_fetch_until
 
         def slow(r, timeout):
-            # A timeout, another thread owning the handle, a write in
-            # progress for longer than a slice (wait another: signal
-            # handlers run between slices), a corrupt state, or a writer
-            # that died mid-write.
+            # Another thread owns the handle, a write is in progress (wait
+            # for it in slices: signal handlers run between them, until
+            # the deadline), a corrupt state, or a writer that died
+            # mid-write.
             deadline = _deadline(timeout)
-            hb = main
-            if r is None:
-                end = _slice_end(deadline)
-                r = fetch_until(hb[0], end)
+            hb, end = main, None
             while r < 0:
                 if r == _EBUSY:
                     hb = getattr(local, "h", None)
@@ -272,7 +271,7 @@ class _SeqBase(Primitive):
                         hb = local.h = handle()
                 elif r != _EAGAIN:
                     _raise(r, what)
-                elif deadline != _FOREVER and _wait.now_ns() >= deadline:
+                elif end == deadline:
                     raise_for(r, what)  # TimeoutError
                 end = _slice_end(deadline)
                 r = fetch_until(hb[0], end)
@@ -423,10 +422,8 @@ class SeqRecord(_SeqBase):
                 data = pack(*values)
             except struct.error as exc:
                 raise _values_error(exc, fmt) from None
-            if timeout is None and not store(data):
-                return
-            # a timeout, the lock busy for a slice, or its owner died
-            _write_slow(h, data, size, timeout, what)
+            if store(data):  # the lock is busy: wait (until the timeout)
+                _write_slow(h, data, size, timeout, what)
         return write
 
     @property
@@ -540,10 +537,8 @@ class SeqBytes(_SeqBase):
         def write(data, timeout=None):
             if type(data) is not bytes or len(data) != size:
                 data = src(data, size)
-            if timeout is None and not store(data):
-                return
-            # a timeout, the lock busy for a slice, or its owner died
-            _write_slow(h, data, size, timeout, what)
+            if store(data):  # the lock is busy: wait (until the timeout)
+                _write_slow(h, data, size, timeout, what)
         return write
 
     def read(self, timeout=None) -> bytes:
