@@ -249,12 +249,7 @@ static inline void copy_out(void *dst, const char *shared, uint64_t len)
 static inline int read_once(const struct lf_seq_handle *h, void *dst,
 			    uint32_t *sp)
 {
-	/* Everything from the handle before the copy (dst may alias it, as
-	 * far as the compiler knows); the same barriers as the inline API. */
 	const lf_seqlock_t *sl = h->sl;
-	const uint32_t latch = h->flags & LF_SEQ_LATCH, size = h->size;
-	const char *copy0 = h->copy0;
-	const uint64_t stride = h->stride;
 	/* Pairs with the release store in lf_seq_write_end() (and the latch
 	 * flip): see lf_seq_read_begin(). */
 	uint32_t s = lf_load_acquire32(&sl->seq);
@@ -263,13 +258,13 @@ static inline int read_once(const struct lf_seq_handle *h, void *dst,
 	 * is done (see "Readers and the writer's cache line" in seqlock.h). */
 	lf_barrier_nospec();
 	*sp = s;
-	if (!latch) {
-		if (s & 1)
-			return 0;
-		copy_out(dst, copy0, size);
-	} else {
-		copy_out(dst, copy0 + (s & 1) * stride, size);  /* masked */
+	const char *copy = h->copy0;  /* data[0] for every even count */
+	if (s & 1) {
+		if (!(h->flags & LF_SEQ_LATCH))
+			return 0;  /* a classic write is in progress */
+		copy += h->stride;  /* latch: data[s & 1], masked */
 	}
+	copy_out(dst, copy, h->size);
 	LF_TEST_SEQ_COPIED((lf_seqlock_t *)sl);
 	/* Pairs with the lf_smp_wmb() in lf_seq_write_begin(): see
 	 * lf_seq_read_retry(). */

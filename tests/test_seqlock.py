@@ -1,6 +1,7 @@
 """SeqRecord / SeqBytes: snapshots, errors, placement, processes, dead
 writers, torn-read control, writer priority."""
 
+import gc
 import mmap
 import multiprocessing as mp
 import os
@@ -151,7 +152,7 @@ def test_bad_sizes_and_flags():
 
 def test_closed(make):
     obj = make()
-    read = obj.read
+    read, write, v = obj.read, obj.write, value(obj, 3)
     obj.close()
     obj.close()  # idempotent
     assert obj.closed and "closed" in repr(obj)
@@ -161,7 +162,10 @@ def test_closed(make):
         obj.write(b"")
     with pytest.raises(ValueError, match="closed"):
         obj.last_retries
-    read()  # a saved bound method keeps the memory mapped and works
+    # saved bound methods keep the memory mapped and work
+    write(*v) if isinstance(obj, SeqRecord) else write(v)
+    gc.collect()
+    assert read() == v
 
 
 # -- placement, attach, pickling ---------------------------------------------------

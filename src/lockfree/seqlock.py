@@ -54,6 +54,7 @@ _ECORRUPT = lib.LF_ECORRUPT
 _FOREVER = _wait.FOREVER
 _slice_end = _wait.slice_end
 
+_HANDLE_BYTES = ffi.sizeof("struct lf_seq_handle")
 _RECORD, _BYTES = 1, 2           # header param[3]: which class made it
 _FORM_NAMES = {_RECORD: "SeqRecord", _BYTES: "SeqBytes"}
 MAX_SIZE = 1 << 30               # bytes per value: a sanity bound
@@ -173,6 +174,7 @@ class _SeqBase(Primitive):
     _KIND = lib.LF_KIND_SEQLOCK
     _CTYPE = "lf_seqlock_t *"
     _FORM: int
+    _handle = _local = _main = None
 
     # -- region --------------------------------------------------------------
 
@@ -241,18 +243,25 @@ class _SeqBase(Primitive):
         # This process's scratch buffer in the handle the one-argument C
         # calls use; the first thread that reads owns it (see seqlock.h),
         # other threads get copies of the handle with buffers of their own
-        # in self._local.  The closures hold st, which keeps the region
-        # mapped for as long as any of them is alive (see Primitive).
+        # in self._local.  Each handle holds st, which keeps the region
+        # mapped for as long as anything using the handle is alive.
         self._local = local = threading.local()
 
         def handle(base=h):
-            mine = ffi.new("struct lf_seq_handle *", base[0])
+            # On a cache line of its own (the hot calls read most of it).
+            raw = ffi.new("char[]", _HANDLE_BYTES + 63)
+            at = -int(ffi.cast("uintptr_t", raw)) % 64
             scratch = ffi.new("char[]", size)
+            # A plain pointer (cffi passes it fastest); whatever holds the
+            # tuple holds its memory, its scratch buffer and st (the
+            # mapping): the closures do, so a bound method saved before
+            # close() keeps working (see Primitive).
+            mine = ffi.cast("struct lf_seq_handle *", raw + at)
+            mine[0] = base[0]
             mine.buf, mine.owner, mine.retries = scratch, 0, 0
-            # the buffer object keeps scratch alive
-            return mine, memoryview(ffi.buffer(scratch, size)), st
+            return mine, memoryview(ffi.buffer(scratch, size)), raw, st
 
-        main = handle()
+        self._main = main = handle()
         self._handle, buf = main[0], main[1]
         fetch = types.MethodType(lib.lf_seq_fetch, self._handle)
         fetch_until = lib.lf_seq_fetch_until
@@ -279,8 +288,8 @@ class _SeqBase(Primitive):
 
         self._install("read", _make_reader(fetch, buf, convert, slow))
         self._install("write", self._make_writer(
-            types.MethodType(lib.lf_seq_store, self._handle), self._handle,
-            size, what))
+            types.MethodType(lib.lf_seq_store, self._handle), main, size,
+            what))
 
     # -- shared API ----------------------------------------------------------
 
@@ -297,6 +306,12 @@ class _SeqBase(Primitive):
             self._closed()
         return self._handle
 
+    def close(self) -> None:
+        """Release this object's memory; idempotent (see Primitive)."""
+        super().close()
+        # The handles hold the mapping: only saved bound methods may now.
+        self._handle = self._local = self._main = None
+
     @property
     def latch(self) -> bool:
         """True if this seqlock keeps two copies (readers never wait)."""
@@ -309,6 +324,7 @@ class _SeqBase(Primitive):
 
     def _my_handle(self):
         """The calling thread's handle (the shared one or its own)."""
+        self._live()
         mine = getattr(self._local, "h", None)
         return self._handle if mine is None else mine[0]
 
@@ -414,7 +430,7 @@ class SeqRecord(_SeqBase):
         self._struct = s
         return s.unpack_from
 
-    def _make_writer(self, store, h, size, what):
+    def _make_writer(self, store, main, size, what):
         pack, fmt = self._struct.pack, self._struct.format
 
         def write(*values, timeout=None):
@@ -423,7 +439,7 @@ class SeqRecord(_SeqBase):
             except struct.error as exc:
                 raise _values_error(exc, fmt) from None
             if store(data):  # the lock is busy: wait (until the timeout)
-                _write_slow(h, data, size, timeout, what)
+                _write_slow(main[0], data, size, timeout, what)
         return write
 
     @property
@@ -531,14 +547,14 @@ class SeqBytes(_SeqBase):
     def _converter(self, h):
         return bytes
 
-    def _make_writer(self, store, h, size, what):
+    def _make_writer(self, store, main, size, what):
         src = self._src
 
         def write(data, timeout=None):
             if type(data) is not bytes or len(data) != size:
                 data = src(data, size)
             if store(data):  # the lock is busy: wait (until the timeout)
-                _write_slow(h, data, size, timeout, what)
+                _write_slow(main[0], data, size, timeout, what)
         return write
 
     def read(self, timeout=None) -> bytes:
