@@ -784,7 +784,8 @@ def test_attach_to_mutated_regions_never_crashes():
                 continue
             used += 1
             with obj:
-                v = ((1,) * len(struct.unpack(obj.format, bytes(obj.size)))
+                # values that fit whatever format the region now holds
+                v = (struct.unpack(obj.format, bytes(obj.size))
                      if cls is SeqRecord else (b"v" * obj.size,))
                 # Blocking reads; writes with a timeout: a lock word
                 # scribbled "held" by nobody known (today's spinlock keeps
