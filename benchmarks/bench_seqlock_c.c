@@ -47,7 +47,7 @@
 
 struct rec { uint64_t a, b, c, d; };
 
-static lf_seqlock_t *sl, *sl_latch;
+static struct lf_seq_handle *sl, *sl_latch;  /* handles */
 
 /* Make the copy observable, so the compiler cannot drop it. */
 static inline void sink(struct rec *r)
@@ -84,7 +84,7 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static __attribute__((noinline)) void read_lf_inline(lf_seqlock_t *l)
+static __attribute__((noinline)) void read_lf_inline(struct lf_seq_handle *l)
 {
 	struct rec r;
 	uint32_t s;
@@ -97,7 +97,7 @@ static __attribute__((noinline)) void read_lf_inline(lf_seqlock_t *l)
 	sink(&r);
 }
 
-static __attribute__((noinline)) void read_lf_latch(lf_seqlock_t *l)
+static __attribute__((noinline)) void read_lf_latch(struct lf_seq_handle *l)
 {
 	struct rec r;
 	uint32_t s;
@@ -108,7 +108,7 @@ static __attribute__((noinline)) void read_lf_latch(lf_seqlock_t *l)
 	sink(&r);
 }
 
-static __attribute__((noinline)) void read_lf_call(lf_seqlock_t *l)
+static __attribute__((noinline)) void read_lf_call(struct lf_seq_handle *l)
 {
 	struct rec r;
 	lf_seq_read(l, &r, sizeof r);
@@ -270,11 +270,21 @@ int main(int argc, char **argv)
 
 	if (repeats < 1 || repeats > 64)
 		repeats = 7;
-	sl = aligned_alloc(64, lf_seq_state_size(sizeof(struct rec), 0, 0));
-	sl_latch = aligned_alloc(64, lf_seq_state_size(sizeof(struct rec),
-						       LF_SEQ_LATCH, 0));
-	lf_seq_init(sl, sizeof(struct rec), 0, NULL, 0);
-	lf_seq_init(sl_latch, sizeof(struct rec), LF_SEQ_LATCH, NULL, 0);
+	static struct lf_seq_handle h, h_latch;
+	uint64_t bytes = lf_seq_state_size(sizeof(struct rec), 0, 0);
+	uint64_t bytes_latch = lf_seq_state_size(sizeof(struct rec),
+						 LF_SEQ_LATCH, 0);
+	lf_seqlock_t *st = aligned_alloc(64, bytes);
+	lf_seqlock_t *st_latch = aligned_alloc(64, bytes_latch);
+	lf_seq_init(st, sizeof(struct rec), 0, NULL, 0);
+	lf_seq_init(st_latch, sizeof(struct rec), LF_SEQ_LATCH, NULL, 0);
+	if (lf_seq_handle_init(&h, st, bytes, sizeof(struct rec), 0, 0,
+			       NULL) ||
+	    lf_seq_handle_init(&h_latch, st_latch, bytes_latch,
+			       sizeof(struct rec), LF_SEQ_LATCH, 0, NULL))
+		return 2;
+	sl = &h;
+	sl_latch = &h_latch;
 	lf_spin_init(&biglock, LF_LOCK_TTAS);
 	printf("atomics=%s\nrepeats=%d\nanchor=%s\nrecord_bytes=%zu\n",
 	       LF_ATOMICS_IMPL, repeats, ANCHOR, sizeof(struct rec));

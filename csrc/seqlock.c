@@ -1,5 +1,7 @@
 #include "seqlock.h"
 
+#include <stdint.h>
+
 _Static_assert(offsetof(lf_seqlock_t, lock) == 64,
 	       "the writer lock has a cache line of its own");
 _Static_assert(offsetof(lf_seqlock_t, inline_) == LF_SEQ_INLINE_OFF &&
@@ -7,6 +9,10 @@ _Static_assert(offsetof(lf_seqlock_t, inline_) == LF_SEQ_INLINE_OFF &&
 	       "the inline copy fills line 0 after the geometry");
 _Static_assert(sizeof(lf_seqlock_t) == LF_SEQ_META_OFF,
 	       "the metadata area follows the two control lines");
+
+#ifdef LF_TEST_HOOKS
+void (*lf_test_seq_copied)(lf_seqlock_t *sl);
+#endif
 
 static uint64_t round64(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
 
@@ -50,32 +56,78 @@ void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
 	lf_spin_init(&sl->lock, LF_LOCK_TTAS);
 }
 
-int lf_seq_check(const lf_seqlock_t *sl, uint64_t size, uint32_t flags,
-		 uint64_t meta_len)
+/* The first field of the state that differs from what lf_seq_init() writes
+ * for this geometry, or NULL.  Reads only the two control lines, and only
+ * once the geometry is known to fit in the `bytes` mapped. */
+static const char *bad_field(const lf_seqlock_t *sl, uint64_t bytes,
+			     uint64_t size, uint32_t flags, uint64_t meta_len)
 {
-	uint64_t off = data_off(size, flags, meta_len);
+	const uint64_t off = data_off(size, flags, meta_len);
 
-	return size <= LF_SEQ_MAX_SIZE && !(flags & ~LF_SEQ_LATCH) &&
-	       sl->flags == flags && sl->wflags == flags &&
-	       sl->size == size && sl->wsize == size &&
-	       sl->meta_len == meta_len &&
-	       sl->data_off == off && sl->wdata_off == off &&
-	       sl->stride == round64(size ? size : 1) &&
-	       !(lf_read32(&sl->wseq) & 1);
+	if (size > LF_SEQ_MAX_SIZE || meta_len > UINT32_MAX)
+		return "size";
+	if (flags & ~LF_SEQ_LATCH)
+		return "flags";
+	if (bytes < LF_SEQ_META_OFF ||
+	    lf_seq_state_size(size, flags, meta_len) > bytes)
+		return "size";  /* does not fit in the memory mapped */
+	if (lf_read32(&sl->flags) != flags)
+		return "flags";
+	if (lf_read32(&sl->size) != size)
+		return "size";
+	if (lf_read32(&sl->data_off) != off)
+		return "data_off";
+	if (lf_read32(&sl->stride) != round64(size ? size : 1))
+		return "stride";
+	if (lf_read32(&sl->meta_len) != meta_len)
+		return "meta_len";
+	if (lf_read32(&sl->wflags) != flags)
+		return "wflags";
+	if (lf_read32(&sl->wsize) != size)
+		return "wsize";
+	if (lf_read32(&sl->wdata_off) != off)
+		return "wdata_off";
+	if (lf_read32(&sl->wseq) & 1)
+		return "wseq";  /* always even between writes */
+	return NULL;
 }
 
-const char *lf_seq_meta(const lf_seqlock_t *sl)
+int lf_seq_handle_init(struct lf_seq_handle *h, lf_seqlock_t *sl,
+		       uint64_t bytes, uint64_t size, uint32_t flags,
+		       uint64_t meta_len, const char **field)
 {
-	return (const char *)sl + LF_SEQ_META_OFF;
+	const char *bad = bad_field(sl, bytes, size, flags, meta_len);
+
+	memset(h, 0, sizeof *h);
+	if (field)
+		*field = bad;
+	if (bad)
+		return LF_ECORRUPT;
+	/* From the checked parameters, not from the state: a peer writing
+	 * the state now changes nothing here. */
+	h->sl = sl;
+	h->copy0 = (char *)sl + data_off(size, flags, meta_len);
+	h->size = (uint32_t)size;
+	h->stride = (uint32_t)round64(size ? size : 1);
+	h->flags = flags;
+	h->meta_len = (uint32_t)meta_len;
+	return 0;
 }
 
-void lf_seq_write_locked(lf_seqlock_t *sl, const void *src)
+const char *lf_seq_meta(const struct lf_seq_handle *h)
 {
-	/* Geometry from line 1 (wflags, wsize, wdata_off): see seqlock.h. */
-	if (!(sl->wflags & LF_SEQ_LATCH)) {
-		lf_seq_write_begin(sl);
-		lf_seq_copy_in(lf_seq_wcopy(sl, 0), src, sl->wsize);
-		lf_seq_write_end(sl);
+	return (const char *)h->sl + LF_SEQ_META_OFF;
+}
+
+void lf_seq_write_locked(const struct lf_seq_handle *h, const void *src)
+{
+	lf_seqlock_t *sl = h->sl;
+
+	/* Geometry from the handle, the count from line 1: see seqlock.h. */
+	if (!(h->flags & LF_SEQ_LATCH)) {
+		uint32_t end = lf_seq_write_begin(sl);
+		lf_seq_copy_in(h->copy0, src, h->size);
+		lf_seq_write_end(sl, end);
 		return;
 	}
 	/* Latch: readers use data[s & 1]; fill the other copy, then switch
@@ -85,40 +137,91 @@ void lf_seq_write_locked(lf_seqlock_t *sl, const void *src)
 	/* Earlier switches are visible before these data stores.  Pairs with
 	 * the lf_smp_rmb() in lf_seq_read_retry(). */
 	lf_smp_wmb();
-	lf_seq_copy_in(lf_seq_wcopy(sl, (s + 1) & 1), src, sl->wsize);
+	lf_seq_copy_in(lf_seq_copy(h, (s + 1) & 1), src, h->size);
 	/* Release: the copy is complete before readers switch to it.  Pairs
 	 * with the acquire load in lf_seq_read_begin(). */
 	lf_store_release32(&sl->seq, s + 1);
 }
 
+/* An owner word no lock ever writes: ids are pid << 32 | tid with
+ * 0 < pid <= INT_MAX (so that -(id) <= -2^32, see errors.h) and tid != 0
+ * (lf_owner_alive() calls such an id alive: it would be waited for). */
+static int owner_garbage(uint64_t owner)
+{
+	uint32_t pid = lf_owner_pid(owner);
+
+	return pid == 0 || pid > INT32_MAX || lf_owner_tid(owner) == 0;
+}
+
+/* The result of an acquire of the writer lock that did not acquire it,
+ * onto the seqlock's codes (LF_EAGAIN for a deadline that passed). */
+static int64_t lock_failed(int64_t r)
+{
+	if (r == 0)
+		return LF_EAGAIN;
+	if (LF_IS_DEAD_OWNER(r))
+		return r;
+	return LF_ECORRUPT;  /* a "dead owner" no lock could have recorded */
+}
+
+/* Classic mode, a reader waiting: the counter has stayed odd (s) for a
+ * spin budget or until the deadline.  The lock is held while a write is
+ * in progress, so its owner is the writer (or a recoverer, alive, which
+ * replaced the dead one's id).  0: keep waiting; else the result. */
+static int64_t check_writer(const lf_seqlock_t *sl, uint32_t s,
+			    uint32_t *lock_free)
+{
+	lf_spinlock_t *lock = (lf_spinlock_t *)&sl->lock;
+	uint64_t owner = lf_spin_owner(lock);
+
+	/* The owner's load is done before seq's second load.  Pairs with the
+	 * release stores that end a write and then the lock (a writer clears
+	 * its id only after its even count is out). */
+	lf_smp_rmb();
+	if (lf_load_acquire32(&sl->seq) != s) {
+		*lock_free = 0;
+		return 0;  /* moved: a writer is at work */
+	}
+	if (!owner) {
+		/* Odd with the lock free: no write is in progress, and a write
+		 * unlocks only after its even count.  So a peer wrote seq (or
+		 * the owner word); seen at two checks an owner-check interval
+		 * apart it is not a store in flight. */
+		return ++*lock_free >= 2 ? LF_ECORRUPT : 0;
+	}
+	*lock_free = 0;
+	if (owner_garbage(owner))
+		return LF_ECORRUPT;
+	if (!lf_owner_alive(owner) && lf_spin_owner(lock) == owner &&
+	    lf_load_acquire32(&sl->seq) == s)
+		return -(int64_t)owner;
+	return 0;
+}
+
 /* Classic mode, slow path: the counter s is odd.  Wait (spin, back off,
- * yield) for an even count; the deadline is absolute, or if `slice` one
- * LF_SLICE_NS from now.  Returns 0 with the even count in *sp, or an error
- * code. */
-static int64_t wait_even(const lf_seqlock_t *sl, uint32_t *sp,
-			 uint64_t deadline, int slice)
+ * yield, sleep) for an even count until the deadline.  Returns 0 with the
+ * even count in *sp, or an error code. */
+static int64_t wait_even(const struct lf_seq_handle *h, uint32_t *sp,
+			 uint64_t deadline)
 {
 	struct lf_wait w;
+	uint32_t lock_free = 0;
 
-	lf_wait_init(&w, slice ? lf_now_ns() + LF_SLICE_NS : deadline);
+	lf_wait_init(&w, deadline);
 	for (;;) {
 		int r = lf_wait_step(&w);
-		uint32_t s = lf_seq_read_begin(sl);
+		uint32_t s = lf_seq_read_begin(h);
 		if (!(s & 1)) {
 			*sp = s;
 			return 0;
 		}
 		if (r == LF_WAIT_AGAIN)
 			continue;
-		/* Odd for a whole spin budget: is the writer alive?  The lock
-		 * is held while the count is odd, so its owner is the writer
-		 * (or a recoverer, alive, which replaced the dead one's id). */
-		uint64_t owner = lf_read64(&sl->lock.owner);
-		if (owner && !lf_owner_alive(owner) &&
-		    lf_load_acquire32(&sl->seq) == s)
-			return -(int64_t)owner;
+		int64_t err = check_writer(h->sl, s, &lock_free);
+		if (err)
+			return err;
 		if (r == LF_WAIT_TIMEOUT)
-			return LF_SEQ_TIMEDOUT;
+			return LF_EAGAIN;
 	}
 }
 
@@ -143,35 +246,57 @@ static inline void copy_out(void *dst, const char *shared, uint64_t len)
 
 /* One attempt: 1 with a consistent copy in dst, 0 if a classic write is in
  * progress (nothing copied), -1 if the copy was torn. */
-static inline int read_once(const lf_seqlock_t *sl, void *dst, uint32_t *sp)
+static inline int read_once(const struct lf_seq_handle *h, void *dst,
+			    uint32_t *sp)
 {
-	uint32_t s = lf_seq_read_begin(sl);
+	const lf_seqlock_t *sl = h->sl;
+	/* Pairs with the release store in lf_seq_write_end() (and the latch
+	 * flip): see lf_seq_read_begin(). */
+	uint32_t s = lf_load_acquire32(&sl->seq);
 
 	/* Writer priority: nothing after this starts until the counter's load
 	 * is done (see "Readers and the writer's cache line" in seqlock.h). */
 	lf_barrier_nospec();
 	*sp = s;
-	if ((s & 1) && !(sl->flags & LF_SEQ_LATCH))
-		return 0;
-	copy_out(dst, lf_seq_copy(sl, lf_seq_read_index(sl, s)), sl->size);
-	return lf_seq_read_retry(sl, s) ? -1 : 1;
+	const char *copy = h->copy0;  /* data[0] for every even count */
+	if (s & 1) {
+		if (!(h->flags & LF_SEQ_LATCH))
+			return 0;  /* a classic write is in progress */
+		copy += h->stride;  /* latch: data[s & 1], masked */
+	}
+	copy_out(dst, copy, h->size);
+	LF_TEST_SEQ_COPIED((lf_seqlock_t *)sl);
+	/* Pairs with the lf_smp_wmb() in lf_seq_write_begin(): see
+	 * lf_seq_read_retry(). */
+	lf_smp_rmb();
+	return lf_read32(&sl->seq) != s ? -1 : 1;
 }
 
+#define RETRY_CHECK 64u  /* torn copies between looks at the clock */
+
 /* Retries: the number of torn copies discarded (waiting for a classic
- * write in progress is not a retry). */
+ * write in progress is not a retry).  `once`: do not wait for a write in
+ * progress (LF_EAGAIN at once; the caller waits with its own deadline). */
 static __attribute__((noinline)) int64_t
-read_slow(const lf_seqlock_t *sl, void *dst, int64_t retries,
-	  uint64_t deadline, int slice)
+read_slow(const struct lf_seq_handle *h, void *dst, int64_t retries,
+	  uint64_t deadline, int once)
 {
 	uint32_t s;
 	int r;
 
-	while ((r = read_once(sl, dst, &s)) <= 0) {
+	while ((r = read_once(h, dst, &s)) <= 0) {
 		if (r < 0) {
-			retries++;
+			/* Writes keep overlapping the copy: a peer bumping
+			 * the counter must not keep a reader past its
+			 * deadline. */
+			if (!(++retries % RETRY_CHECK) &&
+			    lf_now_ns() >= deadline)
+				return LF_EAGAIN;
 			continue;
 		}
-		int64_t err = wait_even(sl, &s, deadline, slice);
+		if (once)
+			return LF_EAGAIN;
+		int64_t err = wait_even(h, &s, deadline);
 		if (err)
 			return err;
 	}
@@ -179,97 +304,115 @@ read_slow(const lf_seqlock_t *sl, void *dst, int64_t retries,
 }
 
 /* The fast path (one attempt) without the slow path's stack frame. */
-static inline int64_t read_copy(const lf_seqlock_t *sl, void *dst,
-				uint64_t deadline, int slice)
+static inline int64_t read_copy(const struct lf_seq_handle *h, void *dst,
+				uint64_t deadline, int once)
 {
 	uint32_t s;
-	int r = read_once(sl, dst, &s);
+	int r = read_once(h, dst, &s);
 
 	if (__builtin_expect(r > 0, 1))
 		return 0;
-	return read_slow(sl, dst, r < 0, deadline, slice);
+	return read_slow(h, dst, r < 0, deadline, once);
 }
 
-int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
-			  uint64_t deadline)
+int64_t lf_seq_read_until(const struct lf_seq_handle *h, void *dst,
+			  uint64_t len, uint64_t deadline)
 {
-	if (len != sl->size)
-		return LF_SEQ_EINVAL;
-	return read_copy(sl, dst, deadline, 0);
+	if (len != h->size)
+		return LF_EINVAL;
+	return read_copy(h, dst, deadline, 0);
 }
 
-int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len)
+int64_t lf_seq_read(const struct lf_seq_handle *h, void *dst, uint64_t len)
 {
-	return lf_seq_read_until(sl, dst, len, LF_FOREVER);
+	return lf_seq_read_until(h, dst, len, LF_FOREVER);
 }
 
-int64_t lf_seq_write_until(lf_seqlock_t *sl, const void *src, uint64_t len,
-			   uint64_t deadline)
+int64_t lf_seq_write_until(const struct lf_seq_handle *h, const void *src,
+			   uint64_t len, uint64_t deadline)
 {
-	if (len != sl->wsize)
-		return LF_SEQ_EINVAL;
+	lf_seqlock_t *sl = h->sl;
+
+	if (len != h->size)
+		return LF_EINVAL;
 	int64_t r = lf_spin_lock_until(&sl->lock, deadline);
 	if (r != LF_ACQUIRED)
-		return r;
-	lf_seq_write_locked(sl, src);
+		return lock_failed(r);
+	lf_seq_write_locked(h, src);
 	lf_spin_unlock(&sl->lock);
-	return LF_ACQUIRED;
+	return LF_OK;
 }
 
-int64_t lf_seq_write(lf_seqlock_t *sl, const void *src, uint64_t len)
+int64_t lf_seq_write(const struct lf_seq_handle *h, const void *src,
+		     uint64_t len)
 {
-	return lf_seq_write_until(sl, src, len, LF_FOREVER);
+	return lf_seq_write_until(h, src, len, LF_FOREVER);
 }
 
-int64_t lf_seq_recover(lf_seqlock_t *sl, const void *src, uint64_t len)
+int64_t lf_seq_recover(const struct lf_seq_handle *h, const void *src,
+		       uint64_t len)
 {
-	if (len != sl->wsize)
-		return LF_SEQ_EINVAL;
+	lf_seqlock_t *sl = h->sl;
+
+	if (len != h->size)
+		return LF_EINVAL;
 	if (!lf_spin_recover(&sl->lock))
 		return 0;
-	lf_seq_write_locked(sl, src);
+	lf_seq_write_locked(h, src);
 	lf_spin_unlock(&sl->lock);
 	return 1;
 }
 
-uint32_t lf_seq_sequence(const lf_seqlock_t *sl)
+uint32_t lf_seq_sequence(const struct lf_seq_handle *h)
 {
-	return lf_load_acquire32(&sl->seq);
+	return lf_load_acquire32(&h->sl->seq);
 }
 
-uint64_t lf_seq_writer(const lf_seqlock_t *sl)
+uint64_t lf_seq_writer(const struct lf_seq_handle *h)
 {
-	return lf_read64(&sl->lock.owner);
+	return lf_spin_owner(&h->sl->lock);
 }
 
-int64_t lf_seq_fetch(struct lf_seq_handle *h)
+/* Claim h for the calling thread: 0, or LF_EBUSY if another thread of this
+ * process owns it (a parent's handle after fork is taken over). */
+static inline int claim(struct lf_seq_handle *h)
 {
 	const uint64_t me = lf_owner_self();
 	const uint64_t owner = lf_read64(&h->owner);
 
 	if (__builtin_expect(owner != me, 0)) {
-		/* First use, or a parent's handle after fork: claim it.  Owned
-		 * by another thread of this process: not ours to write. */
 		if ((owner && lf_owner_pid(owner) == lf_owner_pid(me)) ||
 		    lf_cmpxchg64(&h->owner, owner, me) != owner)
-			return LF_SEQ_BUSY;
+			return LF_EBUSY;
 	}
-	int64_t r = read_copy(h->sl, h->buf, 0, 1);
+	return 0;
+}
+
+int64_t lf_seq_fetch(struct lf_seq_handle *h)
+{
+	if (__builtin_expect(claim(h) != 0, 0))
+		return LF_EBUSY;
+	int64_t r = read_copy(h, h->buf, LF_NOWAIT, 1);
 	h->retries = r;
 	return r;
 }
 
-int64_t lf_seq_store(struct lf_seq_handle *h, const void *src)
+int64_t lf_seq_fetch_until(struct lf_seq_handle *h, uint64_t deadline)
+{
+	if (claim(h))
+		return LF_EBUSY;
+	int64_t r = read_copy(h, h->buf, deadline, 0);
+	h->retries = r;
+	return r;
+}
+
+int64_t lf_seq_store(const struct lf_seq_handle *h, const void *src)
 {
 	lf_seqlock_t *sl = h->sl;
 
-	if (!lf_spin_trylock(&sl->lock)) {
-		int64_t r = lf_spin_lock_slow(&sl->lock,
-					      lf_now_ns() + LF_SLICE_NS);
-		if (r != LF_ACQUIRED)
-			return r;
-	}
-	lf_seq_write_locked(sl, src);
+	if (__builtin_expect(!lf_spin_trylock(&sl->lock), 0))
+		return LF_EAGAIN;  /* the caller waits, with its deadline */
+	lf_seq_write_locked(h, src);
 	lf_spin_unlock(&sl->lock);
-	return LF_ACQUIRED;
+	return LF_OK;
 }

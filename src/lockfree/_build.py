@@ -244,9 +244,6 @@ CDEF = {
     """,
     "seqlock": """
         #define LF_SEQ_LATCH 1
-        #define LF_SEQ_TIMEDOUT -1
-        #define LF_SEQ_EINVAL -2
-        #define LF_SEQ_BUSY -3
         #define LF_SEQ_META_OFF 128
         #define LF_SEQ_MAX_SIZE ...
         #define LF_SEQ_INLINE_MAX 40
@@ -263,6 +260,11 @@ CDEF = {
         } lf_seqlock_t;
         struct lf_seq_handle {
             lf_seqlock_t *sl;
+            char *copy0;
+            uint32_t size;
+            uint32_t stride;
+            uint32_t flags;
+            uint32_t meta_len;
             void *buf;
             uint64_t owner;
             int64_t retries;
@@ -274,22 +276,27 @@ CDEF = {
            allows exactly this difference). */
         void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
                          const char *meta, uint64_t meta_len);
-        const char *lf_seq_meta(const lf_seqlock_t *sl);
-        int lf_seq_check(const lf_seqlock_t *sl, uint64_t size,
-                         uint32_t flags, uint64_t meta_len);
-        int64_t lf_seq_read_until(lf_seqlock_t *sl, void *dst, uint64_t len,
-                                  uint64_t deadline);
-        int64_t lf_seq_read(lf_seqlock_t *sl, void *dst, uint64_t len);
-        int64_t lf_seq_write_until(lf_seqlock_t *sl, const char *src,
-                                   uint64_t len, uint64_t deadline);
-        int64_t lf_seq_write(lf_seqlock_t *sl, const char *src,
+        int lf_seq_handle_init(struct lf_seq_handle *h, lf_seqlock_t *sl,
+                               uint64_t bytes, uint64_t size, uint32_t flags,
+                               uint64_t meta_len, const char **field);
+        const char *lf_seq_meta(const struct lf_seq_handle *h);
+        int64_t lf_seq_read_until(const struct lf_seq_handle *h, void *dst,
+                                  uint64_t len, uint64_t deadline);
+        int64_t lf_seq_read(const struct lf_seq_handle *h, void *dst,
+                            uint64_t len);
+        int64_t lf_seq_write_until(const struct lf_seq_handle *h,
+                                   const char *src, uint64_t len,
+                                   uint64_t deadline);
+        int64_t lf_seq_write(const struct lf_seq_handle *h, const char *src,
                              uint64_t len);
-        int64_t lf_seq_recover(lf_seqlock_t *sl, const char *src,
-                               uint64_t len);
-        uint32_t lf_seq_sequence(const lf_seqlock_t *sl);
-        uint64_t lf_seq_writer(const lf_seqlock_t *sl);
+        int64_t lf_seq_recover(const struct lf_seq_handle *h,
+                               const char *src, uint64_t len);
+        uint32_t lf_seq_sequence(const struct lf_seq_handle *h);
+        uint64_t lf_seq_writer(const struct lf_seq_handle *h);
         int64_t lf_seq_fetch(struct lf_seq_handle *h);
-        int64_t lf_seq_store(struct lf_seq_handle *h, const char *src);
+        int64_t lf_seq_fetch_until(struct lf_seq_handle *h,
+                                   uint64_t deadline);
+        int64_t lf_seq_store(const struct lf_seq_handle *h, const char *src);
     """,
     "kfifo": """
         #define LF_KFIFO_BYTES 0

@@ -22,6 +22,16 @@ buffer of this object (in this process), then one ``unpack_from``.  Threads
 may share an object: the first thread that reads owns that buffer; the
 others read through buffers of their own (one more C call and a
 thread-local lookup per read).  See docs/seqlock.md.
+
+The shared state is input from other processes: each object reads it
+through a private handle whose geometry was checked once, at creation or
+attach (``CorruptStateError``, a ``ValueError``, names a bad field).  A
+process scribbling over the state later can make reads return wrong bytes
+or raise ``CorruptStateError``, never touch memory outside the region.
+``read``, ``read_into`` and ``write`` take ``timeout=`` (seconds; then
+``TimeoutError``); without one they wait in slices, so Ctrl-C works.
+``read`` and ``write`` look at (and check) their timeout only when they
+have to wait: their uncontended path is one C call that never waits.
 """
 
 from __future__ import annotations
@@ -29,20 +39,22 @@ from __future__ import annotations
 import operator
 import struct
 import threading
-import time
 import types
 
+from . import _wait
 from ._ffi import ffi, lib
+from .errors import CorruptStateError, OwnerDiedError, raise_for
 from .region import HEADER, Primitive
-from .spinlock import OwnerDiedError
 
-__all__ = ["SeqRecord", "SeqBytes", "OwnerDiedError"]
+__all__ = ["SeqRecord", "SeqBytes", "OwnerDiedError", "CorruptStateError"]
 
-_SLICE_NS = lib.LF_SLICE_NS
-_TIMEDOUT = lib.LF_SEQ_TIMEDOUT
-_BUSY = lib.LF_SEQ_BUSY
-_monotonic_ns = time.monotonic_ns
+_EAGAIN = lib.LF_EAGAIN
+_EBUSY = lib.LF_EBUSY
+_ECORRUPT = lib.LF_ECORRUPT
+_FOREVER = _wait.FOREVER
+_slice_end = _wait.slice_end
 
+_HANDLE_BYTES = ffi.sizeof("struct lf_seq_handle")
 _RECORD, _BYTES = 1, 2           # header param[3]: which class made it
 _FORM_NAMES = {_RECORD: "SeqRecord", _BYTES: "SeqBytes"}
 MAX_SIZE = 1 << 30               # bytes per value: a sanity bound
@@ -89,51 +101,80 @@ def _values_error(exc, fmt):
     return ValueError(msg)
 
 
-def _status(r, what):
-    """Raise for a negative C status other than a slice timeout."""
-    if r == lib.LF_SEQ_EINVAL:  # pragma: no cover - sizes are checked first
-        raise ValueError(f"{what}: size mismatch")
-    raise OwnerDiedError(f"{what} writer lock", -r)
+_CORRUPT = {
+    "seq": "the counter is odd but no live writer holds the lock (or its "
+           "owner word is garbage); the next write repairs the counter",
+    "lock": "the writer lock's owner word is garbage",
+}
 
 
-def _read_ptr(st, ptr, size, what):
-    """Read into ptr, waiting in slices (signal handlers run between them);
-    returns the retries, raises OwnerDiedError if the writer died."""
-    while True:
-        r = lib.lf_seq_read_until(st, ptr, size, _monotonic_ns() + _SLICE_NS)
-        if r >= 0:
-            return r
-        if r != _TIMEDOUT:
-            _status(r, what)
+def _raise(r, what, field="seq"):
+    """Raise for a negative C result (errors.h) of a read or write."""
+    if r == _ECORRUPT:
+        raise CorruptStateError(what, field=field, detail=_CORRUPT[field])
+    raise_for(r, what)
 
 
-def _write_ptr(st, src, size, what):
-    """Write src (bytes or a char cdata of size bytes), waiting for the
-    writer lock in slices; raises OwnerDiedError if its holder died."""
-    while True:
-        r = lib.lf_seq_write_until(st, src, size, _monotonic_ns() + _SLICE_NS)
-        if r == 1:
-            return
-        if r != 0:
-            _status(r, what)
+def _deadline(timeout):
+    return _FOREVER if timeout is None else _wait.deadline_in(timeout)
+
+
+def _new_handle(st, nbytes, size, flags, meta_len, what):
+    """A handle on the state st (nbytes mapped) after checking its geometry
+    against the header's (size, flags, meta_len)."""
+    h = ffi.new("struct lf_seq_handle *")
+    field = ffi.new("const char *[1]")
+    if lib.lf_seq_handle_init(h, st, nbytes, size, flags, meta_len, field):
+        raise CorruptStateError(what, field=ffi.string(field[0]).decode())
+    return h
+
+
+def _write_slow(h, data, size, timeout, what):
+    """Write, waiting for the writer lock in slices until the deadline
+    (signal handlers run between them)."""
+    r = _wait.wait(lambda end: lib.lf_seq_write_until(h, data, size, end),
+                   _deadline(timeout))
+    if r:
+        _raise(r, what, "lock")
 
 
 def _make_reader(fetch, buf, convert, slow):
-    """read(): one C call into the scratch buffer, one conversion of it."""
-    def read():
+    """read(): one C call into the scratch buffer, one conversion of it.
+    The C call never waits; the timeout matters (and is checked) only when
+    the read has to wait, in slow()."""
+    def read(timeout=None):
         r = fetch()
         if r < 0:
-            return slow(r)
+            return slow(r, timeout)
         return convert(buf)
     return read
 
 
+def _bytes_of(data, what="data", writable=False):
+    """data as bytes, or a char cdata over the bytes of its buffer (any
+    item format and shape, as ``memoryview(data).cast("B")``); TypeError
+    unless it is a C-contiguous (and if asked, writable) buffer."""
+    if type(data) is bytes and not writable:
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object, not "
+                        f"{type(data).__name__}") from None
+    if not view.c_contiguous or (writable and view.readonly):
+        need = "writable C-contiguous" if writable else "C-contiguous"
+        raise TypeError(f"{what} must be a {need} bytes-like object; this "
+                        f"{type(data).__name__} is not")
+    return ffi.from_buffer(view, require_writable=writable)
+
+
 class _SeqBase(Primitive):
-    """What SeqRecord and SeqBytes share: region layout, scratch, writes."""
+    """What SeqRecord and SeqBytes share: region layout, handles, calls."""
 
     _KIND = lib.LF_KIND_SEQLOCK
     _CTYPE = "lf_seqlock_t *"
     _FORM: int
+    _handle = _local = _main = None
 
     # -- region --------------------------------------------------------------
 
@@ -150,34 +191,24 @@ class _SeqBase(Primitive):
 
     @classmethod
     def _attach_mismatch(cls, region):
-        size, flags, meta_len, form = region.params[:4]
+        form = region.params[3]
         if form != cls._FORM and form in _FORM_NAMES:
             return (f"this seqlock is a {_FORM_NAMES[form]}, not a "
                     f"{cls.__name__}: attach it with "
                     f"{_FORM_NAMES[form]}.attach()")
-        try:
-            # Bounds first: the state is only read if the region can hold
-            # it (lf_seq_check reads its first two lines).
-            want = HEADER + cls._state_size(region.params)
-        except ValueError:
-            return None  # attach() reports the corrupt header
-        if region.size != want:
-            return None  # attach() reports the size
-        st = ffi.cast(cls._CTYPE, region.base + HEADER)
-        if not lib.lf_seq_check(st, size, flags, meta_len):
-            return (f"corrupt {cls.__name__}: its geometry does not match "
-                    f"its header (size {size}, flags {flags:#x}, format "
-                    f"length {meta_len})")
-        return None
+        return None  # the state is checked by _bind_calls (the handle)
 
     def _new(self, size, latch, meta, initial, placement):
         flags = _check_latch(latch)
         params = (size, flags, len(meta), self._FORM)
+        nbytes = self._state_size(params)
 
         def init(state):
             lib.lf_seq_init(state, size, flags, meta, len(meta))
             if initial is not None:
-                lib.lf_seq_write(state, initial, size)
+                h = _new_handle(state, nbytes, size, flags, len(meta),
+                                type(self).__name__)
+                lib.lf_seq_write(h, initial, size)
         self._create(params, init, **placement)
 
     def _install(self, attr, fn):
@@ -185,63 +216,101 @@ class _SeqBase(Primitive):
         self.__dict__[attr] = fn
         self._bound.append(attr)
 
+    def _open(self):
+        """The handle: the geometry the header gives, read once, checked
+        against the state and the memory mapped (CorruptStateError)."""
+        region, what = self._region, type(self).__name__
+        params = region.params  # one read of the (shared) header
+        size, flags, meta_len = params[:3]
+        try:
+            self._state_size(params)
+        except ValueError as exc:
+            raise CorruptStateError(what, field="header",
+                                    detail=str(exc)) from None
+        return _new_handle(self._state, region.avail - HEADER, size, flags,
+                           meta_len, what)
+
     def _bind_calls(self) -> None:
-        st = self._state
-        self._size = size = st.size
+        try:
+            h = self._open()
+            convert = self._converter(h)
+        except CorruptStateError:
+            self.close()
+            raise
+        st, size = self._state, h.size
+        self._size = size
         what = type(self).__name__
-        convert = self._converter()
-        # This process's scratch buffer and the handle the one-argument C
+        # This process's scratch buffer in the handle the one-argument C
         # calls use; the first thread that reads owns it (see seqlock.h),
-        # other threads get handles of their own in self._local.  The
-        # closures hold st, which keeps the region mapped for as long as
-        # any of them is alive (see Primitive).
+        # other threads get copies of the handle with buffers of their own
+        # in self._local.  Each handle holds st, which keeps the region
+        # mapped for as long as anything using the handle is alive.
         self._local = local = threading.local()
 
-        def handle():
-            h = ffi.new("struct lf_seq_handle *")
+        def handle(base=h):
+            # On a cache line of its own (the hot calls read most of it).
+            raw = ffi.new("char[]", _HANDLE_BYTES + 63)
+            at = -int(ffi.cast("uintptr_t", raw)) % 64
             scratch = ffi.new("char[]", size)
-            h.sl, h.buf = st, scratch
-            # the buffer object keeps scratch alive
-            return h, memoryview(ffi.buffer(scratch, size))
+            # A plain pointer (cffi passes it fastest); whatever holds the
+            # tuple holds its memory, its scratch buffer and st (the
+            # mapping): the closures do, so a bound method saved before
+            # close() keeps working (see Primitive).
+            mine = ffi.cast("struct lf_seq_handle *", raw + at)
+            mine[0] = base[0]
+            mine.buf, mine.owner, mine.retries = scratch, 0, 0
+            return mine, memoryview(ffi.buffer(scratch, size)), raw, st
 
-        self._handle, buf = handle()
+        self._main = main = handle()
+        self._handle, buf = main[0], main[1]
         fetch = types.MethodType(lib.lf_seq_fetch, self._handle)
+        fetch_until = lib.lf_seq_fetch_until
 
-        def slow(r):
-            # Another thread owns the handle, the writer took longer than
-            # a slice (wait another: signal handlers run between slices),
-            # or it died mid-write.
-            h, b = self._handle, buf
+        def slow(r, timeout):
+            # Another thread owns the handle, a write is in progress (wait
+            # for it in slices: signal handlers run between them, until
+            # the deadline), a corrupt state, or a writer that died
+            # mid-write.
+            deadline = _deadline(timeout)
+            hb, end = main, None
             while r < 0:
-                if r == _BUSY:
-                    mine = getattr(local, "h", None)
-                    if mine is None:
-                        mine = local.h = handle()
-                    h, b = mine
-                elif r != _TIMEDOUT:
-                    _status(r, what)
-                r = lib.lf_seq_fetch(h)
-            return convert(b)
+                if r == _EBUSY:
+                    hb = getattr(local, "h", None)
+                    if hb is None:
+                        hb = local.h = handle()
+                elif r != _EAGAIN:
+                    _raise(r, what)
+                elif end == deadline:
+                    raise_for(r, what)  # TimeoutError
+                end = _slice_end(deadline)
+                r = fetch_until(hb[0], end)
+            return convert(hb[1])
 
         self._install("read", _make_reader(fetch, buf, convert, slow))
         self._install("write", self._make_writer(
-            types.MethodType(lib.lf_seq_store, self._handle), st, size,
+            types.MethodType(lib.lf_seq_store, self._handle), main, size,
             what))
 
     # -- shared API ----------------------------------------------------------
 
-    def read(self):
+    def read(self, timeout=None):
         """Return a consistent snapshot (see the subclass)."""
         self._closed()
 
-    def write(self, *args) -> None:
+    def write(self, *args, timeout=None) -> None:
         """Replace the value (see the subclass)."""
         self._closed()
 
     def _live(self):
         if self._state is None:
             self._closed()
-        return self._state
+        return self._handle
+
+    def close(self) -> None:
+        """Release this object's memory; idempotent (see Primitive)."""
+        super().close()
+        # The handles hold the mapping: only saved bound methods may now.
+        self._handle = self._local = self._main = None
 
     @property
     def latch(self) -> bool:
@@ -255,6 +324,7 @@ class _SeqBase(Primitive):
 
     def _my_handle(self):
         """The calling thread's handle (the shared one or its own)."""
+        self._live()
         mine = getattr(self._local, "h", None)
         return self._handle if mine is None else mine[0]
 
@@ -264,7 +334,7 @@ class _SeqBase(Primitive):
         object discarded before it got a consistent one: 0 unless a write
         overlapped it."""
         self._live()
-        return self._my_handle().retries
+        return max(self._my_handle().retries, 0)
 
     @property
     def sequence(self) -> int:
@@ -279,8 +349,8 @@ class _SeqBase(Primitive):
         return (o >> 32, o & 0xFFFFFFFF) if o else None
 
     def _recover(self, data) -> bool:
-        r = lib.lf_seq_recover(self._live(), data, self._size)
-        return r == 1
+        h = self._live()
+        return lib.lf_seq_recover(h, data, h.size) == 1
 
     def __repr__(self) -> str:
         if self.closed:
@@ -345,31 +415,31 @@ class SeqRecord(_SeqBase):
         except struct.error as exc:
             raise _values_error(exc, s.format) from None
 
-    def _bind_calls(self) -> None:
-        st = self._state
-        meta = ffi.unpack(lib.lf_seq_meta(st), st.meta_len)
+    def _converter(self, h):
+        # The format, read once from the metadata area the handle bounds.
+        meta = ffi.unpack(lib.lf_seq_meta(h), h.meta_len)
         try:
-            self._struct = s = _compile(meta.decode("ascii"))
+            s = _compile(meta.decode("ascii"))
         except (TypeError, ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"corrupt SeqRecord format: {exc}") from None
-        if s.size != st.size:
-            raise ValueError(f"corrupt SeqRecord: format {s.format!r} packs "
-                             f"{s.size} bytes, the region holds {st.size}")
-        super()._bind_calls()
+            raise CorruptStateError("SeqRecord", field="format",
+                                    detail=str(exc)) from None
+        if s.size != h.size:
+            raise CorruptStateError(
+                "SeqRecord", field="format", detail=f"{s.format!r} packs "
+                f"{s.size} bytes, the region holds {h.size}")
+        self._struct = s
+        return s.unpack_from
 
-    def _converter(self):
-        return self._struct.unpack_from
-
-    def _make_writer(self, store, st, size, what):
+    def _make_writer(self, store, main, size, what):
         pack, fmt = self._struct.pack, self._struct.format
 
-        def write(*values):
+        def write(*values, timeout=None):
             try:
                 data = pack(*values)
             except struct.error as exc:
                 raise _values_error(exc, fmt) from None
-            if store(data) != 1:  # lock busy for a slice, or owner died
-                _write_ptr(st, data, size, what)
+            if store(data):  # the lock is busy: wait (until the timeout)
+                _write_slow(main[0], data, size, timeout, what)
         return write
 
     @property
@@ -378,19 +448,23 @@ class SeqRecord(_SeqBase):
         self._live()
         return self._struct.format
 
-    def read(self) -> tuple:
+    def read(self, timeout=None) -> tuple:
         """Return a consistent snapshot of the record as a tuple.
 
-        Never blocks the writer.  Classic mode: waits (spins, then yields)
-        while a write is in progress; raises :class:`OwnerDiedError` if the
-        writer died mid-write.  Latch mode: never waits.
+        Never blocks the writer.  Classic mode: waits (spins, yields, then
+        sleeps) while a write is in progress, for at most ``timeout``
+        seconds if given (then ``TimeoutError``); raises
+        :class:`OwnerDiedError` if the writer died mid-write and
+        :class:`CorruptStateError` if another process scribbled an
+        impossible state.  Latch mode: never waits for a write.
         """
         self._closed()
 
-    def write(self, *values) -> None:
+    def write(self, *values, timeout=None) -> None:
         """Replace the record with ``values`` (one per format field).
 
-        Takes the writer lock (waits while another writer holds it; raises
+        Takes the writer lock (waits while another writer holds it, for at
+        most ``timeout`` seconds if given, then ``TimeoutError``; raises
         :class:`OwnerDiedError` if that writer died).  ``ValueError`` /
         ``TypeError`` / ``OverflowError`` if the values do not fit."""
         self._closed()
@@ -429,6 +503,8 @@ class SeqBytes(_SeqBase):
     @staticmethod
     def _check_size(size) -> int:
         try:
+            if isinstance(size, bool):
+                raise TypeError
             size = operator.index(size)
         except TypeError:
             raise TypeError(f"size must be an int, not "
@@ -447,6 +523,8 @@ class SeqBytes(_SeqBase):
     def attach(cls, name=None, size=None, *, buffer=None, offset=0):
         """Attach by segment name or in ``buffer``; ``size``, if given,
         must equal the size it was created with."""
+        if size is not None:
+            size = cls._check_size(size)
         self = super().attach(name, buffer=buffer, offset=offset)
         if size is not None and size != self.size:
             got = self.size
@@ -457,54 +535,52 @@ class SeqBytes(_SeqBase):
     @staticmethod
     def _src(data, size):
         """bytes as is (cffi passes their buffer), else a char cdata over
-        the caller's buffer; ValueError unless exactly size bytes."""
-        if type(data) is not bytes:
-            try:
-                data = ffi.from_buffer(data)
-            except TypeError:
-                raise TypeError("data must be a bytes-like object, not "
-                                f"{type(data).__name__}") from None
+        the caller's C-contiguous buffer (its bytes, whatever its item
+        format: ``memoryview(x).cast("B")``); ValueError unless exactly
+        size bytes."""
+        data = _bytes_of(data)
         if len(data) != size:
             raise ValueError(f"data must be exactly {size} bytes, got "
                              f"{len(data)}")
         return data
 
-    def _converter(self):
+    def _converter(self, h):
         return bytes
 
-    def _make_writer(self, store, st, size, what):
+    def _make_writer(self, store, main, size, what):
         src = self._src
 
-        def write(data):
+        def write(data, timeout=None):
             if type(data) is not bytes or len(data) != size:
                 data = src(data, size)
-            if store(data) != 1:  # lock busy for a slice, or owner died
-                _write_ptr(st, data, size, what)
+            if store(data):  # the lock is busy: wait (until the timeout)
+                _write_slow(main[0], data, size, timeout, what)
         return write
 
-    def read(self) -> bytes:
+    def read(self, timeout=None) -> bytes:
         """Return a consistent snapshot as ``bytes`` (see SeqRecord.read)."""
         self._closed()
 
-    def write(self, data) -> None:
-        """Replace the value with ``data``: a bytes-like object of exactly
-        ``size`` bytes (see SeqRecord.write)."""
+    def write(self, data, timeout=None) -> None:
+        """Replace the value with ``data``: a C-contiguous bytes-like object
+        of exactly ``size`` bytes (see SeqRecord.write)."""
         self._closed()
 
-    def read_into(self, buffer) -> int:
+    def read_into(self, buffer, timeout=None) -> int:
         """Copy a consistent snapshot into the first ``size`` bytes of the
-        writable ``buffer``; return ``size``.  ``ValueError`` if it is
-        smaller."""
-        st = self._live()
-        try:
-            ptr = ffi.from_buffer(buffer, require_writable=True)
-        except (TypeError, BufferError) as exc:
-            raise TypeError(f"buffer must be a writable bytes-like object "
-                            f"({exc})") from None
-        size = self._size
+        writable, C-contiguous ``buffer``; return ``size``.  ``TypeError``
+        for another kind of object, ``ValueError`` if it is smaller;
+        ``timeout`` as for ``read``."""
+        h = self._live()
+        ptr = _bytes_of(buffer, "buffer", writable=True)
+        size = h.size
         if len(ptr) < size:
             raise ValueError(f"buffer has {len(ptr)} bytes; need {size}")
-        self._my_handle().retries = _read_ptr(st, ptr, size, "SeqBytes")
+        r = _wait.wait(lambda end: lib.lf_seq_read_until(h, ptr, size, end),
+                       _deadline(timeout))
+        if r < 0:
+            _raise(r, "SeqBytes")
+        self._my_handle().retries = r
         return size
 
     def recover(self, data) -> bool:
