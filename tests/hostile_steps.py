@@ -39,7 +39,9 @@ def _allowed(exc, allowed) -> bool:
 C = (CorruptStateError,)                 # state reads: corrupt or fine
 LOCK = C + (OwnerDiedError,)             # acquire; then recover()
 RELEASE = C + (Exact(RuntimeError),)     # "does not hold": owner scribbled
-SEQ = C + (OwnerDiedError,)              # seqlock read/write/recover
+# seqlock read/write/recover: a live-looking writer (a scribbled lock word
+# naming a live process) is waited for until the timeout the victim passes.
+SEQ = C + (OwnerDiedError, TimeoutError)
 RCU = C + (RcuError,)                    # read sections, registration
 RCU_WAIT = RCU + (TimeoutError,)         # synchronize/barrier/publish
 # Kfifo: a scribbled owner pid reads as a dead peer or another live role; a
@@ -225,6 +227,9 @@ def _rec(r):
             r.randrange(2**32))
 
 
+SEQ_WAIT = 0.05  # seconds a seqlock call may wait for a live-looking writer
+
+
 def seq_open(s, role, rng):
     """The value's size, read once before anyone scribbles."""
     return s, s.size
@@ -237,13 +242,15 @@ def seq_step(st, c):
     new = _rec(r) if record else r.randbytes(size)
     op = r.randrange(8)
     if op <= 2:
-        c.call("read", s.read, SEQ, check=_is(4 if record else size))
+        c.call("read", s.read, SEQ, timeout=SEQ_WAIT,
+               check=_is(4 if record else size))
     elif op == 3 and not record:
         buf = bytearray(size + 8)
-        c.call("read_into", s.read_into, SEQ, buf,
+        c.call("read_into", s.read_into, SEQ, buf, timeout=SEQ_WAIT,
                check=lambda v: None if v == size else "not size")
     elif op <= 5:
-        c.call("write", s.write, SEQ, *(new if record else (new,)))
+        c.call("write", s.write, SEQ, *(new if record else (new,)),
+               timeout=SEQ_WAIT)
     elif op == 6:
         c.call("sequence", lambda: s.sequence, C, check=_count(2**64))
     else:
