@@ -552,8 +552,9 @@ def test_rw_threads_share_their_process_slot():
         for t in ts:
             t.join()
     assert lock.readers == 0
+    # The last hold given back frees the slot for any process.
     assert [lock._state.slots[i].word for i in range(lib.LF_RW_SLOTS)] == \
-        [w & ~0xFFFFFFFF for w in words]  # slot kept, holds 0
+        [0] * lib.LF_RW_SLOTS
     with pytest.raises(RuntimeError):
         lock.release_read()
 
@@ -564,9 +565,11 @@ def _read_and_report(lock, q):
     time.sleep(600)
 
 
-def test_rw_slots_full_readers_counted_not_recorded():
-    """With every slot taken by a live process, a further reader process is
-    counted (writers wait for it) but not recorded; its release works."""
+def test_rw_slots_full_reader_waits_for_a_slot():
+    """With every slot held by a live reading process, a reader of one more
+    process waits for a slot (honouring its timeout) instead of reading
+    unrecorded; dead readers' slots are given back by recover() and every
+    slot is free again once its holds are returned."""
     ctx = mp.get_context("fork")
     lock = RWSpinLock(shared=True)
     q, N = ctx.Queue(), lib.LF_RW_SLOTS
@@ -578,34 +581,32 @@ def test_rw_slots_full_readers_counted_not_recorded():
         pids = {q.get(timeout=60) for _ in procs}
         words = [lock._state.slots[i].word for i in range(N)]
         assert {w >> 32 for w in words} == pids
-        assert lock.readers == N and lock._state.untracked == 0
-        assert lock.acquire_read(timeout=1)  # this process: no slot left
-        assert lock._state.untracked == 1 and lock.readers == N + 1
-        lock.release_read()
-        assert lock._state.untracked == 0 and lock.readers == N
+        assert lock.readers == N
+        t0 = time.monotonic()
+        assert lock.acquire_read(timeout=0.3) is False  # no slot left
+        assert 0.25 < time.monotonic() - t0 < 2
+        assert lock.readers == N
         with pytest.raises(RuntimeError):
             lock.release_read()
-        assert lock.readers == N
     finally:
         for p in procs:
             p.kill()
             p.join()
+    with pytest.raises(OwnerDiedError) as ei:
+        lock.acquire(timeout=2)
+    assert ei.value.pid in pids and ei.value.tid == 0
     assert lock.recover() is True  # all 16 gone: holds given back
     assert lock.readers == 0
     lock.release()
     assert all(lock._state.slots[i].word == 0 for i in range(N))
-    # Slots of dead processes that hold nothing are reused.
     procs = [ctx.Process(target=_read_once, args=(lock,)) for _ in range(N)]
     for p in procs:
         p.start()
     for p in procs:
         p.join()
         assert p.exitcode == 0
-    assert all(lock._state.slots[i].word & 0xFFFFFFFF == 0 and
-               lock._state.slots[i].word >> 32 in {p.pid for p in procs}
-               for i in range(N))
+    assert all(lock._state.slots[i].word == 0 for i in range(N))
     assert lock.acquire_read(timeout=1)
-    assert lock._state.untracked == 0
     assert sum(1 for i in range(N)
                if lock._state.slots[i].word == os.getpid() << 32 | 1) == 1
     lock.release_read()
