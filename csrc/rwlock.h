@@ -12,8 +12,9 @@
  *             (pid << 32 | tid) of the one writer that holds the lock or
  *             is waiting for the readers to drain.  cmpxchg(0 -> id) takes
  *             it, one release store of 0 gives it back.
- *   slots[]   the readers, one word per reading process, each on its own
- *             cache line: pid << 32 | the read holds of that process's
+ *   slots[]   the readers, one word per reading process (packed, two
+ *             cache lines for the sixteen): pid << 32 | the read holds
+ *             of that process's
  *             threads, 0 when it holds none.  A read hold is taken and
  *             given back by one cmpxchg on the slot (claiming an empty slot
  *             is the same cmpxchg: 0 -> pid << 32 | 1); there is no other
@@ -53,10 +54,9 @@
 #define LF_RW_SLOTS (1u << LF_RW_SLOTS_SHIFT)  /* reading processes at once */
 #define LF_RW_HOLDS 0xFFFFFFFFull              /* holds in a slot word */
 
-/* One reader process: pid << 32 | its read holds.  A cache line each. */
+/* One reader process: pid << 32 | its read holds. */
 struct lf_rw_slot {
 	uint64_t word;
-	uint64_t pad_[7];
 };
 
 typedef struct lf_rwlock {
@@ -66,9 +66,13 @@ typedef struct lf_rwlock {
 	uint64_t owner;    /* THE write-lock word: writer's id, or 0 */
 	uint64_t pad1_;
 	lf_lockstats_t stats;        /* contended/spins/yields: both sides */
-	uint64_t read_acquisitions;  /* counted read releases */
-	uint64_t pad2_[7];           /* slots start 128 bytes in */
+	/* 64 bytes in: the slots, packed in two cache lines, so a writer's
+	 * scan is two line loads (a line per slot made it ~10 ns slower),
+	 * while readers of different processes share a line, as they shared
+	 * the reader count of the kernel-style one-word lock. */
 	struct lf_rw_slot slots[LF_RW_SLOTS];
+	uint64_t read_acquisitions;  /* counted read releases */
+	uint64_t pad2_[7];
 } lf_rwlock_t;
 
 void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
@@ -126,10 +130,16 @@ static inline int lf_rwlock_read_unlock(lf_rwlock_t *l)
 /* Does any process hold the read side?  After the caller's RMW on owner. */
 static inline bool lf_rwlock_has_readers(lf_rwlock_t *l)
 {
-	uint64_t any = 0;
-	for (uint32_t i = 0; i < LF_RW_SLOTS; i++)
-		any |= lf_read64_after_rmw(&l->slots[i].word);
-	return any != 0;
+	/* Four independent chains, so the loads issue in parallel (a single
+	 * chain made the uncontended write pair ~2x slower). */
+	uint64_t a = 0, b = 0, c = 0, d = 0;
+	for (uint32_t i = 0; i < LF_RW_SLOTS; i += 4) {
+		a |= lf_read64_after_rmw(&l->slots[i].word);
+		b |= lf_read64_after_rmw(&l->slots[i + 1].word);
+		c |= lf_read64_after_rmw(&l->slots[i + 2].word);
+		d |= lf_read64_after_rmw(&l->slots[i + 3].word);
+	}
+	return (a | b | c | d) != 0;
 }
 
 static inline int lf_rwlock_write_trylock(lf_rwlock_t *l)

@@ -417,7 +417,7 @@ class RWSpinLock(_LockBase):
     dies holding (or waiting for readers to leave) makes waiters of both
     sides raise :class:`OwnerDiedError`, and ``recover()`` takes the write
     lock over.  Readers are recorded per process: one word per reading
-    process (16 slots, a cache line each), ``pid`` and its holds, which is
+    process (16 slots in two cache lines), ``pid`` and its holds, which is
     the only reader count.  A writer kept waiting by a process that died
     holding the read side raises ``OwnerDiedError`` with that ``pid`` and
     ``tid == 0``, and ``recover()`` gives its holds back.  At most 16
