@@ -147,7 +147,14 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 	for (;;) {
 		/* Pairs with the release store of head in unlock. */
 		uint32_t h = lf_load_acquire32(&l->head);
-		if (h == t || (h != t && lf_ticket_skip(l) == t)) {
+		if (h == t) {
+			ret = LF_ACQUIRED;
+			break;
+		}
+		/* An abandoned ticket at head: skip it (two loads a round,
+		 * head and its slot, while the queue moves normally). */
+		if ((lf_read64(lf_ticket_slot(l, h)) & LF_TICKET_ABANDONED) &&
+		    lf_ticket_skip(l) == t) {
 			ret = LF_ACQUIRED;
 			break;
 		}
