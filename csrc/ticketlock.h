@@ -6,7 +6,7 @@
  * price of fairness when threads outnumber cores).
  *
  * Tickets are recorded, not just counted.  Ticket t lives in slot
- * t % LF_TICKET_SLOTS as one word: its taker's id and t itself (a tag).
+ * t % LF_TICKET_SLOTS (permuted across cache lines) as one word: its taker's id and t itself (a tag).
  * Taking ticket t is claiming that slot with one cmpxchg (empty or stale ->
  * tag t | my id); `tail` is advanced afterwards, by the taker or by any
  * arrival that finds slot t claimed (helping, so a taker killed between
