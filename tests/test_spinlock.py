@@ -506,20 +506,33 @@ def test_ticket_given_up_tickets_never_stall_the_queue():
 
 _CTRL_C_CHILD = r"""
 import os, signal, sys, threading, time
-from lockfree import TicketLock
+from lockfree import TicketLock, lib
 lock = TicketLock()
 lock.acquire()                        # this thread holds it ...
+got = []
+def waiter():
+    got.append(lock.acquire(timeout=30))
+    lock.release()
+queued = int(sys.argv[1])             # ... with this many queued behind it
+ts = [threading.Thread(target=waiter) for _ in range(queued)]
+for t in ts:
+    t.start()
+while (lock._state.tail - lock._state.head) % 2**32 < \
+        min(queued + 1, lib.LF_TICKET_SLOTS):
+    time.sleep(0.01)
 def interrupt():
     time.sleep(0.3)
     print("sigint", time.monotonic(), flush=True)
     os.kill(os.getpid(), signal.SIGINT)
 threading.Thread(target=interrupt, daemon=True).start()
-t0 = time.monotonic()
 try:
     lock.acquire()                    # ... and waits for itself
 except KeyboardInterrupt:
     print("interrupted", time.monotonic(), flush=True)
 lock.release()
+for t in ts:
+    t.join()
+assert len(got) == queued and all(got)
 assert not lock.locked()              # the given-up ticket was skipped
 assert lock.acquire(timeout=1)
 lock.release()
@@ -527,13 +540,15 @@ print("ok", flush=True)
 """
 
 
-def test_ticket_ctrl_c_interrupts_a_wait_on_the_same_thread():
+@pytest.mark.parametrize("queued", [0, lib.LF_TICKET_SLOTS + 6])
+def test_ticket_ctrl_c_interrupts_a_wait_on_the_same_thread(queued):
     """SIGINT -> KeyboardInterrupt reaches an acquire() waiting for a lock
-    held by the same thread, within a wait slice, and the abandoned ticket
-    does not stall the queue."""
+    held by the same thread, within a wait slice, with nobody or more
+    waiters than ticket slots queued ahead, and the abandoned ticket does
+    not stall the queue."""
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", _CTRL_C_CHILD],
+    r = subprocess.run([sys.executable, "-c", _CTRL_C_CHILD, str(queued)],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     lines = dict(line.split(" ", 1) if " " in line else (line, "")
