@@ -265,17 +265,21 @@ int lf_rwlock_recover(lf_rwlock_t *l)
 		 * recoverer, which then holds it as a writer would. */
 		if (lf_cmpxchg64(&l->owner, dead, me) != dead)
 			return 0;
-		/* Wait for the live readers to leave (they do: they hold
-		 * briefly); dead ones are given back on the way. */
+		/* Wait for the live readers to leave (they hold briefly);
+		 * dead ones are given back on the way.  Bounded: if readers
+		 * still hold after LF_RW_RECOVER_NS (or only the caller's own
+		 * process does, which could never drain), leave the lock
+		 * free and return 0: the caller acquires it as usual, with
+		 * its own timeout. */
 		struct lf_wait w;
-		lf_wait_init(&w, LF_FOREVER);
+		lf_wait_init(&w, lf_deadline_in(LF_RW_RECOVER_NS));
 		while (lf_rwlock_has_readers(l)) {
-			if (lf_wait_step(&w) == LF_WAIT_AGAIN)
+			int r = lf_wait_step(&w);
+			if (r == LF_WAIT_AGAIN)
 				continue;
 			lf_rwlock_purge_readers(l);
-			if (lf_rwlock_has_readers(l) && lf_rwlock_only_mine(l)) {
-				/* The caller's own process reads: it could
-				 * never drain.  Leave the lock free. */
+			if (r == LF_WAIT_TIMEOUT || (lf_rwlock_has_readers(l) &&
+						     lf_rwlock_only_mine(l))) {
 				lf_store_release64(&l->owner, 0);
 				return 0;
 			}

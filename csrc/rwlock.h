@@ -210,7 +210,10 @@ uint64_t lf_rwlock_readers(lf_rwlock_t *l);   /* may include transients */
 bool lf_rwlock_write_locked(lf_rwlock_t *l);  /* a writer holds or waits */
 uint64_t lf_rwlock_owner(lf_rwlock_t *l);
 /* Dead readers' holds given back, a dead writer's lock taken over: 1 if
- * the caller now holds the write lock. */
+ * the caller now holds the write lock.  Taking a dead writer's lock over
+ * waits up to LF_RW_RECOVER_NS for live readers to leave; if they do not,
+ * the lock is left free and 0 returned. */
+#define LF_RW_RECOVER_NS 1000000000ull
 int lf_rwlock_recover(lf_rwlock_t *l);
 uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l);  /* pid << 32, or 0 */
 

@@ -521,7 +521,9 @@ class RWSpinLock(_LockBase):
         writer, or, if only dead readers were found, makes one attempt at
         the write lock (False if live readers or a writer hold it: acquire
         it as usual).  False if there was nothing to recover or another
-        thread or process recovered first (see SpinLock.recover).
+        thread or process recovered first (see SpinLock.recover).  Taking a
+        dead writer's lock over waits up to 1 s for live readers to leave;
+        if they do not, the lock is left free and False returned.
         """
         return bool(lib.lf_rwlock_recover(self._st()))
 
