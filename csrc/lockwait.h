@@ -111,6 +111,23 @@ uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
 /* The same for a whole process (any of its threads); errs towards alive. */
 int lf_pid_alive(uint32_t pid);
 
+/*
+ * A load that a preceding locked read-modify-write (lf_cmpxchg64 ...) of
+ * another word is ordered before (store->load): the handshake of two
+ * sides that each announce themselves with an RMW, then look at the other
+ * side's word (the RW lock's readers and writer).  On x86 every locked
+ * instruction is a full barrier, so this is a plain load; in the portable
+ * (C11) build, a sequentially consistent load after a seq_cst RMW.
+ */
+static inline uint64_t lf_read64_after_rmw(const uint64_t *p)
+{
+#ifdef LF_ATOMICS_PORTABLE
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+#else
+	return lf_read64(p);
+#endif
+}
+
 /* -- waiting --------------------------------------------------------------- */
 
 uint64_t lf_now_ns(void);  /* CLOCK_MONOTONIC in nanoseconds */

@@ -10,69 +10,67 @@ void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags)
 
 /* -- reader slots ----------------------------------------------------------- */
 
-void lf_rwlock_track_slow(lf_rwlock_t *l, uint32_t pid)
+/* Take one read hold into a slot of this process (any, probing from its
+ * home), or claim an empty one: 1 done, 0 every slot is another process's. */
+static int lf_rwlock_track(lf_rwlock_t *l, uint32_t pid)
 {
 	const uint32_t home = lf_rwlock_home(pid);
 	for (;;) {
-		uint64_t *free_w = NULL, free_v = 0;
+		uint64_t *free_w = NULL;
 		for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
 			uint64_t *w = &l->slots[(home + i) % LF_RW_SLOTS].word;
 			uint64_t v = lf_read64(w);
-			if (v >> 32 == pid) {
-				lf_xadd64(w, 1);  /* ours (see lf_rwlock_track) */
-				return;
+			if (v >> 32 == pid && (v & LF_RW_HOLDS) != LF_RW_HOLDS &&
+			    v != 0) {
+				/* Ours: only we (or a recoverer, once we are
+				 * dead) change it, but other threads of ours
+				 * do too, hence the CAS.  Full barrier. */
+				if (lf_cmpxchg64(w, v, v + 1) == v)
+					return 1;
+				free_w = NULL;
+				break;  /* changed under us: look again */
 			}
-			if (!free_w && v == 0) {
+			if (!free_w && v == 0)
 				free_w = w;
-				free_v = v;
-			}
+			if (i == LF_RW_SLOTS - 1 && !free_w)
+				return 0;
 		}
-		if (!free_w) {
-			/* No empty slot: reuse one whose process is dead and
-			 * holds nothing (a system call each: rare). */
-			for (uint32_t i = 0; i < LF_RW_SLOTS && !free_w; i++) {
-				uint64_t *w = &l->slots[(home + i) % LF_RW_SLOTS].word;
-				uint64_t v = lf_read64(w);
-				if ((uint32_t)v == 0 && !lf_pid_alive(v >> 32)) {
-					free_w = w;
-					free_v = v;
-				}
-			}
-		}
-		if (!free_w) {
-			/* Every slot belongs to a live process: counted, but not
-			 * recorded (its death would go undetected). */
-			lf_xadd64(&l->untracked, 1);
-			return;
-		}
-		/* Claim it with our first hold.  Another process (or thread of
-		 * ours) may have claimed it since: look again. */
-		if (lf_cmpxchg64(free_w, free_v, (uint64_t)pid << 32 | 1) == free_v)
-			return;
+		/* Claim an empty slot with our first hold.  Full barrier. */
+		if (free_w && lf_cmpxchg64(free_w, 0, (uint64_t)pid << 32 | 1) == 0)
+			return 1;
 	}
 }
 
-int lf_rwlock_untrack_slow(lf_rwlock_t *l, uint32_t pid)
+int lf_rwlock_read_try_slow(lf_rwlock_t *l)
 {
+	if (!lf_rwlock_track(l, lf_owner_pid(lf_owner_self())))
+		return 0;
+	/* Pairs with the writer's cmpxchg on owner, then slot loads. */
+	if (lf_read64_after_rmw(&l->owner) == 0)
+		return 1;
+	lf_rwlock_untrack(l);  /* a writer holds or waits: back out */
+	return 0;
+}
+
+int lf_rwlock_untrack(lf_rwlock_t *l)
+{
+	const uint32_t pid = lf_owner_pid(lf_owner_self());
 	const uint32_t home = lf_rwlock_home(pid);
 	for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
 		uint64_t *w = &l->slots[(home + i) % LF_RW_SLOTS].word;
 		uint64_t v = lf_read64(w);
-		while (v >> 32 == pid && (uint32_t)v != 0) {
-			uint64_t seen = lf_cmpxchg64(w, v, v - 1);
+		while (v >> 32 == pid && (v & LF_RW_HOLDS) != 0) {
+			/* The last hold empties the slot (0: free for any
+			 * process).  Full barrier: the read section stays
+			 * above; pairs with the writer's slot loads. */
+			uint64_t n = (v & LF_RW_HOLDS) == 1 ? 0 : v - 1;
+			uint64_t seen = lf_cmpxchg64(w, v, n);
 			if (seen == v)
 				return 0;
 			v = seen;
 		}
 	}
-	uint64_t u = lf_read64(&l->untracked);
-	while (u != 0) {
-		uint64_t seen = lf_cmpxchg64(&l->untracked, u, u - 1);
-		if (seen == u)
-			return 0;
-		u = seen;
-	}
-	return -1;
+	return LF_EPERM;
 }
 
 uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l)
@@ -81,7 +79,7 @@ uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l)
 	for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
 		uint64_t v = lf_read64(&l->slots[i].word);
 		uint32_t pid = v >> 32;
-		if ((uint32_t)v == 0 || pid == me)
+		if ((v & LF_RW_HOLDS) == 0 || pid == me)
 			continue;
 		LF_TEST_HOLDER_LOADED();
 		/* Read again after the check: a reader that returned its
@@ -93,7 +91,7 @@ uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l)
 	return 0;
 }
 
-/* Remove the holds of dead reader processes from cnts; how many. */
+/* Give the holds of dead reader processes back: how many. */
 static uint64_t lf_rwlock_purge_readers(lf_rwlock_t *l)
 {
 	const uint32_t me = lf_owner_pid(lf_owner_self());
@@ -101,42 +99,18 @@ static uint64_t lf_rwlock_purge_readers(lf_rwlock_t *l)
 	for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
 		uint64_t *w = &l->slots[i].word;
 		uint64_t v = lf_read64(w);
-		uint32_t pid = v >> 32, holds = (uint32_t)v;
-		if (holds == 0 || pid == me || lf_pid_alive(pid))
+		uint32_t pid = v >> 32;
+		if ((v & LF_RW_HOLDS) == 0 || pid == me || lf_pid_alive(pid))
 			continue;
 		/* The dead process cannot change its slot: whoever's CAS
-		 * empties it owns the holds and returns them.  Full barrier. */
-		if (lf_cmpxchg64(w, v, 0) != v)
-			continue;
-		lf_xadd64(&l->cnts, -(uint64_t)holds * LF_RW_READER);
-		purged += holds;
+		 * empties it gives the holds back.  Full barrier. */
+		if (lf_cmpxchg64(w, v, 0) == v)
+			purged += v & LF_RW_HOLDS;
 	}
 	return purged;
 }
 
 /* -- waiting ----------------------------------------------------------------- */
-
-/* A dead writer: the holder (returned, for the caller to report), or a
- * waiting writer (its WAITING bit is cleared here, and 0 returned).  With
- * readers in (c), a writer also looks for a dead reader process. */
-static uint64_t lf_rwlock_check_dead(lf_rwlock_t *l, uint64_t c, bool writer)
-{
-	uint64_t owner = lf_owner_dead_at(&l->owner);
-	if (owner)
-		return owner;
-	if (writer && c >= LF_RW_READER) {
-		uint64_t dead = lf_rwlock_dead_reader(l);
-		if (dead)
-			return dead;
-	}
-	if ((c & LF_RW_WMASK) == LF_RW_WAITING) {
-		uint64_t ww = lf_read64(&l->wwaiter);
-		if (ww && ww != lf_owner_self() && !lf_owner_alive(ww) &&
-		    lf_cmpxchg64(&l->wwaiter, ww, 0) == ww)
-			lf_clear_bit64(&l->cnts, 1);  /* LF_RW_WAITING */
-	}
-	return 0;
-}
 
 int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 {
@@ -148,21 +122,38 @@ int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 	for (;;) {
 		/* Spin on a plain load until no writer holds or waits, then
 		 * try to get in. */
-		uint64_t c = lf_read64(&l->cnts);
-		if (!(c & LF_RW_WMASK) && lf_rwlock_read_trylock(l)) {
+		if (lf_read64(&l->owner) == 0 && lf_rwlock_read_try_slow(l)) {
 			ret = LF_ACQUIRED;
 			break;
 		}
 		int r = lf_wait_step(&w);
 		if (r == LF_WAIT_AGAIN)
 			continue;
-		if (lf_wait_over(r, lf_rwlock_check_dead(
-					 l, lf_read64(&l->cnts), false), &ret))
+		uint64_t dead = lf_owner_dead_at(&l->owner);
+		if (!dead && lf_read64(&l->owner) == 0)
+			dead = lf_rwlock_dead_reader(l);  /* slots full? */
+		if (lf_wait_over(r, dead, &ret))
 			break;
 	}
 	if (flags & LF_LOCK_STATS)
 		lf_wait_account(&l->stats, &w, ret == LF_ACQUIRED);
 	return ret;
+}
+
+/* Holding owner: wait for the readers inside to leave.  1 drained; else
+ * as lf_wait_over() (0 deadline, -(pid << 32) a dead reader process). */
+static int64_t lf_rwlock_drain(lf_rwlock_t *l, struct lf_wait *w)
+{
+	int64_t ret;
+	for (;;) {
+		if (!lf_rwlock_has_readers(l))
+			return LF_ACQUIRED;
+		int r = lf_wait_step(w);
+		if (r == LF_WAIT_AGAIN)
+			continue;
+		if (lf_wait_over(r, lf_rwlock_dead_reader(l), &ret))
+			return ret;
+	}
 }
 
 int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline)
@@ -174,54 +165,24 @@ int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 
 	lf_wait_init(&w, deadline);
 	for (;;) {
-		uint64_t c = lf_read64(&l->cnts);
-		if ((c & ~LF_RW_WAITING) == 0) {
-			/* No holder, no reader: take it (clearing WAITING;
-			 * other waiting writers set it again). */
-			if (lf_cmpxchg64(&l->cnts, c, LF_RW_LOCKED) == c) {
-				lf_write64(&l->owner, me);
-				ret = LF_ACQUIRED;
-				break;
-			}
-		}
-		if (!(c & LF_RW_WAITING)) {
-			/* Stop new readers: the writer-starvation guard. */
-			lf_write64(&l->wwaiter, me);
-			lf_set_bit64(&l->cnts, 1);  /* LF_RW_WAITING */
+		/* Full barrier; pairs with the release store in unlock. */
+		if (lf_read64(&l->owner) == 0 &&
+		    lf_cmpxchg64(&l->owner, 0, me) == 0) {
+			/* New readers back out now: wait for those inside. */
+			ret = lf_rwlock_drain(l, &w);
+			if (ret != LF_ACQUIRED)
+				lf_store_release64(&l->owner, 0);
+			break;
 		}
 		int r = lf_wait_step(&w);
 		if (r == LF_WAIT_AGAIN)
 			continue;
-		if (lf_wait_over(r, lf_rwlock_check_dead(
-					 l, lf_read64(&l->cnts), true), &ret))
+		if (lf_wait_over(r, lf_owner_dead_at(&l->owner), &ret))
 			break;
-	}
-	if (ret != LF_ACQUIRED) {
-		/* Let readers in again; live waiting writers re-set the bit. */
-		lf_cmpxchg64(&l->wwaiter, me, 0);
-		lf_clear_bit64(&l->cnts, 1);
 	}
 	if (flags & LF_LOCK_STATS)
 		lf_wait_account(&l->stats, &w, ret == LF_ACQUIRED);
 	return ret;
-}
-
-int lf_rwlock_read_unlock(lf_rwlock_t *l)
-{
-	/* The slot first: it never records more than cnts counts. */
-	if (lf_rwlock_untrack(l) != 0)
-		return -1;  /* this process holds no read lock */
-	uint64_t c = lf_read64(&l->cnts);
-	for (;;) {
-		if (c < LF_RW_READER)
-			return -1;  /* unreachable unless the words were corrupted */
-		/* Full barrier: the read section stays above; pairs with the
-		 * writer's CAS that sees the count drop to 0. */
-		uint64_t seen = lf_cmpxchg64(&l->cnts, c, c - LF_RW_READER);
-		if (seen == c)
-			return 0;
-		c = seen;
-	}
 }
 
 bool lf_rwlock_read_try_acquire(lf_rwlock_t *l)
@@ -234,11 +195,11 @@ int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l, uint64_t deadline)
 	return lf_rwlock_read_lock_until(l, deadline);
 }
 
-int lf_rwlock_read_release(lf_rwlock_t *l) { return lf_rwlock_read_unlock(l); }
+int lf_rwlock_read_release(lf_rwlock_t *l) { return lf_rwlock_untrack(l); }
 
 int lf_rwlock_read_release_counted(lf_rwlock_t *l)
 {
-	int r = lf_rwlock_read_unlock(l);
+	int r = lf_rwlock_untrack(l);
 	if (r == 0)
 		lf_xadd64(&l->read_acquisitions, 1);
 	return r;
@@ -262,37 +223,72 @@ int lf_rwlock_write_release(lf_rwlock_t *l)
 int lf_rwlock_write_release_counted(lf_rwlock_t *l)
 {
 	if (lf_read64(&l->owner) != lf_owner_self())
-		return -1;
+		return LF_EPERM;
 	lf_xadd64(&l->stats.acquisitions, 1);
 	return lf_rwlock_write_unlock(l);
 }
 
 uint64_t lf_rwlock_readers(lf_rwlock_t *l)
 {
-	return lf_read64(&l->cnts) / LF_RW_READER;
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < LF_RW_SLOTS; i++)
+		n += lf_read64(&l->slots[i].word) & LF_RW_HOLDS;
+	return n;
 }
 
 bool lf_rwlock_write_locked(lf_rwlock_t *l)
 {
-	return lf_read64(&l->cnts) & LF_RW_LOCKED;
+	return lf_read64(&l->owner) != 0;
 }
 
 uint64_t lf_rwlock_owner(lf_rwlock_t *l) { return lf_read64(&l->owner); }
 
+/* Only this process's own read holds left? */
+static bool lf_rwlock_only_mine(lf_rwlock_t *l)
+{
+	const uint32_t me = lf_owner_pid(lf_owner_self());
+	for (uint32_t i = 0; i < LF_RW_SLOTS; i++) {
+		uint64_t v = lf_read64(&l->slots[i].word);
+		if ((v & LF_RW_HOLDS) && v >> 32 != me)
+			return false;
+	}
+	return true;
+}
+
 int lf_rwlock_recover(lf_rwlock_t *l)
 {
+	const uint64_t me = lf_owner_self();
 	uint64_t purged = lf_rwlock_purge_readers(l);
 	uint64_t dead = lf_read64(&l->owner);
-	if (dead && !lf_owner_alive(dead))
-		return lf_cmpxchg64(&l->owner, dead, lf_owner_self()) == dead;
+	if (dead && dead != me && !lf_owner_alive(dead)) {
+		/* A dead owner never changes the word: one CAS picks the
+		 * recoverer, which then holds it as a writer would. */
+		if (lf_cmpxchg64(&l->owner, dead, me) != dead)
+			return 0;
+		/* Wait for the live readers to leave (they hold briefly);
+		 * dead ones are given back on the way.  Bounded: if readers
+		 * still hold after LF_RW_RECOVER_NS (or only the caller's own
+		 * process does, which could never drain), leave the lock
+		 * free and return 0: the caller acquires it as usual, with
+		 * its own timeout. */
+		struct lf_wait w;
+		lf_wait_init(&w, lf_deadline_in(LF_RW_RECOVER_NS));
+		while (lf_rwlock_has_readers(l)) {
+			int r = lf_wait_step(&w);
+			if (r == LF_WAIT_AGAIN)
+				continue;
+			lf_rwlock_purge_readers(l);
+			if (r == LF_WAIT_TIMEOUT || (lf_rwlock_has_readers(l) &&
+						     lf_rwlock_only_mine(l))) {
+				lf_store_release64(&l->owner, 0);
+				return 0;
+			}
+		}
+		return 1;
+	}
 	if (!purged)
 		return 0;
-	/* Dead readers only: take the write lock if nobody else holds it now
-	 * (one attempt; WAITING may be set by this caller or another). */
-	uint64_t c = lf_read64(&l->cnts);
-	if ((c & ~LF_RW_WAITING) != 0 ||
-	    lf_cmpxchg64(&l->cnts, c, LF_RW_LOCKED) != c)
-		return 0;
-	lf_write64(&l->owner, lf_owner_self());
-	return 1;
+	/* Dead readers only: take the write lock if nobody else holds it
+	 * now (one attempt). */
+	return lf_rwlock_write_trylock(l);
 }

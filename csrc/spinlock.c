@@ -12,16 +12,17 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 {
 	const uint32_t flags = lf_read32(&l->flags);
 	const bool ttas = flags & LF_LOCK_TTAS;
+	const uint64_t me = lf_owner_self();
 	struct lf_wait w;
 	int64_t ret;
 
 	lf_wait_init(&w, deadline);
 	for (;;) {
-		/* TTAS: only xchg once a plain load says free, so waiters
-		 * share the line instead of stealing it from each other. */
-		if (!(ttas && lf_read8(&l->locked)) &&
-		    lf_xchg8(&l->locked, 1) == 0) {
-			lf_write64(&l->owner, lf_owner_self());
+		/* TTAS: only cmpxchg once a plain load says free, so waiters
+		 * share the line instead of stealing it from each other.
+		 * Full barrier; pairs with the release store in unlock. */
+		if (!(ttas && lf_read64(&l->owner)) &&
+		    lf_cmpxchg64(&l->owner, 0, me) == 0) {
 			ret = LF_ACQUIRED;
 			break;
 		}
@@ -29,7 +30,7 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 		if (r == LF_WAIT_AGAIN)
 			continue;
 		/* Spin budget spent or deadline passed: is the holder alive?
-		 * A nonzero owner names the holder (see the header). */
+		 * The lock word names it. */
 		if (lf_wait_over(r, lf_owner_dead_at(&l->owner), &ret))
 			break;
 	}
@@ -50,22 +51,22 @@ int lf_spin_release(lf_spinlock_t *l) { return lf_spin_unlock(l); }
 int lf_spin_release_counted(lf_spinlock_t *l)
 {
 	if (lf_read64(&l->owner) != lf_owner_self())
-		return -1;
+		return LF_EPERM;
 	/* Counted while still held; xadd because stats are read concurrently. */
 	lf_xadd64(&l->stats.acquisitions, 1);
 	return lf_spin_unlock(l);
 }
 
-bool lf_spin_locked(lf_spinlock_t *l) { return lf_read8(&l->locked) != 0; }
+bool lf_spin_locked(lf_spinlock_t *l) { return lf_read64(&l->owner) != 0; }
 
 uint64_t lf_spin_owner(lf_spinlock_t *l) { return lf_read64(&l->owner); }
 
 int lf_spin_recover(lf_spinlock_t *l)
 {
-	uint64_t dead = lf_read64(&l->owner);
-	if (!dead || lf_owner_alive(dead))
+	uint64_t dead = lf_read64(&l->owner), me = lf_owner_self();
+	if (!dead || dead == me || lf_owner_alive(dead))
 		return 0;
-	/* A dead owner never clears its id, so the lock is still held on its
-	 * behalf; the CAS makes exactly one recoverer the new holder. */
-	return lf_cmpxchg64(&l->owner, dead, lf_owner_self()) == dead;
+	/* A dead owner never changes the word, so the lock is still held on
+	 * its behalf; the CAS makes exactly one recoverer the new holder. */
+	return lf_cmpxchg64(&l->owner, dead, me) == dead;
 }

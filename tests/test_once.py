@@ -1,6 +1,9 @@
 """Once / call_once: exactly one initialiser, across threads and processes."""
 
+import os
 import pickle
+import random
+import signal
 import threading
 import time
 
@@ -89,3 +92,70 @@ def test_demo_scripted_interleaving_is_deterministic():
     assert once_demo.scripted(second_check=False, say=lines.append) == 2
     assert once_demo.scripted(second_check=True, say=lines.append) == 1
     assert once_demo.race(True, 20) == 0
+
+
+# -- a process killed inside the initialiser ----------------------------------
+
+LONG = os.environ.get("LOCKFREE_LONG") == "1"
+
+
+def _init_spin(started, runs, spin_s):
+    runs.fetch_add(1)
+    started.store(1)
+    end = time.monotonic() + spin_s
+    while time.monotonic() < end:
+        pass
+
+
+def test_killed_initialiser_is_run_again_by_the_next_caller():
+    """SIGKILL the process running the initialiser (inside it, or while it
+    takes or releases the lock): the next caller never gets stuck or an
+    error; it runs the initialiser again unless the killed one completed
+    (a robust mutex's EOWNERDEAD path)."""
+    rng = random.Random("once-kill")
+    runs_n = 200 if LONG else 20
+    reran = skipped = 0
+    for _ in range(runs_n):
+        with Once(shared=True) as once, \
+                AtomicInt(shared=True) as started, \
+                AtomicInt(shared=True) as runs:
+            spin = rng.uniform(0, 0.01)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - killed, or exits at once
+                try:
+                    once.call_once(_init_spin, started, runs, spin)
+                finally:
+                    os._exit(0)
+            try:
+                deadline = time.monotonic() + 30
+                while not started.load() and time.monotonic() < deadline:
+                    time.sleep(0.0002)
+                time.sleep(rng.uniform(0, 0.008))
+            finally:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            done_before = once.done
+            ran = once.call_once(lambda: runs.fetch_add(1))  # never raises
+            assert once.done
+            assert ran is (not done_before)
+            assert runs.load() == 1 + ran
+            reran += ran
+            skipped += not ran
+            # And it stays usable: fast path from now on.
+            assert once.call_once(lambda: 1 / 0) is False
+    print(f"once kill: {runs_n} runs, re-ran {reran}, already done "
+          f"{skipped}, stuck 0")
+    assert reran > 0
+
+
+def test_dead_thread_initialiser_is_run_again():
+    """The same when the initialiser's thread ends without returning (here:
+    it exits holding the lock, which a dying thread does)."""
+    with Once() as once:
+        lock = once._lock
+        t = threading.Thread(target=lock.acquire)  # an initialiser that died
+        t.start()
+        t.join()
+        calls = []
+        assert once.call_once(calls.append, 1) is True
+        assert calls == [1] and once.done

@@ -123,7 +123,6 @@ CDEF = {
     """,
     "spinlock": """
         typedef struct lf_spinlock {
-            uint8_t locked;
             uint32_t flags;
             uint64_t owner;
             lf_lockstats_t stats;
@@ -146,14 +145,13 @@ CDEF = {
             uint32_t head;
             uint32_t tail;
             uint32_t flags;
-            uint64_t owner;
             lf_lockstats_t stats;
-            uint64_t waiter[64];
+            uint64_t slot[64];
             ...;
         } lf_ticketlock_t;
         void lf_ticket_init(lf_ticketlock_t *l, uint32_t flags);
         bool lf_ticket_try_acquire(lf_ticketlock_t *l);
-        int64_t lf_ticket_take(lf_ticketlock_t *l);
+        int64_t lf_ticket_take(lf_ticketlock_t *l, uint64_t deadline);
         int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t,
                                uint64_t deadline, int give_up);
         int lf_ticket_abandon(lf_ticketlock_t *l, uint32_t t);
@@ -169,13 +167,10 @@ CDEF = {
         #define LF_RW_SLOTS ...
         struct lf_rw_slot { uint64_t word; ...; };
         typedef struct lf_rwlock {
-            uint64_t cnts;
             uint32_t flags;
             uint64_t owner;
-            uint64_t wwaiter;
             lf_lockstats_t stats;
             uint64_t read_acquisitions;
-            uint64_t untracked;
             struct lf_rw_slot slots[...];
             ...;
         } lf_rwlock_t;

@@ -21,6 +21,7 @@ the fast-path load pairs with it.
 from __future__ import annotations
 
 from .atomic import AtomicInt
+from .errors import OwnerDiedError
 from .spinlock import SpinLock
 
 __all__ = ["Once", "call_once"]
@@ -40,6 +41,12 @@ class Once:
     ``fn`` again (as C++ ``std::call_once``).  After completion a call costs
     one atomic load.  Not reentrant: ``fn`` must not call ``call_once`` on
     the same ``Once``.
+
+    If the caller running ``fn`` dies inside it (its process is killed, or
+    its thread ends without returning), the next caller takes the lock over
+    and runs ``fn`` again, as a robust mutex's ``EOWNERDEAD`` path does:
+    ``fn`` must cope with a half-done earlier attempt.  A ``Once`` is never
+    broken for ever.
     """
 
     def __init__(self, *, shared: bool = False):
@@ -58,12 +65,26 @@ class Once:
     def call_once(self, fn, *args, **kwargs) -> bool:
         if self._done.load():          # 1: no lock on the fast path
             return False
-        with self._lock:               # 2
+        lock = self._lock
+        while True:                    # 2
+            try:
+                lock.acquire()
+                break
+            except OwnerDiedError:
+                # The caller running fn died inside it (its process was
+                # killed): a robust mutex's EOWNERDEAD.  Take the lock over
+                # and run fn again (done was never set); if another caller
+                # recovered first, wait for it as usual.
+                if lock.recover():
+                    break
+        try:
             if self._done.load():      # 3: somebody finished meanwhile
                 return False
             fn(*args, **kwargs)
             self._done.store(1)        # 4: xchg, after fn's effects
             return True
+        finally:
+            lock.release()
 
     def close(self) -> None:
         """Release the flag's and the lock's memory (idempotent)."""

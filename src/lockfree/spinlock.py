@@ -13,6 +13,10 @@ across processes.  Differences from ``threading.Lock``:
   the timeout), as with ``threading.Lock``.
 * ``with lock:`` acquires and releases; it does not close the lock (use
   ``close()``).
+* The lock word *is* the owner record (the holder's ``pid << 32 | tid``,
+  taken by one compare-and-swap and given back by one store), so a holder
+  killed at any instruction leaves the lock either free or held by a
+  recorded, detectably dead owner.
 * If the holder dies (its thread exits or its process is killed) while
   holding the lock, a waiter notices on its slow path (after its spin
   budget, then every 10 ms, and when its timeout expires) and ``acquire``
@@ -23,7 +27,7 @@ across processes.  Differences from ``threading.Lock``:
 Waiting happens in C with the GIL released (other Python threads run).  A
 blocking acquire waits in slices of 50 ms so that Ctrl-C and other signal
 handlers run between slices.  An uncontended ``acquire()`` is a single C call
-(one ``xchg``); ``release()`` one more.  Each cffi call costs ~0.1 µs here
+(one ``cmpxchg``); ``release()`` one more (one store).  Each cffi call costs ~0.1 µs here
 (the GIL is released and retaken, errno saved), so a Python acquire/release
 pair costs about 2 bare cffi calls plus two thin Python frames: slower than
 ``threading.Lock`` or ``multiprocessing.Lock`` (see docs/spinlock.md for the
@@ -34,21 +38,17 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
-import threading
-import time
 import types
 
 from ._ffi import lib
-from .errors import OwnerDiedError
+from ._wait import NOWAIT, lock_deadline, slice_end
+from .errors import OwnerDiedError, raise_for
 from .region import Primitive, specialize
 
 __all__ = ["SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError",
            "LockStats"]
 
-_SLICE_NS = lib.LF_SLICE_NS
 _QUEUED = lib.LF_TICKET_QUEUED
-_monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC, as the C deadlines
 
 LockStats = collections.namedtuple(
     "LockStats", "acquisitions contended spins yields read_acquisitions")
@@ -64,32 +64,6 @@ exact, the set is not a snapshot.
 """
 
 
-def _deadline(blocking, timeout):
-    """Validate threading.Lock.acquire arguments.
-
-    Returns 0 for a single attempt, None for no deadline, else the
-    CLOCK_MONOTONIC deadline in ns.
-    """
-    if not isinstance(timeout, (int, float)):
-        if not hasattr(type(timeout), "__float__"):  # not str, None...
-            raise TypeError("timeout must be a number, not "
-                            f"{type(timeout).__name__}")
-        timeout = float(timeout)
-    if math.isnan(timeout):
-        raise ValueError("Invalid value NaN (not a number)")
-    if not blocking and timeout != -1:
-        raise ValueError("can't specify a timeout for a non-blocking call")
-    if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be a non-negative number")
-    if timeout > threading.TIMEOUT_MAX:
-        raise OverflowError("timeout value is too large")
-    if not blocking or timeout == 0:
-        return 0
-    if timeout == -1:
-        return None
-    return _monotonic_ns() + max(1, int(timeout * 1e9))
-
-
 def _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking, timeout):
     """Everything but the uncontended default call: validate, then wait in
     slices of at most 50 ms (so signal handlers run between them).
@@ -97,21 +71,18 @@ def _acquire_slow(try_fn, until_fn, slow_fn, st, what, blocking, timeout):
     Slices after the first enter the C slow path directly: it counts the
     acquisition as contended (stats) even if the lock is free on entry,
     whereas until_fn's trylock fast path would not."""
-    deadline = _deadline(blocking, timeout)
-    if deadline == 0:
-        return try_fn(st)
+    deadline = lock_deadline(blocking, timeout)
+    if deadline == NOWAIT:
+        return bool(try_fn(st))
     wait = until_fn
     while True:
-        now = _monotonic_ns()
-        end = now + _SLICE_NS
-        if deadline is not None and deadline <= end:
-            end = deadline
+        end = slice_end(deadline)
         r = wait(st, end)
         wait = slow_fn
         if r == 1:
             return True
         if r < 0:
-            raise OwnerDiedError(what, -r)
+            raise_for(r, what)
         if end == deadline:
             return False
 
@@ -152,44 +123,43 @@ def _make_release(rel_fn, st, message, qualname):
 
 
 def _ticket_slow(st, blocking, timeout):
-    """TicketLock's waiting: take a ticket and wait for it in slices, keeping
-    the ticket between slices (FIFO); give it up on timeout or exception."""
-    deadline = _deadline(blocking, timeout)
-    if deadline == 0:
-        return lib.lf_ticket_try_acquire(st)
-    r = lib.lf_ticket_take(st)
-    if r == 1:
-        return True
+    """TicketLock's waiting: take a ticket (waiting for a place in line if
+    64 are out), then wait for its turn in slices, keeping the ticket
+    between slices (FIFO); give it up (one C call, never waits) on timeout
+    or on any exception, Ctrl-C included."""
+    deadline = lock_deadline(blocking, timeout)
+    if deadline == NOWAIT:
+        return bool(lib.lf_ticket_try_acquire(st))
+    while True:
+        end = slice_end(deadline)
+        r = lib.lf_ticket_take(st, end)
+        if r == 1:
+            return True
+        if r >= _QUEUED:
+            break
+        if r < 0:
+            raise_for(r, "TicketLock")
+        if end == deadline:
+            return False
     ticket = r - _QUEUED
     try:
         while True:
-            end = _monotonic_ns() + _SLICE_NS
-            final = deadline is not None and deadline <= end
-            r = lib.lf_ticket_wait(st, ticket, deadline if final else end,
-                                   final)
+            end = slice_end(deadline)
+            final = end == deadline
+            r = lib.lf_ticket_wait(st, ticket, end, final)
             if r == 1:
                 return True
             if r < 0 or final:
                 ticket = None  # the C call gave the ticket up
                 if r < 0:
-                    raise OwnerDiedError("TicketLock", -r)
+                    raise_for(r, "TicketLock")
                 return False
     except BaseException:
-        # Interrupted (Ctrl-C...) while queued: a ticket nobody uses would
-        # stall the queue, so give it up, or pass the lock on if its turn
-        # came meanwhile.
-        while ticket is not None:
-            a = lib.lf_ticket_abandon(st, ticket)
-            if a == 1:
-                lib.lf_ticket_release(st)
-            if a >= 0:
-                break
-            # Too far back to give up yet: wait, keeping the ticket.
-            r = lib.lf_ticket_wait(st, ticket, _monotonic_ns() + _SLICE_NS, 0)
-            if r == 1:
-                lib.lf_ticket_release(st)
-            if r != 0:
-                break
+        # Interrupted (Ctrl-C...) while queued: give the ticket up, so the
+        # queue skips it (if its turn came meanwhile, that passes the lock
+        # on).
+        if ticket is not None:
+            lib.lf_ticket_abandon(st, ticket)
         raise
 
 
@@ -301,29 +271,29 @@ class _LockBase(Primitive):
 
 
 class SpinLock(_LockBase):
-    """A test-and-set spinlock (``xchg``), TTAS by default.
+    """A test-and-set spinlock (``cmpxchg`` of the owner id), TTAS by
+    default.
 
     ``SpinLock(spin="ttas", stats=False, *, buffer=None, offset=0,
     name=None, shared=False)``.  ``spin`` picks how waiters spin:
 
-    * ``"ttas"`` (default): spin on a plain load and ``xchg`` only when the
-      lock looks free.  Waiters share the cache line instead of stealing it
+    * ``"ttas"`` (default): spin on a plain load and ``cmpxchg`` only when
+      the lock looks free.  Waiters share the cache line instead of stealing it
       from each other and from the holder: better under contention.
-    * ``"tas"``: ``xchg`` on every attempt.  One instruction less per retry,
+    * ``"tas"``: ``cmpxchg`` on every attempt.  One instruction less per retry,
       but every attempt takes the line exclusive; worse with several
       waiters.  Both back off exponentially, then ``sched_yield()``.
 
-    Not fair (whoever's ``xchg`` lands first wins; see TicketLock) and not
-    lock-free (a preempted holder stops everyone: it is a lock).  Cost:
-    ``acquire()`` is one C call doing one ``xchg`` when free, ``release()``
-    one C call doing two stores; waiting happens in C with the GIL released.
+    Not fair (whoever's ``cmpxchg`` lands first wins; see TicketLock) and
+    not lock-free (a preempted holder stops everyone: it is a lock).  Cost:
+    ``acquire()`` is one C call doing one ``cmpxchg`` when free,
+    ``release()`` one C call doing one store; waiting happens in C with the GIL released.
     ``stats=True`` counts acquisitions, contended acquisitions, spins,
     and yields (only on the slow path and in release).
 
     Dead-owner detection: see the module docstring; ``recover()`` takes the
-    lock over from a dead owner.  A holder killed within one instruction of
-    its ``xchg`` is not detected (the owner is not recorded yet); waiters
-    then only time out.
+    lock over from a dead owner.  The lock word is the owner id, so there
+    is no moment at which the lock is held by nobody known.
     """
 
     _KIND = lib.LF_KIND_SPINLOCK
@@ -380,17 +350,21 @@ class TicketLock(_LockBase):
     (across threads and processes), so no waiter starves; the price is that
     a waiter whose turn comes while it is descheduled holds everyone up.
     ``acquire(False)`` (and ``timeout=0``) succeed only when nobody holds or
-    waits: they never jump the queue.  A timed-out or interrupted waiter
-    gives its ticket up and the queue skips it; a waiter more than 64 places
-    back must first move within 64 places before it can give up.
+    waits: they never jump the queue.  A timed-out or interrupted (Ctrl-C)
+    waiter gives its ticket up at once, wherever it is in line, and the
+    queue skips it: ``acquire(timeout=t)`` returns within ``t`` plus one
+    50 ms slice whatever the queue length.  At most 64 tickets are out at
+    once; further arrivals wait for a place in line (not FIFO among
+    themselves).
 
-    Dead-owner detection covers the holder and the queued waiter whose turn
-    it is (a process killed while waiting in line); ``recover()`` takes that
-    turn over.  Not detected: death within one instruction of taking a
-    ticket or of being served, or of a waiter more than 64 places back.
+    Each ticket is recorded with its taker's id by the one compare-and-swap
+    that takes it, and the holder is the taker of the ticket being served,
+    so a thread killed at any instruction is either out of the queue or
+    named.  Dead-owner detection covers the holder and a waiter killed in
+    line whose turn has come; ``recover()`` takes that turn over.
 
-    Cost: ``acquire()`` is one C call (one ``lock xadd`` when free),
-    ``release()`` one C call (one ``xchg``).
+    Cost: ``acquire()`` is one C call (two compare-and-swaps when free),
+    ``release()`` one C call (one store).
     """
 
     _KIND = lib.LF_KIND_TICKETLOCK
@@ -437,22 +411,26 @@ class RWSpinLock(_LockBase):
     The kernel has this lock (rwlock_t); pthreads has none (its
     pthread_rwlock_t sleeps in the kernel, it is not a spinlock).
 
-    Dead-owner detection covers both sides.  A dead writer: waiters raise
-    :class:`OwnerDiedError` and ``recover()`` takes the write lock over; a
-    writer that died while waiting is healed by the next reader.  Readers
-    are recorded per process (16 slots, one cache line each): a writer kept
-    waiting by a process that died holding the read side raises
-    ``OwnerDiedError`` with that ``pid`` and ``tid == 0``, and ``recover()``
-    gives its holds back.  ``release_read`` raises ``RuntimeError`` when the
-    calling process holds no read lock (it cannot tell one thread of a
-    process from another).  Not detected: a reader thread that exits while
-    its process lives, a death within one instruction of taking or
-    returning a hold, and readers of a 17th process reading at once (the
-    slots are full; they are counted but not recorded).
+    Every record is one word changed by one atomic instruction, so a holder
+    killed at any instruction is either not recorded or recorded.  The
+    write side's lock word is the writer's id (as SpinLock); a writer that
+    dies holding (or waiting for readers to leave) makes waiters of both
+    sides raise :class:`OwnerDiedError`, and ``recover()`` takes the write
+    lock over.  Readers are recorded per process: one word per reading
+    process (16 slots in two cache lines), ``pid`` and its holds, which is
+    the only reader count.  A writer kept waiting by a process that died
+    holding the read side raises ``OwnerDiedError`` with that ``pid`` and
+    ``tid == 0``, and ``recover()`` gives its holds back.  At most 16
+    processes hold the read side at once; a reader of a 17th waits for a
+    slot (and honours its timeout).  ``release_read`` raises
+    ``RuntimeError`` when the calling process holds no read lock (it cannot
+    tell one thread of a process from another).  Not detected: a reader
+    thread that exits while its process lives.
 
     Cost: each acquire/release is one C call; one locked instruction for
-    the write side, two for the read side (the count and the process's
-    slot).
+    each side's acquire (the owner word, or the process's slot) and for the
+    read release, a store for the write release; a writer also reads the
+    16 slots.
     """
 
     _KIND = lib.LF_KIND_RWLOCK
@@ -527,8 +505,8 @@ class RWSpinLock(_LockBase):
 
     @property
     def readers(self) -> int:
-        """Readers holding the lock (may briefly count a reader that is
-        backing out because a writer holds or waits)."""
+        """Read holds (may briefly count a reader that is backing out
+        because a writer holds or waits)."""
         return lib.lf_rwlock_readers(self._st())
 
     def _owner_id(self) -> int:
@@ -543,7 +521,9 @@ class RWSpinLock(_LockBase):
         writer, or, if only dead readers were found, makes one attempt at
         the write lock (False if live readers or a writer hold it: acquire
         it as usual).  False if there was nothing to recover or another
-        thread or process recovered first (see SpinLock.recover).
+        thread or process recovered first (see SpinLock.recover).  Taking a
+        dead writer's lock over waits up to 1 s for live readers to leave;
+        if they do not, the lock is left free and False returned.
         """
         return bool(lib.lf_rwlock_recover(self._st()))
 
