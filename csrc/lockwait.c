@@ -97,10 +97,10 @@ static bool lf_task_dead(const char *f)
 int lf_owner_alive(uint64_t id)
 {
 	uint32_t pid = lf_owner_pid(id), tid = lf_owner_tid(id);
-	if (pid == 0 || tid == 0)
-		return 1;  /* not an owner id: claim nothing */
-	if (pid > INT_MAX || tid > INT_MAX)
-		return 0;  /* no task has such an id: garbage, not an owner */
+	if (id == 0)
+		return 1;  /* names nobody: claim nothing */
+	if (!lf_owner_valid(id) || tid == 0)
+		return 0;  /* no thread has such an id: a peer scribbled it */
 	if (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) != 0 &&
 	    errno == ESRCH)
 		return 0;

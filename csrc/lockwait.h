@@ -104,29 +104,23 @@ static inline uint64_t lf_owner_self(void)
 static inline uint32_t lf_owner_pid(uint64_t id) { return (uint32_t)(id >> 32); }
 static inline uint32_t lf_owner_tid(uint64_t id) { return (uint32_t)id; }
 
+/* Could a lock have written id?  pid in 1..INT32_MAX and tid <= INT32_MAX
+ * (tid 0: a reader process of an RW lock), so -(id) <= -2^32 never meets
+ * an errors.h code.  Anything else in a lock word was scribbled by a peer:
+ * lf_owner_alive() calls it dead (so recover() can take it over) and a
+ * waiter reports LF_ECORRUPT. */
+static inline bool lf_owner_valid(uint64_t id)
+{
+	uint32_t pid = lf_owner_pid(id), tid = lf_owner_tid(id);
+	return pid != 0 && pid <= INT32_MAX && tid <= INT32_MAX;
+}
+
 /* 1 if the thread named by id may still exist, 0 if it is certainly dead
- * (gone, or a zombie).  A system call and a /proc read: slow paths only. */
+ * (gone, or a zombie) or id names no thread (malformed, or tid 0).  A system call and a /proc read: slow paths only. */
 int lf_owner_alive(uint64_t id);
 uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
 /* The same for a whole process (any of its threads); errs towards alive. */
 int lf_pid_alive(uint32_t pid);
-
-/*
- * A load that a preceding locked read-modify-write (lf_cmpxchg64 ...) of
- * another word is ordered before (store->load): the handshake of two
- * sides that each announce themselves with an RMW, then look at the other
- * side's word (the RW lock's readers and writer).  On x86 every locked
- * instruction is a full barrier, so this is a plain load; in the portable
- * (C11) build, a sequentially consistent load after a seq_cst RMW.
- */
-static inline uint64_t lf_read64_after_rmw(const uint64_t *p)
-{
-#ifdef LF_ATOMICS_PORTABLE
-	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
-#else
-	return lf_read64(p);
-#endif
-}
 
 /* -- waiting --------------------------------------------------------------- */
 
@@ -260,7 +254,10 @@ static inline uint64_t lf_owner_dead_at(const uint64_t *word)
 static inline bool lf_wait_over(int step, uint64_t dead, int64_t *ret)
 {
 	if (dead) {
-		*ret = -(int64_t)dead;
+		/* A word no lock wrote (a peer scribbled it) is reported as
+		 * such: -(id) of a malformed id could read as another code, or
+		 * as "acquired" (0xFF..FF). */
+		*ret = lf_owner_valid(dead) ? -(int64_t)dead : LF_ECORRUPT;
 		return true;
 	}
 	if (step == LF_WAIT_TIMEOUT) {

@@ -130,42 +130,14 @@ static inline int lf_rwlock_read_unlock(lf_rwlock_t *l)
 }
 
 /* Does any process hold the read side?  After the caller's RMW on owner
- * (lf_read64_after_rmw: pairs with the readers' slot cmpxchg, then owner
- * load).
- *
- * On x86 the sixteen words are read with eight 16-byte SSE2 loads: sixteen
- * scalar loads after the locked cmpxchg made the uncontended write pair
- * 4-10x slower here (~26 against ~3 ns).  A 16-byte load may be carried
- * out as several smaller accesses, but each is ordered after the cmpxchg
- * and reads the latest value, and only "is any word nonzero" is asked:
- * a word a reader made nonzero before such an access is seen nonzero. */
-#if defined(__SSE2__) && !defined(LF_ATOMICS_PORTABLE)
-#include <emmintrin.h>
-_Static_assert(LF_RW_SLOTS == 16, "lf_rwlock_has_readers() reads 8 x 16 B");
+ * (pairs with the readers' slot cmpxchg, then owner load).  The atomics
+ * layer reads the sixteen slot words (x86-64: eight 16-byte SSE2 loads,
+ * 4-10x cheaper than sixteen scalar loads after a locked cmpxchg). */
+_Static_assert(LF_RW_SLOTS == 16, "lf_any_nonzero64x16_after_rmw()");
 static inline bool lf_rwlock_has_readers(lf_rwlock_t *l)
 {
-	const __m128i *p = (const __m128i *)(const void *)l->slots;
-	__m128i a, b, c, d, e, f, g, h;
-	lf_barrier();  /* the loads stay after the caller's RMW */
-	a = _mm_loadu_si128(p + 0); b = _mm_loadu_si128(p + 1);
-	c = _mm_loadu_si128(p + 2); d = _mm_loadu_si128(p + 3);
-	e = _mm_loadu_si128(p + 4); f = _mm_loadu_si128(p + 5);
-	g = _mm_loadu_si128(p + 6); h = _mm_loadu_si128(p + 7);
-	lf_barrier();
-	a = _mm_or_si128(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)),
-			 _mm_or_si128(_mm_or_si128(e, f), _mm_or_si128(g, h)));
-	return _mm_movemask_epi8(_mm_cmpeq_epi8(a, _mm_setzero_si128())) !=
-	       0xFFFF;
+	return lf_any_nonzero64x16_after_rmw(&l->slots[0].word);
 }
-#else
-static inline bool lf_rwlock_has_readers(lf_rwlock_t *l)
-{
-	uint64_t any = 0;
-	for (uint32_t i = 0; i < LF_RW_SLOTS; i++)
-		any |= lf_read64_after_rmw(&l->slots[i].word);
-	return any != 0;
-}
-#endif
 
 static inline int lf_rwlock_write_trylock(lf_rwlock_t *l)
 {

@@ -1073,3 +1073,30 @@ def test_kill_at_random_moment_never_leaves_a_lock_stuck(kind):
     assert counts["stuck"] == 0, counts
     # The kills land inside the lock often enough to test recovery.
     assert counts["recovered"] > 0, counts
+
+
+@pytest.mark.parametrize("word", [
+    0xFFFF_FFFF_FFFF_FFFF,       # -(id) would read as 1, "acquired"
+    0x0000_0000_0000_0007,       # pid 0: -(id) would read as LF_ECORRUPT
+    0x8000_0001_0000_0001,       # pid > INT32_MAX: kill() would see a group
+])
+@pytest.mark.parametrize("spin", ["ttas", "tas"])
+def test_scribbled_lock_word_is_corrupt_not_acquired(word, spin):
+    """A lock word no lock could have written (a peer scribbled it) makes a
+    waiter raise CorruptStateError (never return as if it had acquired,
+    never wait for ever for an owner that cannot exist); recover() takes
+    the lock over as from a dead owner."""
+    import struct
+
+    from lockfree import CorruptStateError
+
+    buf = bytearray(SpinLock.region_size())
+    lock = SpinLock(spin, buffer=buf)
+    struct.pack_into("<Q", buf, 64 + 8, word)  # the owner word
+    assert lock.locked()
+    with pytest.raises(CorruptStateError):
+        lock.acquire(timeout=2)
+    assert lock.recover() is True
+    lock.release()
+    assert not lock.locked()
+    lock.close()

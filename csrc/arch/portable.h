@@ -104,4 +104,20 @@ static inline bool lf_cmpxchg128(volatile lf_u128_t *p, lf_u128_t *old,
 	return ok;
 }
 
+/* A load ordered after a preceding seq_cst RMW of another word (see
+ * arch/x86_64.h): a sequentially consistent load. */
+static inline uint64_t lf_read64_after_rmw(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+/* Is any of the 16 words at p nonzero (each read as above)? */
+static inline bool lf_any_nonzero64x16_after_rmw(const uint64_t *p)
+{
+	uint64_t any = 0;
+	for (int i = 0; i < 16; i++)
+		any |= lf_read64_after_rmw(&p[i]);
+	return any != 0;
+}
+
 #endif /* LF_ARCH_PORTABLE_H */

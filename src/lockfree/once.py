@@ -21,7 +21,7 @@ the fast-path load pairs with it.
 from __future__ import annotations
 
 from .atomic import AtomicInt
-from .errors import OwnerDiedError
+from .errors import CorruptStateError, OwnerDiedError
 from .spinlock import SpinLock
 
 __all__ = ["Once", "call_once"]
@@ -84,7 +84,12 @@ class Once:
             self._done.store(1)        # 4: xchg, after fn's effects
             return True
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except RuntimeError:
+                # We hold the lock, so its word names us unless another
+                # process wrote over it meanwhile.
+                raise CorruptStateError("Once", "lock owner") from None
 
     def close(self) -> None:
         """Release the flag's and the lock's memory (idempotent)."""
