@@ -29,10 +29,12 @@
 
 #define LF_REGION_MAGIC   0x4e4f494745524c46ULL  /* "FLREGION" little-endian */
 /* Bumped whenever any primitive's state layout changes (2: the seqlock's
- * writer line and inline copy; 3: the reader-writer lock's reader slots),
+ * writer line and inline copy; 3: the reader-writer lock's reader slots;
+ * 4: owner-word locks: the lock word is the owner id, ticket slots, packed
+ * RW reader slots),
  * so a segment made by an older build is refused at attach instead of
  * misread. */
-#define LF_LAYOUT_VERSION 3u
+#define LF_LAYOUT_VERSION 4u
 #define LF_REGION_HEADER  64u
 
 enum lf_kind {

@@ -38,7 +38,7 @@ CDEF = {
     """,
     "region": """
         #define LF_REGION_HEADER 64
-        #define LF_LAYOUT_VERSION 3
+        #define LF_LAYOUT_VERSION ...
         #define LF_KIND_ATOMIC 1
         #define LF_KIND_SPINLOCK 2
         #define LF_KIND_TICKETLOCK 3
