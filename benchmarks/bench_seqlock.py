@@ -12,9 +12,14 @@ the other core has just read, then a locked instruction).
 
 Python, ``CASES`` (the _report table): ns per read of a 4-field record
 ("qqqd") in shared memory: floor = a bare one-argument cffi call; subjects
-= ``SeqRecord.read()`` (classic, latch) and ``SeqBytes.read()``; anchors =
-the obvious alternatives, a ``multiprocessing.Lock`` around a shared ctypes
-struct and a ``multiprocessing.Array``.  Target: mp.Lock/this >= 1.5.
+= ``SeqRecord.read()`` (hoisted, and as users write it: ``r.read()``,
+attribute lookup included; classic, latch) and ``SeqBytes.read()``;
+anchors = the obvious alternatives, a ``multiprocessing.Lock`` around a
+shared ctypes struct and a ``multiprocessing.Array``.  Target:
+mp.Lock/this >= 1.5.  Writes ("write-qqqd"): floor = a bare two-argument
+cffi call; ``r.write(1, 2, 3, 4.0)`` (packs, one C call; also with
+``timeout=``) and ``b.write(data)``; anchor = an mp.Lock held while storing
+the ctypes struct's four fields (no target: printed for comparison).
 
 Then the writer's rate alone and with a reader *process* hammering, for
 SeqRecord and for mp.Lock + ctypes (lockfree.demos.writer_rate), and the
@@ -39,6 +44,7 @@ from _report import Case, main as report_main  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUP = "read-qqqd"
+WGROUP = "write-qqqd"
 
 
 def _floor():
@@ -46,12 +52,17 @@ def _floor():
     return {"f": lib.lf_noop1, "p": ffi.new("char[]", 64)}
 
 
+def _floor2():
+    from lockfree._tools import ffi, lib
+    return {"f": lib.lf_noop2, "p": ffi.new("char[]", 64)}
+
+
 def _seq(latch=False):
     def setup():
         from lockfree import SeqRecord
         r = SeqRecord("qqqd", (1, 2, 3, 4.0), latch=latch, shared=True)
         _keep.append(r)
-        return {"read": r.read}
+        return {"read": r.read, "write": r.write, "r": r}
     return setup
 
 
@@ -59,7 +70,7 @@ def _seqbytes():
     from lockfree import SeqBytes
     b = SeqBytes(32, bytes(32), shared=True)
     _keep.append(b)
-    return {"read": b.read}
+    return {"read": b.read, "b": b, "data": bytes(32)}
 
 
 def _mp_lock():
@@ -79,6 +90,8 @@ CASES = [
          "f(p)", _floor),
     Case(GROUP, "subject", "lockfree", "seqrecord",
          "read = r.read; read()", "read()", _seq()),
+    Case(GROUP, "subject", "lockfree", "seqrecord-attr", "r.read()",
+         "r.read()", _seq()),
     Case(GROUP, "subject", "lockfree", "seqrecord-latch",
          "SeqRecord(latch=True).read()", "read()", _seq(True)),
     Case(GROUP, "subject", "lockfree", "seqbytes32",
@@ -88,6 +101,19 @@ CASES = [
          "with lock: t = (s.a, s.b, s.c, s.d)", _mp_lock),
     Case(GROUP, "anchor", "mp.Array", "mparray",
          "with a.get_lock(): a[:]", "with lock: t = a[:]", _mp_array),
+    Case(WGROUP, "floor", "cffi", "noop2", "f = lib.lf_noop2; f(p, 1)",
+         "f(p, 1)", _floor2),
+    Case(WGROUP, "subject", "lockfree", "seqrecord", "r.write(1, 2, 3, 4.0)",
+         "r.write(1, 2, 3, 4.0)", _seq()),
+    Case(WGROUP, "subject", "lockfree", "seqrecord-timeout",
+         "r.write(1, 2, 3, 4.0, timeout=1.0)",
+         "r.write(1, 2, 3, 4.0, timeout=1.0)", _seq()),
+    Case(WGROUP, "subject", "lockfree", "seqbytes32", "b.write(data)",
+         "b.write(data)", _seqbytes),
+    # impl named apart from the read group's anchor: no target on writes
+    Case(WGROUP, "anchor", "lock+ctypes", "mplock-ctypes",
+         "with lock: s.a, s.b, s.c, s.d = ...",
+         "with lock: s.a = 1; s.b = 2; s.c = 3; s.d = 4.0", _mp_lock),
 ]
 TARGETS = {"mp.Lock": 1.5}
 

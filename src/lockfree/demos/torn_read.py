@@ -44,8 +44,11 @@ def _reader(rec, reads, patience, out):
     past ``reads`` copies (for at most ``patience`` seconds) until the
     control has torn at least once: on a busy 2-core machine the writer
     may not run alongside the reader for a while."""
-    st = rec._state
-    raw = memoryview(ffi.buffer(st, st.data_off + SIZE))[st.data_off:]
+    # The copy the writer writes, where this process's handle (its
+    # geometry checked at attach) says it is: never an offset read from
+    # the shared state.
+    copy = rec._h.copy0
+    raw = memoryview(ffi.buffer(copy, SIZE))
     read = rec.read
     n = torn = torn_raw = retries = 0
     seq0, end = rec.sequence, time.monotonic() + patience
