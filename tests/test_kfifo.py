@@ -2,9 +2,11 @@
 blocking, cross-process stress, crash safety."""
 
 import array
+import math
 import os
 import pickle
 import queue
+import random
 import signal
 import struct
 import threading
@@ -22,6 +24,7 @@ import lockfree._wait
 import lockfree.kfifo
 from lockfree import (AtomicInt, ConsumerDied, Kfifo, ModeError,
                       ProducerDied, RoleError)
+from lockfree.errors import ConcurrentUseError, CorruptStateError
 from lockfree.region import HEADER
 
 from .conftest import LONG
@@ -419,6 +422,203 @@ KfifoModel.TestCase.settings = settings(
     max_examples=400 if LONG else 60, stateful_step_count=60, deadline=None)
 TestKfifoModel = KfifoModel.TestCase
 
+
+
+# -- bad input (issue #16, point 7) -------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), 1.0, 2.5, "3", None])
+def test_counts_must_be_ints(bad):
+    """get(float('nan')) used to return the whole ring."""
+    b, r = Kfifo(64), Kfifo(64, "records")
+    b.put(b"abcdef")
+    r.put_message(b"m")
+    for call in (b.get, b.peek, b.skip, r.get_many,
+                 lambda n: b.get(n, True, 1)):
+        with pytest.raises(TypeError, match="int"):
+            call(bad)
+    assert b.get(10) == b"abcdef" and r.get_many(True) == [b"m"]
+    b.close()
+    r.close()
+
+
+def _returns_within(call, seconds=5.0):
+    """Run call() in a thread; its exception, or a failure if it hangs."""
+    out = []
+
+    def run():
+        try:
+            call()
+            out.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            out.append(exc)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the call blocked (it used to, forever)"
+    return out[0]
+
+
+def test_nan_timeout_is_value_error_not_a_hang():
+    r, b = Kfifo(16, "records"), Kfifo(8)
+    r.put_message(b"x" * 12)       # full
+    calls = [lambda: r.put_message(b"y", timeout=math.nan),
+             lambda: r.put_many([b"y"], timeout=math.nan),
+             lambda: b.put(b"123456789", True, math.nan),
+             lambda: b.get(4, True, math.nan)]
+    for call in calls:
+        assert isinstance(_returns_within(call), ValueError)
+    r.get_message()                # empty now
+    for call in (lambda: r.get_message(timeout=math.nan),
+                 lambda: r.get_many(timeout=math.nan),
+                 lambda: r.get_message_into(bytearray(16), True, math.nan)):
+        assert isinstance(_returns_within(call), ValueError)
+    for call in (lambda: r.get_message(timeout="1"),
+                 lambda: b.get(1, True, [])):
+        assert isinstance(_returns_within(call), TypeError)
+    r.close()
+    b.close()
+
+
+def test_buffers_as_their_bytes_or_type_error():
+    np = pytest.importorskip("numpy")
+    r, b = Kfifo(256, "records"), Kfifo(256)
+    grid = np.arange(6, dtype="u1").reshape(2, 3)      # C-contiguous 2-D
+    r.put_message(grid)
+    assert r.get_message() == grid.tobytes()
+    assert b.put(grid) == 6 and b.get(6) == grid.tobytes()
+    skewed = np.arange(12, dtype="u1").reshape(3, 4)[:, ::2]
+    for call in (lambda: r.put_message(skewed), lambda: b.put(skewed),
+                 lambda: b.put(skewed, block=True),
+                 lambda: r.put_many([b"ok", skewed]),
+                 lambda: r.get_message_into(np.zeros((4, 4), "u1")[:, ::2]),
+                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2])):
+        with pytest.raises(TypeError):
+            call()
+    assert r.empty() and b.empty()
+    r.close()
+    b.close()
+
+
+def test_put_many_splits_at_each_items_bytes():
+    """put_many took len() as the byte count: a 2-D array (len 2, 6 bytes)
+    next to a zero-size one (len 4, 0 bytes) added up to the joined length
+    and the batch was split at the wrong places, silently."""
+    np = pytest.importorskip("numpy")
+    r = Kfifo(256, "records")
+    items = [np.arange(6, dtype="u1").reshape(2, 3),
+             np.zeros((4, 0), dtype="u1"), array.array("I", [1, 2]), b"xy"]
+    assert r.put_many(items) == 4
+    assert r.get_many() == [bytes(memoryview(x).cast("B")) if
+                            memoryview(x).nbytes else b"" for x in items]
+    r.close()
+
+
+def test_repr_of_a_corrupt_kfifo_does_not_raise():
+    buf = bytearray(Kfifo.region_size(64, "records"))
+    q = Kfifo(64, "records", buffer=buf)
+    struct.pack_into("<I", buf, HEADER, 1000)          # in: 1000 > size
+    text = repr(q)
+    assert "corrupt" in text and "capacity=64" in text
+    with pytest.raises(CorruptStateError):
+        len(q)
+    with pytest.raises(CorruptStateError):
+        q.get_message(block=False)
+    q.close()
+    assert "Kfifo" in repr(q)
+
+
+# -- misuse: one role, two threads at once (issue #16, point 8) --------------
+
+N_MISUSE = 3000
+
+
+def _hammer(put, tid, errors):
+    """Send N_MISUSE frames (tid, seq, pattern), retrying a call that was
+    refused because the other thread was inside one."""
+    for seq in range(N_MISUSE):
+        frame = struct.pack("<II", tid, seq) + bytes([tid * 16 + seq % 7]) * 8
+        while True:
+            try:
+                put(frame)
+                break
+            except ConcurrentUseError:
+                errors[tid] += 1
+
+
+@pytest.mark.parametrize("mode", ["records", "bytes"])
+def test_two_threads_on_one_producer_are_refused_not_garbled(mode):
+    """Two threads putting through one producer object lost messages
+    (records) and garbled frames (bytes) silently.  Now the call that
+    overlaps another raises ConcurrentUseError and writes nothing, so every
+    frame arrives once, whole, and each thread's in order."""
+    q = Kfifo(64, mode)                  # small: puts often wait for room
+    put = q.put_message if mode == "records" else \
+        (lambda f: q.put(f, block=True, timeout=30))
+    errors = [0, 0]
+    threads = [threading.Thread(target=_hammer, args=(put, i, errors))
+               for i in (0, 1)]
+    for t in threads:
+        t.start()
+    nxt, pending = [0, 0], b""
+    for _ in range(2 * N_MISUSE):
+        if mode == "records":
+            frame = q.get_message(timeout=30)
+        else:   # odd-sized reads: the ring has room for part of a frame
+            while len(pending) < 16:
+                pending += q.get(5, block=True, timeout=30)
+            frame, pending = pending[:16], pending[16:]
+        tid, seq = struct.unpack_from("<II", frame)
+        assert tid in (0, 1) and seq == nxt[tid], (tid, seq, nxt)
+        assert frame[8:] == bytes([tid * 16 + seq % 7]) * 8, frame
+        nxt[tid] += 1
+    for t in threads:
+        t.join(30)
+    assert q.empty() and nxt == [N_MISUSE, N_MISUSE]
+    assert sum(errors) > 0, "the threads never overlapped: nothing proven"
+    q.close()
+
+
+def test_two_threads_on_one_consumer_are_refused_not_lost():
+    q = Kfifo(64, "records")
+    got, errors = [[], []], [0, 0]
+    n = 2 * N_MISUSE
+
+    def consume(i):
+        while sum(map(len, got)) < n:
+            try:
+                got[i].append(q.get_message(timeout=0.05))
+            except ConcurrentUseError:
+                errors[i] += 1
+            except queue.Empty:
+                pass
+    threads = [threading.Thread(target=consume, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for seq in range(n):
+        q.put_message(struct.pack("<I", seq), timeout=30)
+    for t in threads:
+        t.join(30)
+    seqs = [struct.unpack("<I", m)[0] for m in got[0] + got[1]]
+    assert sorted(seqs) == list(range(n))             # once each, none lost
+    for part in got:                                  # in order per thread
+        s = [struct.unpack("<I", m)[0] for m in part]
+        assert s == sorted(s)
+    assert sum(errors) > 0, "the threads never overlapped: nothing proven"
+    q.close()
+
+
+def test_handing_a_role_to_another_thread_is_fine():
+    q = Kfifo(64, "records")
+    for i in range(20):
+        t = threading.Thread(target=q.put_message, args=(b"%d" % i,))
+        t.start()
+        t.join()
+        out = []
+        t = threading.Thread(target=lambda: out.append(q.get_message()))
+        t.start()
+        t.join()
+        assert out == [b"%d" % i]
+    q.close()
 
 # -- placement, attach, pickling, bad attach ---------------------------------
 
