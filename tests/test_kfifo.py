@@ -505,11 +505,11 @@ def test_put_many_splits_at_each_items_bytes():
     and the batch was split at the wrong places, silently."""
     np = pytest.importorskip("numpy")
     r = Kfifo(256, "records")
-    items = [np.arange(6, dtype="u1").reshape(2, 3),
-             np.zeros((4, 0), dtype="u1"), array.array("I", [1, 2]), b"xy"]
-    assert r.put_many(items) == 4
-    assert r.get_many() == [bytes(memoryview(x).cast("B")) if
-                            memoryview(x).nbytes else b"" for x in items]
+    grid = np.arange(6, dtype="u1").reshape(2, 3)
+    for items in ([grid, np.zeros((4, 0), dtype="u1"), b"xy"],
+                  [array.array("I", [1, 2]), grid, b"", bytearray(b"z")]):
+        assert r.put_many(items) == len(items)
+        assert r.get_many() == [memoryview(x).tobytes() for x in items]
     r.close()
 
 
@@ -981,3 +981,117 @@ def test_killed_consumer_new_consumer_takes_over(mp_context, where):
         want += 1
     assert q.empty() and q.consumer_pid == os.getpid()
     q.close()
+
+
+# -- random-moment SIGKILL of producers and consumers (issue #16) ------------
+
+def _produce_from(q, start, progress):
+    """Put messages start, start+1, ... forever; progress = committed."""
+    rng = os.urandom(256)
+    seq = start
+    while True:
+        q.put_message(_message(seq, rng))
+        seq += 1
+        progress.value = seq
+
+
+def _consume_checked(q, first, last, bad):
+    """Get forever; first/last seq seen; bad = 1 on a gap, duplicate or
+    torn message (the process is killed, so it cannot raise)."""
+    want = None
+    while True:
+        msg = q.get_message(timeout=30)
+        try:
+            seq = struct.unpack_from("<Q", msg)[0]
+            _check(msg, seq if want is None else want)
+        except AssertionError:
+            bad.value = 1
+            raise
+        if want is None:
+            first.value = seq
+        last.value = seq
+        want = seq + 1
+
+
+def _await(cond, seconds=30):
+    end = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.001)
+
+
+def test_random_sigkill_of_producers_and_consumers_loses_nothing():
+    """Producers and consumers in other processes are SIGKILLed at random
+    moments (mid-put and mid-get included).  After a producer's death the
+    consumer receives every message it committed, in order, untorn, then
+    ProducerDied, and a new producer takes the role over.  After a
+    consumer's death the producer gets ConsumerDied once the ring is full,
+    and the next consumer resumes right after the dead one's last get (one
+    message may have been taken and not yet recorded by the dead one)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    runs = 200 if LONG else 15
+    rnd = random.Random(os.getpid())
+    rng = os.urandom(256)
+    q = Kfifo(4096, "records", shared=True)
+    progress = ctx.Value("q", 0, lock=False)
+    first, last = ctx.Value("q", -1, lock=False), ctx.Value("q", -1,
+                                                            lock=False)
+    bad = ctx.Value("i", 0, lock=False)
+    # Roles are per object: this process consumes through cons, then
+    # produces through prod; the children use their copies of q.
+    cons, prod = Kfifo.attach(q.name), Kfifo.attach(q.name)
+    want = 0            # producer kills: the next seq this process expects
+    try:
+        for _ in range(runs):                     # producers killed
+            p = ctx.Process(target=_produce_from, args=(q, want, progress))
+            p.start()
+            # Until it has taken the dead one's role, a get would say
+            # ProducerDied (rightly: the registered producer is dead).
+            _await(lambda: q.producer_pid == p.pid)
+            end = time.monotonic() + rnd.uniform(0.002, 0.05)
+            while time.monotonic() < end or want == progress.value == 0:
+                _check(cons.get_message(timeout=30), want)
+                want += 1
+            os.kill(p.pid, signal.SIGKILL)
+            with pytest.raises(ProducerDied):
+                while True:
+                    _check(cons.get_message(timeout=30), want)
+                    want += 1
+            p.join(10)
+            assert want >= progress.value        # every committed one came
+        cons.close()
+        seq, prev = want, want - 1                # consumers killed
+        prod.put_message(_message(seq, rng))      # take the producer role
+        seq += 1
+        for _ in range(runs):
+            first.value = last.value = -1
+            c = ctx.Process(target=_consume_checked,
+                            args=(q, first, last, bad))
+            c.start()
+            _await(lambda: q.consumer_pid == c.pid)
+            end = time.monotonic() + rnd.uniform(0.002, 0.05)
+            while time.monotonic() < end or last.value < 0:
+                try:
+                    prod.put_message(_message(seq, rng), timeout=0.01)
+                    seq += 1
+                except queue.Full:
+                    pass
+            os.kill(c.pid, signal.SIGKILL)
+            c.join(10)
+            with pytest.raises(ConsumerDied):     # the ring fills
+                for _ in range(100_000):
+                    prod.put_message(_message(seq, rng), timeout=10)
+                    seq += 1
+            assert bad.value == 0
+            assert first.value - 1 in (prev, prev + 1), (first.value, prev)
+            prev = last.value
+        # This process takes the consumer role over and drains the rest.
+        nxt = struct.unpack_from("<Q", q.get_message(timeout=5))[0]
+        assert nxt - 1 in (prev, prev + 1)
+        for want in range(nxt + 1, seq):
+            _check(q.get_message(timeout=5), want)
+        assert q.empty()
+    finally:
+        for k in (cons, prod, q):
+            k.close()
