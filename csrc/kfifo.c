@@ -1068,9 +1068,11 @@ ret lf_kfifo_##name params						\
 	return r;							\
 }
 
-LF_KFIFO_CALL(int64_t, put, 0, (struct lf_kfifo_handle *h, const char *p, uint32_t n),
+LF_KFIFO_CALL(int64_t, put, 0,
+	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))
-LF_KFIFO_CALL(int64_t, peek, 1, (struct lf_kfifo_handle *h, char *p, uint32_t n),
+LF_KFIFO_CALL(int64_t, peek, 1,
+	      (struct lf_kfifo_handle *h, char *p, uint32_t n),
 	      (h, p, n))
 LF_KFIFO_CALL(int64_t, get, 1, (struct lf_kfifo_handle *h, char *p, uint32_t n),
 	      (h, p, n))
@@ -1080,19 +1082,26 @@ LF_KFIFO_CALL(int64_t, skip, 1, (struct lf_kfifo_handle *h, uint32_t n),
 	      (h, n))
 LF_KFIFO_CALL(int64_t, parts, 1, (struct lf_kfifo_handle *h, uint32_t n),
 	      (h, n))
-LF_KFIFO_CALL(int, put_elem_slow, 0, (struct lf_kfifo_handle *h, const void *p, uint32_t esize),
+LF_KFIFO_CALL(int, put_elem_slow, 0,
+	      (struct lf_kfifo_handle *h, const void *p, uint32_t esize),
 	      (h, p, esize))
-LF_KFIFO_CALL(int, get_elem_slow, 1, (struct lf_kfifo_handle *h, void *p, uint32_t esize),
+LF_KFIFO_CALL(int, get_elem_slow, 1,
+	      (struct lf_kfifo_handle *h, void *p, uint32_t esize),
 	      (h, p, esize))
-LF_KFIFO_CALL(int, rec_put, 0, (struct lf_kfifo_handle *h, const char *p, uint32_t n),
+LF_KFIFO_CALL(int, rec_put, 0,
+	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))
-LF_KFIFO_CALL(int64_t, rec_put_many, 0, (struct lf_kfifo_handle *h, const char *buf, uint64_t buf_len, const uint32_t *lens, uint32_t count),
+LF_KFIFO_CALL(int64_t, rec_put_many, 0,
+	      (struct lf_kfifo_handle *h, const char *buf, uint64_t buf_len,
+	       const uint32_t *lens, uint32_t count),
 	      (h, buf, buf_len, lens, count))
 LF_KFIFO_CALL(int64_t, rec_get, 1, (struct lf_kfifo_handle *h),
 	      (h))
-LF_KFIFO_CALL(int64_t, rec_get_into, 1, (struct lf_kfifo_handle *h, char *p, uint32_t n),
+LF_KFIFO_CALL(int64_t, rec_get_into, 1,
+	      (struct lf_kfifo_handle *h, char *p, uint32_t n),
 	      (h, p, n))
-LF_KFIFO_CALL(int64_t, rec_get_many, 1, (struct lf_kfifo_handle *h, uint32_t max_items),
+LF_KFIFO_CALL(int64_t, rec_get_many, 1,
+	      (struct lf_kfifo_handle *h, uint32_t max_items),
 	      (h, max_items))
 LF_KFIFO_CALL(int64_t, rec_peek_len, 1, (struct lf_kfifo_handle *h),
 	      (h))
@@ -1100,15 +1109,19 @@ LF_KFIFO_CALL(int64_t, rec_parts, 1, (struct lf_kfifo_handle *h),
 	      (h))
 LF_KFIFO_CALL(int64_t, rec_skip, 1, (struct lf_kfifo_handle *h),
 	      (h))
-LF_KFIFO_CALL(int, rec_put_wait, 0, (struct lf_kfifo_handle *h, const char *p, uint32_t n),
+LF_KFIFO_CALL(int, rec_put_wait, 0,
+	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))
 LF_KFIFO_CALL(int64_t, rec_get_wait, 1, (struct lf_kfifo_handle *h),
 	      (h))
-LF_KFIFO_CALL(int64_t, rec_get_many_wait, 1, (struct lf_kfifo_handle *h, uint32_t max_items),
+LF_KFIFO_CALL(int64_t, rec_get_many_wait, 1,
+	      (struct lf_kfifo_handle *h, uint32_t max_items),
 	      (h, max_items))
-LF_KFIFO_CALL(int, wait_readable, 1, (struct lf_kfifo_handle *h, uint64_t deadline),
+LF_KFIFO_CALL(int, wait_readable, 1,
+	      (struct lf_kfifo_handle *h, uint64_t deadline),
 	      (h, deadline))
-LF_KFIFO_CALL(int, wait_writable, 0, (struct lf_kfifo_handle *h, uint32_t need, uint64_t deadline),
+LF_KFIFO_CALL(int, wait_writable, 0,
+	      (struct lf_kfifo_handle *h, uint32_t need, uint64_t deadline),
 	      (h, need, deadline))
 LF_KFIFO_CALL(int, close_producer, 0, (struct lf_kfifo_handle *h),
 	      (h))
