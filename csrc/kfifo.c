@@ -865,7 +865,11 @@ static int wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 			lf_wait_sleep_on(&w, seq, s);
 		}
 		step = lf_wait_step(&w);
-		if (step == LF_WAIT_AGAIN)
+		/* Liveness is a system call and a /proc read: not while a
+		 * short wait still spins or yields, only once it sleeps (every
+		 * LF_OWNER_CHECK_NS) and at the deadline. */
+		if (step == LF_WAIT_AGAIN ||
+		    (step == LF_WAIT_CHECK && !lf_wait_sleeping(&w)))
 			continue;
 		r = cond(h, idx, need);
 		if (r != LF_EAGAIN)
