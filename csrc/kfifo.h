@@ -28,16 +28,26 @@
  * shared memory); the first producer operation of a handle registers it in
  * the producer slot of the shared state with a compare-and-swap, the first
  * consumer operation in the consumer slot.  A second live handle gets
- * LF_KFIFO_EBUSY.  A slot whose registrant's process is gone (or a zombie) is
+ * LF_EBUSY.  A slot whose registrant's process is gone (or a zombie) is
  * taken over, so a new producer or consumer can attach after a crash.
  *
- * Blocking: lf_kfifo_wait_readable/writable spin a little with
- * lf_cpu_relax(), then sleep on a futex (a shared one: it works across
- * processes on MAP_SHARED memory) for at most the timeout given; callers wait
- * in bounded slices so that signals and dead peers are noticed.
+ * One thread at a time per role of a handle: every out-of-line call claims
+ * the role's in-use word (struct lf_kfifo_handle's user[]) with one
+ * compare-and-swap of the calling thread's owner id and clears it on return,
+ * so a second thread using the same producer (or consumer) handle at the
+ * same time gets LF_EMISUSE and touches nothing, while handing a handle over
+ * from one thread to another (one after the other) just works.
+ * lf_kfifo_hold()/lf_kfifo_unhold() keep the claim across several calls
+ * (the Python layer's multi-call slow paths).  The inline element fast
+ * paths below are not checked: C code that uses them owns its handle.
  *
- * Return values: >= 0 is a result (bytes, a length, a count); negative is one
- * of the LF_KFIFO_E* codes below.
+ * Blocking: lf_kfifo_wait_readable/writable wait with lockwait's policy
+ * (lf_wait: spin -> yield -> futex sleep) until an absolute CLOCK_MONOTONIC
+ * deadline (lf_now_ns(); LF_NOWAIT, LF_FOREVER); the sleeper handshake is
+ * lf_kfifo_sleep_prepare() (waiter) and lf_kfifo_notify() (publisher).
+ *
+ * Return values: >= 0 is a result (bytes, a length, a count); negative is
+ * one of the LF_E* codes of errors.h.
  */
 #ifndef LF_KFIFO_H
 #define LF_KFIFO_H
@@ -46,6 +56,8 @@
 #include <string.h>
 
 #include "arch/atomic.h"
+#include "errors.h"
+#include "lockwait.h"
 
 #define LF_KFIFO_BYTES		0
 #define LF_KFIFO_RECORDS	1
@@ -54,17 +66,6 @@
 #define LF_KFIFO_MAX_SIZE	0x80000000u	/* 2^31: in - out must fit */
 #define LF_KFIFO_REC_HDR	4u		/* record length prefix */
 #define LF_KFIFO_FMT_ITEM	11u		/* "4294967295s" */
-
-#define LF_KFIFO_EAGAIN		(-1)	/* empty / full / timed out */
-#define LF_KFIFO_EOF		(-2)	/* producer closed and ring drained */
-#define LF_KFIFO_EDEAD		(-3)	/* the peer's process is gone */
-#define LF_KFIFO_EBUSY		(-4)	/* role held by another live handle */
-#define LF_KFIFO_EMSGSIZE	(-5)	/* message can never fit */
-#define LF_KFIFO_ECLOSED	(-6)	/* put after the producer closed */
-#define LF_KFIFO_ECORRUPT	(-7)	/* indexes or a length are impossible */
-#define LF_KFIFO_EBIG		(-8)	/* message larger than the scratch
-					   buffer: use lf_kfifo_rec_parts */
-#define LF_KFIFO_EINVAL		(-9)	/* bad handle / state / mode */
 
 #define LF_KFIFO_ROLE_PRODUCER	1u
 #define LF_KFIFO_ROLE_CONSUMER	2u
@@ -98,7 +99,11 @@ struct lf_kfifo {
 	uint32_t cons_seq;	/* futex word the consumer sleeps on */
 	uint32_t prod_sleeping;
 	uint32_t prod_seq;	/* futex word the producer sleeps on */
-	uint64_t ctl_pad[4];
+	uint32_t weak_wake;	/* a process that could not register for
+				   membarrier uses this ring: waiters bound
+				   their first sleep (lf_kfifo_sleep_prepare) */
+	uint32_t ctl_pad32;
+	uint64_t ctl_pad[3];
 
 	unsigned char data[];	/* size bytes, 64-byte aligned in the state */
 };
@@ -126,6 +131,14 @@ struct lf_kfifo_handle {
 	uint32_t msg_len;	/* EBIG: the length of the pending message */
 	uint32_t part_len[2];	/* lf_kfifo_parts / rec_parts results */
 	char *part[2];
+	/* In-use words, [0] producer, [1] consumer: the owner id
+	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
+	 * none; a line each, so a producer thread and a consumer thread sharing
+	 * one handle do not bounce a line between them. */
+	struct {
+		uint64_t word;
+		uint64_t pad[7];
+	} user[2];
 };
 
 /* Creation and handles. */
@@ -139,6 +152,10 @@ void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
 int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
 void lf_kfifo_release(struct lf_kfifo_handle *h);
 int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
+/* Claim a role's in-use word for this thread across several calls (0, or
+ * LF_EMISUSE if another thread is inside a call on it), and give it back. */
+int lf_kfifo_hold(struct lf_kfifo_handle *h, uint32_t role);
+void lf_kfifo_unhold(struct lf_kfifo_handle *h, uint32_t role);
 
 /* State, either side (racy snapshots, exact for the side asking). */
 int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
@@ -165,20 +182,19 @@ int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
-/* Blocking for one slice (LF_KFIFO_SLICE_NS at most): the operation, and
- * if it would block, a wait then one more try.  LF_KFIFO_EAGAIN after a
- * slice; callers loop (and so notice signals and deadlines). */
-#define LF_KFIFO_SLICE_NS	100000000LL	/* 100 ms */
+/* Blocking for one slice (LF_SLICE_NS at most): the operation, and if it
+ * would block, a wait then one more try.  LF_EAGAIN after a slice; callers
+ * loop (and so notice signals and deadlines). */
 int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
 			  uint32_t n);
 int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
 				   uint32_t max_items);
 
-/* Blocking, end of stream, reset. */
-int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, int64_t timeout_ns);
+/* Blocking until an absolute lf_now_ns() deadline, end of stream, reset. */
+int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, uint64_t deadline);
 int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
-			   int64_t timeout_ns);
+			   uint64_t deadline);
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
 
@@ -186,7 +202,7 @@ int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
  * Elements: the kernel's kfifo_put()/kfifo_get() for a typed fifo, in C
  * only.  Moves one element of esize bytes (a compile-time constant in the
  * caller, so the copy is a register move), all or nothing, byte mode only.
- * Returns 1 (moved), 0 (full / empty: try again) or a negative LF_KFIFO_E*
+ * Returns 1 (moved), 0 (full / empty: try again) or a negative LF_E*
  * code (EOF once the producer closed and the ring is drained).
  *
  * Static inline, as Concurrency Kit's ck_ring is: the fast path is a few
@@ -204,6 +220,22 @@ int lf_kfifo_put_elem_slow(struct lf_kfifo_handle *h, const void *p,
 			   uint32_t esize);
 int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
 			   uint32_t esize);
+
+/*
+ * The sleeper handshake (its invariant is stated at
+ * lf_kfifo_sleep_prepare() in kfifo.c).  Waiter: s = sleep_prepare(); re-check
+ * the condition; sleep on *seq while it still holds s.  Publisher, after the
+ * store-release of its index: lf_kfifo_notify() reads the waiter's flag
+ * and, if it is set, bumps *seq and wakes it.  No barrier here: the
+ * waiter's asymmetric barrier (membarrier) stands in for it.
+ */
+uint32_t lf_kfifo_sleep_prepare(uint32_t *sleeping, uint32_t *seq);
+
+static inline void lf_kfifo_notify(uint32_t *sleeping, uint32_t *seq)
+{
+	if (__builtin_expect(lf_read32(sleeping) != 0, 0))
+		lf_kfifo_wake(seq);
+}
 
 /* This handle holds role in this process (not a copy in a forked child). */
 static inline int lf_kfifo_ready(const struct lf_kfifo_handle *h,
@@ -233,8 +265,7 @@ static inline int lf_kfifo_put_elem(struct lf_kfifo_handle *h, const void *p,
 	/* The data before the index (kfifo_in's smp_wmb); pairs with the
 	 * load-acquire of in in cons_used() (kfifo.c). */
 	lf_store_release32(&f->in, in + esize);
-	if (__builtin_expect(lf_read32(&f->cons_sleeping) != 0, 0))
-		lf_kfifo_wake(&f->cons_seq);
+	lf_kfifo_notify(&f->cons_sleeping, &f->cons_seq);
 	return 1;
 }
 
@@ -259,8 +290,7 @@ static inline int lf_kfifo_get_elem(struct lf_kfifo_handle *h, void *p,
 	/* The copy before the index (kfifo_out's smp_mb); pairs with the
 	 * load-acquire of out in prod_free() (kfifo.c). */
 	lf_store_release32(&f->out, out + esize);
-	if (__builtin_expect(lf_read32(&f->prod_sleeping) != 0, 0))
-		lf_kfifo_wake(&f->prod_seq);
+	lf_kfifo_notify(&f->prod_sleeping, &f->prod_seq);
 	return 1;
 }
 

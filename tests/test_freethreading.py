@@ -74,6 +74,7 @@ ALLOWED = {
     # Read and written only with the atomics layer's operations.
     "lf_kfifo_fork_gen": ("atomic", "kfifo.c"),
     "next_handle_id": ("atomic", "kfifo.c"),
+    "membarrier_state": ("atomic", "kfifo.c"),
     # pthread_once controls.
     "lf_atfork_once": ("once", "lockwait.c"),
     "calib_once": ("once", "tools/bench.c"),

@@ -2,9 +2,11 @@
 blocking, cross-process stress, crash safety."""
 
 import array
+import math
 import os
 import pickle
 import queue
+import random
 import signal
 import struct
 import threading
@@ -18,9 +20,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize,
                                  invariant, precondition, rule)
 
+import lockfree._wait
 import lockfree.kfifo
 from lockfree import (AtomicInt, ConsumerDied, Kfifo, ModeError,
                       ProducerDied, RoleError)
+from lockfree.errors import ConcurrentUseError, CorruptStateError
 from lockfree.region import HEADER
 
 from .conftest import LONG
@@ -419,6 +423,203 @@ KfifoModel.TestCase.settings = settings(
 TestKfifoModel = KfifoModel.TestCase
 
 
+
+# -- bad input (issue #16, point 7) -------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), 1.0, 2.5, "3", None])
+def test_counts_must_be_ints(bad):
+    """get(float('nan')) used to return the whole ring."""
+    b, r = Kfifo(64), Kfifo(64, "records")
+    b.put(b"abcdef")
+    r.put_message(b"m")
+    for call in (b.get, b.peek, b.skip, r.get_many,
+                 lambda n: b.get(n, True, 1)):
+        with pytest.raises(TypeError, match="int"):
+            call(bad)
+    assert b.get(10) == b"abcdef" and r.get_many(True) == [b"m"]
+    b.close()
+    r.close()
+
+
+def _returns_within(call, seconds=5.0):
+    """Run call() in a thread; its exception, or a failure if it hangs."""
+    out = []
+
+    def run():
+        try:
+            call()
+            out.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            out.append(exc)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the call blocked (it used to, forever)"
+    return out[0]
+
+
+def test_nan_timeout_is_value_error_not_a_hang():
+    r, b = Kfifo(16, "records"), Kfifo(8)
+    r.put_message(b"x" * 12)       # full
+    calls = [lambda: r.put_message(b"y", timeout=math.nan),
+             lambda: r.put_many([b"y"], timeout=math.nan),
+             lambda: b.put(b"123456789", True, math.nan),
+             lambda: b.get(4, True, math.nan)]
+    for call in calls:
+        assert isinstance(_returns_within(call), ValueError)
+    r.get_message()                # empty now
+    for call in (lambda: r.get_message(timeout=math.nan),
+                 lambda: r.get_many(timeout=math.nan),
+                 lambda: r.get_message_into(bytearray(16), True, math.nan)):
+        assert isinstance(_returns_within(call), ValueError)
+    for call in (lambda: r.get_message(timeout="1"),
+                 lambda: b.get(1, True, [])):
+        assert isinstance(_returns_within(call), TypeError)
+    r.close()
+    b.close()
+
+
+def test_buffers_as_their_bytes_or_type_error():
+    np = pytest.importorskip("numpy")
+    r, b = Kfifo(256, "records"), Kfifo(256)
+    grid = np.arange(6, dtype="u1").reshape(2, 3)      # C-contiguous 2-D
+    r.put_message(grid)
+    assert r.get_message() == grid.tobytes()
+    assert b.put(grid) == 6 and b.get(6) == grid.tobytes()
+    skewed = np.arange(12, dtype="u1").reshape(3, 4)[:, ::2]
+    for call in (lambda: r.put_message(skewed), lambda: b.put(skewed),
+                 lambda: b.put(skewed, block=True),
+                 lambda: r.put_many([b"ok", skewed]),
+                 lambda: r.get_message_into(np.zeros((4, 4), "u1")[:, ::2]),
+                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2])):
+        with pytest.raises(TypeError):
+            call()
+    assert r.empty() and b.empty()
+    r.close()
+    b.close()
+
+
+def test_put_many_splits_at_each_items_bytes():
+    """put_many took len() as the byte count: a 2-D array (len 2, 6 bytes)
+    next to a zero-size one (len 4, 0 bytes) added up to the joined length
+    and the batch was split at the wrong places, silently."""
+    np = pytest.importorskip("numpy")
+    r = Kfifo(256, "records")
+    grid = np.arange(6, dtype="u1").reshape(2, 3)
+    for items in ([grid, np.zeros((4, 0), dtype="u1"), b"xy"],
+                  [array.array("I", [1, 2]), grid, b"", bytearray(b"z")]):
+        assert r.put_many(items) == len(items)
+        assert r.get_many() == [memoryview(x).tobytes() for x in items]
+    r.close()
+
+
+def test_repr_of_a_corrupt_kfifo_does_not_raise():
+    buf = bytearray(Kfifo.region_size(64, "records"))
+    q = Kfifo(64, "records", buffer=buf)
+    struct.pack_into("<I", buf, HEADER, 1000)          # in: 1000 > size
+    text = repr(q)
+    assert "corrupt" in text and "capacity=64" in text
+    with pytest.raises(CorruptStateError):
+        len(q)
+    with pytest.raises(CorruptStateError):
+        q.get_message(block=False)
+    q.close()
+    assert "Kfifo" in repr(q)
+
+
+# -- misuse: one role, two threads at once (issue #16, point 8) --------------
+
+N_MISUSE = 3000
+
+
+def _hammer(put, tid, errors):
+    """Send N_MISUSE frames (tid, seq, pattern), retrying a call that was
+    refused because the other thread was inside one."""
+    for seq in range(N_MISUSE):
+        frame = struct.pack("<II", tid, seq) + bytes([tid * 16 + seq % 7]) * 8
+        while True:
+            try:
+                put(frame)
+                break
+            except ConcurrentUseError:
+                errors[tid] += 1
+
+
+@pytest.mark.parametrize("mode", ["records", "bytes"])
+def test_two_threads_on_one_producer_are_refused_not_garbled(mode):
+    """Two threads putting through one producer object lost messages
+    (records) and garbled frames (bytes) silently.  Now the call that
+    overlaps another raises ConcurrentUseError and writes nothing, so every
+    frame arrives once, whole, and each thread's in order."""
+    q = Kfifo(64, mode)                  # small: puts often wait for room
+    put = q.put_message if mode == "records" else \
+        (lambda f: q.put(f, block=True, timeout=30))
+    errors = [0, 0]
+    threads = [threading.Thread(target=_hammer, args=(put, i, errors))
+               for i in (0, 1)]
+    for t in threads:
+        t.start()
+    nxt, pending = [0, 0], b""
+    for _ in range(2 * N_MISUSE):
+        if mode == "records":
+            frame = q.get_message(timeout=30)
+        else:   # odd-sized reads: the ring has room for part of a frame
+            while len(pending) < 16:
+                pending += q.get(5, block=True, timeout=30)
+            frame, pending = pending[:16], pending[16:]
+        tid, seq = struct.unpack_from("<II", frame)
+        assert tid in (0, 1) and seq == nxt[tid], (tid, seq, nxt)
+        assert frame[8:] == bytes([tid * 16 + seq % 7]) * 8, frame
+        nxt[tid] += 1
+    for t in threads:
+        t.join(30)
+    assert q.empty() and nxt == [N_MISUSE, N_MISUSE]
+    assert sum(errors) > 0, "the threads never overlapped: nothing proven"
+    q.close()
+
+
+def test_two_threads_on_one_consumer_are_refused_not_lost():
+    q = Kfifo(64, "records")
+    got, errors = [[], []], [0, 0]
+    n = 2 * N_MISUSE
+
+    def consume(i):
+        while sum(map(len, got)) < n:
+            try:
+                got[i].append(q.get_message(timeout=0.05))
+            except ConcurrentUseError:
+                errors[i] += 1
+            except queue.Empty:
+                pass
+    threads = [threading.Thread(target=consume, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for seq in range(n):
+        q.put_message(struct.pack("<I", seq), timeout=30)
+    for t in threads:
+        t.join(30)
+    seqs = [struct.unpack("<I", m)[0] for m in got[0] + got[1]]
+    assert sorted(seqs) == list(range(n))             # once each, none lost
+    for part in got:                                  # in order per thread
+        s = [struct.unpack("<I", m)[0] for m in part]
+        assert s == sorted(s)
+    assert sum(errors) > 0, "the threads never overlapped: nothing proven"
+    q.close()
+
+
+def test_handing_a_role_to_another_thread_is_fine():
+    q = Kfifo(64, "records")
+    for i in range(20):
+        t = threading.Thread(target=q.put_message, args=(b"%d" % i,))
+        t.start()
+        t.join()
+        out = []
+        t = threading.Thread(target=lambda: out.append(q.get_message()))
+        t.start()
+        t.join()
+        assert out == [b"%d" % i]
+    q.close()
+
 # -- placement, attach, pickling, bad attach ---------------------------------
 
 def test_in_a_caller_buffer_and_attach():
@@ -513,7 +714,7 @@ def test_pickle_round_trip_keeps_mode():
 
 def test_timeouts():
     q = Kfifo(16, "records")
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match=">= 0"):
         q.get_message(timeout=-1)
     t0 = time.monotonic()
     with pytest.raises(queue.Empty):
@@ -537,7 +738,7 @@ def test_timeouts():
 
 def test_blocked_consumer_is_woken_promptly(monkeypatch):
     # Slices of 10 s: only a wake-up can end the wait within the bound.
-    monkeypatch.setattr(lockfree.kfifo, "SLICE", 10.0)
+    monkeypatch.setattr(lockfree._wait, "SLICE_NS", 10 * 10**9)
     q = Kfifo(64, "records")
     got = []
     t = threading.Thread(target=lambda: got.append(
@@ -780,3 +981,117 @@ def test_killed_consumer_new_consumer_takes_over(mp_context, where):
         want += 1
     assert q.empty() and q.consumer_pid == os.getpid()
     q.close()
+
+
+# -- random-moment SIGKILL of producers and consumers (issue #16) ------------
+
+def _produce_from(q, start, progress):
+    """Put messages start, start+1, ... forever; progress = committed."""
+    rng = os.urandom(256)
+    seq = start
+    while True:
+        q.put_message(_message(seq, rng))
+        seq += 1
+        progress.value = seq
+
+
+def _consume_checked(q, first, last, bad):
+    """Get forever; first/last seq seen; bad = 1 on a gap, duplicate or
+    torn message (the process is killed, so it cannot raise)."""
+    want = None
+    while True:
+        msg = q.get_message(timeout=30)
+        try:
+            seq = struct.unpack_from("<Q", msg)[0]
+            _check(msg, seq if want is None else want)
+        except AssertionError:
+            bad.value = 1
+            raise
+        if want is None:
+            first.value = seq
+        last.value = seq
+        want = seq + 1
+
+
+def _await(cond, seconds=30):
+    end = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.001)
+
+
+def test_random_sigkill_of_producers_and_consumers_loses_nothing():
+    """Producers and consumers in other processes are SIGKILLed at random
+    moments (mid-put and mid-get included).  After a producer's death the
+    consumer receives every message it committed, in order, untorn, then
+    ProducerDied, and a new producer takes the role over.  After a
+    consumer's death the producer gets ConsumerDied once the ring is full,
+    and the next consumer resumes right after the dead one's last get (one
+    message may have been taken and not yet recorded by the dead one)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    runs = 200 if LONG else 15
+    rnd = random.Random(os.getpid())
+    rng = os.urandom(256)
+    q = Kfifo(4096, "records", shared=True)
+    progress = ctx.Value("q", 0, lock=False)
+    first, last = ctx.Value("q", -1, lock=False), ctx.Value("q", -1,
+                                                            lock=False)
+    bad = ctx.Value("i", 0, lock=False)
+    # Roles are per object: this process consumes through cons, then
+    # produces through prod; the children use their copies of q.
+    cons, prod = Kfifo.attach(q.name), Kfifo.attach(q.name)
+    want = 0            # producer kills: the next seq this process expects
+    try:
+        for _ in range(runs):                     # producers killed
+            p = ctx.Process(target=_produce_from, args=(q, want, progress))
+            p.start()
+            # Until it has taken the dead one's role, a get would say
+            # ProducerDied (rightly: the registered producer is dead).
+            _await(lambda: q.producer_pid == p.pid)
+            end = time.monotonic() + rnd.uniform(0.002, 0.05)
+            while time.monotonic() < end or want == progress.value == 0:
+                _check(cons.get_message(timeout=30), want)
+                want += 1
+            os.kill(p.pid, signal.SIGKILL)
+            with pytest.raises(ProducerDied):
+                while True:
+                    _check(cons.get_message(timeout=30), want)
+                    want += 1
+            p.join(10)
+            assert want >= progress.value        # every committed one came
+        cons.close()
+        seq, prev = want, want - 1                # consumers killed
+        prod.put_message(_message(seq, rng))      # take the producer role
+        seq += 1
+        for _ in range(runs):
+            first.value = last.value = -1
+            c = ctx.Process(target=_consume_checked,
+                            args=(q, first, last, bad))
+            c.start()
+            _await(lambda: q.consumer_pid == c.pid)
+            end = time.monotonic() + rnd.uniform(0.002, 0.05)
+            while time.monotonic() < end or last.value < 0:
+                try:
+                    prod.put_message(_message(seq, rng), timeout=0.01)
+                    seq += 1
+                except queue.Full:
+                    pass
+            os.kill(c.pid, signal.SIGKILL)
+            c.join(10)
+            with pytest.raises(ConsumerDied):     # the ring fills
+                for _ in range(100_000):
+                    prod.put_message(_message(seq, rng), timeout=10)
+                    seq += 1
+            assert bad.value == 0
+            assert first.value - 1 in (prev, prev + 1), (first.value, prev)
+            prev = last.value
+        # This process takes the consumer role over and drains the rest.
+        nxt = struct.unpack_from("<Q", q.get_message(timeout=5))[0]
+        assert nxt - 1 in (prev, prev + 1)
+        for want in range(nxt + 1, seq):
+            _check(q.get_message(timeout=5), want)
+        assert q.empty()
+    finally:
+        for k in (cons, prod, q):
+            k.close()

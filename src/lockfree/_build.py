@@ -300,15 +300,6 @@ CDEF = {
         #define LF_KFIFO_MAX_SIZE 2147483648
         #define LF_KFIFO_REC_HDR 4
         #define LF_KFIFO_FMT_ITEM 11
-        #define LF_KFIFO_EAGAIN -1
-        #define LF_KFIFO_EOF -2
-        #define LF_KFIFO_EDEAD -3
-        #define LF_KFIFO_EBUSY -4
-        #define LF_KFIFO_EMSGSIZE -5
-        #define LF_KFIFO_ECLOSED -6
-        #define LF_KFIFO_ECORRUPT -7
-        #define LF_KFIFO_EBIG -8
-        #define LF_KFIFO_EINVAL -9
         #define LF_KFIFO_ROLE_PRODUCER 1
         #define LF_KFIFO_ROLE_CONSUMER 2
         struct lf_kfifo {
@@ -339,6 +330,8 @@ CDEF = {
         int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
         void lf_kfifo_release(struct lf_kfifo_handle *h);
         int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
+        int lf_kfifo_hold(struct lf_kfifo_handle *h, uint32_t role);
+        void lf_kfifo_unhold(struct lf_kfifo_handle *h, uint32_t role);
         int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_avail(struct lf_kfifo_handle *h);
         int lf_kfifo_is_closed(struct lf_kfifo_handle *h);
@@ -368,9 +361,9 @@ CDEF = {
         int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
                                            uint32_t max_items);
         int lf_kfifo_wait_readable(struct lf_kfifo_handle *h,
-                                   int64_t timeout_ns);
+                                   uint64_t deadline);
         int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
-                                   int64_t timeout_ns);
+                                   uint64_t deadline);
         int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
         int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);

@@ -10,40 +10,47 @@ any process) that puts becomes the producer, the first that gets becomes the
 consumer; a second live one gets ``RoleError``.  A role whose process died is
 taken over by the next object that asks for it.
 
-Blocking calls wait in C with the GIL released, in slices of at most
-``SLICE`` seconds (spin briefly, then sleep on a futex), so Ctrl-C works and
-a dead peer is noticed; ``timeout`` raises ``queue.Full`` / ``queue.Empty``.
+Blocking calls wait in C with the GIL released (spin, yield, then sleep on
+a futex: csrc/lockwait.h's policy), in slices of at most
+``lockfree._wait.SLICE_NS``, so Ctrl-C works and a dead peer is noticed;
+``timeout`` raises ``queue.Full`` / ``queue.Empty``.
+
+One thread at a time per role of an object: a producer (or consumer) call
+made while another thread is inside a producer (consumer) call of the same
+object raises ``ConcurrentUseError`` and changes nothing.  Handing an object
+from one thread to another, one call after the other, is fine.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import os
 import queue
 import struct
-import time
+import threading
 import types
+import weakref
 from array import array
 
-from .errors import (ConsumerDied, ModeError, PeerDied, ProducerDied,
-                     RoleError)
+from . import _wait
+from .errors import (ConcurrentUseError, ConsumerDied, CorruptStateError,
+                     ModeError, PeerDied, ProducerDied, RoleError, raise_for)
 from ._ffi import ffi, lib
 from .region import HEADER, Primitive
 
 __all__ = ["Kfifo", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
-           "ModeError"]
+           "ModeError", "ConcurrentUseError"]
 
 MODES = {"bytes": lib.LF_KFIFO_BYTES, "records": lib.LF_KFIFO_RECORDS}
 _MODE_NAMES = {v: k for k, v in MODES.items()}
 MAX_CAPACITY = lib.LF_KFIFO_MAX_SIZE      # 2**31: in - out must fit 32 bits
 REC_HDR = lib.LF_KFIFO_REC_HDR            # the 4-byte length prefix
-SLICE = 0.1                               # longest sleep per C call (s)
 SCRATCH = 256 * 1024                      # per-object copy-out buffer
 MAX_BATCH = 4096                          # messages per get_many C call
 
-_EAGAIN, _EOF, _EDEAD = lib.LF_KFIFO_EAGAIN, lib.LF_KFIFO_EOF, \
-    lib.LF_KFIFO_EDEAD
-_EBIG = lib.LF_KFIFO_EBIG
+_EAGAIN, _EOF, _EDEAD = lib.LF_EAGAIN, lib.LF_EOF, lib.LF_EDEAD
+_EBIG, _EMSGSIZE, _EINVAL = lib.LF_EBIG, lib.LF_EMSGSIZE, lib.LF_EINVAL
 _PRODUCER, _CONSUMER = lib.LF_KFIFO_ROLE_PRODUCER, lib.LF_KFIFO_ROLE_CONSUMER
 
 
@@ -76,28 +83,50 @@ def _hold(keep, handle):
         lib.lf_kfifo_release(handle)
 
 
-def _deadline(timeout):
-    if timeout is None:
-        return None
-    if timeout < 0:
-        raise ValueError("'timeout' must be a non-negative number")
-    return time.monotonic() + timeout
+def _index(n, name="n"):
+    """An int argument (bool too, as everywhere in Python); else TypeError."""
+    try:
+        return operator.index(n)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(n).__name__}") \
+            from None
 
 
-def _wait(wait, args, deadline, empty_exc):
-    """Call ``wait(*args, slice_ns)`` until it reports ready (0), raising
-    ``empty_exc`` at the deadline; other codes are returned."""
-    while True:
-        if deadline is None:
-            ns = int(SLICE * 1e9)
-        else:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise empty_exc
-            ns = int(min(SLICE, left) * 1e9)
-        r = wait(*args, ns)
-        if r != _EAGAIN:
-            return r
+def _deadline(block, timeout):
+    """The queue convention's deadline (validates the timeout: NaN, a
+    negative number -> ValueError; a non-number -> TypeError)."""
+    return _wait.queue_deadline(block, timeout)
+
+
+def _busy(role):
+    return ConcurrentUseError(
+        f"this Kfifo's {role} side is in use by another thread right now; "
+        "give each thread its own object's role, or serialise the calls")
+
+
+# Consumer locks of live objects, re-initialised in a fork child (a parent
+# thread inside a call at fork time does not exist there).
+_CONSUMER_LOCKS = weakref.WeakSet()
+
+
+class _Busy:
+    """A try-lock around a consumer call: ``ConcurrentUseError`` if another
+    thread is inside one (the C in-use word guards single C calls; this also
+    covers the copy out of the per-object scratch buffer after the call and
+    the multi-call slow paths)."""
+    __slots__ = ("lock", "__weakref__")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+
+def _reinit_consumer_locks():
+    for b in list(_CONSUMER_LOCKS):
+        b.lock._at_fork_reinit()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_consumer_locks)
 
 
 def _bufptr(data, writable=False):
@@ -288,7 +317,7 @@ class Kfifo(Primitive):
         if r >= 0:
             return r
         h = self._live()
-        if r == lib.LF_KFIFO_EBUSY:
+        if r == lib.LF_EBUSY:
             pids = {"producer": lib.lf_kfifo_owner_pid(h, _PRODUCER),
                     "consumer": lib.lf_kfifo_owner_pid(h, _CONSUMER)}
             raise RoleError(
@@ -296,15 +325,17 @@ class Kfifo(Primitive):
                 f"(registered pids: {pids}); a ring has exactly one of each")
         if r == _EOF:
             raise EOFError("the producer closed the Kfifo and it is drained")
-        if r == lib.LF_KFIFO_ECLOSED:
+        if r == lib.LF_ECLOSED:
             raise ValueError("put on a Kfifo whose producer side is closed")
-        if r == lib.LF_KFIFO_EMSGSIZE:
+        if r == _EMSGSIZE:
             raise ValueError(f"message larger than this Kfifo can hold "
                              f"(max_message is {self._size - REC_HDR})")
-        if r == lib.LF_KFIFO_ECORRUPT:
-            raise RuntimeError("Kfifo shared state is corrupt (impossible "
-                               "indexes or record length)")
-        raise RuntimeError(f"Kfifo internal error {r}")
+        if r == lib.LF_ECORRUPT:
+            raise CorruptStateError("Kfifo", field="in/out indexes or a "
+                                    "record length")
+        if r == lib.LF_EMISUSE:
+            raise _busy("producer or consumer")
+        raise_for(r, "Kfifo")
 
     def __iter__(self):
         """Consumer side: yield messages (records) or chunks (bytes),
@@ -323,8 +354,10 @@ class Kfifo(Primitive):
     def __repr__(self) -> str:
         if self.closed:
             return f"<Kfifo {self._placement()}>"
+        n = self._len()
+        state = f"len={n}" if n >= 0 else "corrupt"
         return (f"<Kfifo mode={self._mode} capacity={self._size} "
-                f"len={len(self)} {self._placement()}>")
+                f"{state} {self._placement()}>")
 
     # -- documented methods: the live ones are bound in _bind_* ---------------
 
@@ -419,6 +452,63 @@ def _full(written):
     return exc
 
 
+def _nbytes(x):
+    """Bytes of a bytes-like item (what ``b"".join`` takes from it)."""
+    try:
+        return memoryview(x).nbytes
+    except TypeError:
+        raise TypeError("put_many() needs bytes-like objects, not "
+                        f"{type(x).__name__}") from None
+
+
+def _waiters(self, h):
+    """The blocking helpers shared by both modes (closures over the bound
+    C waits): wait for room / for data until a deadline, raising what the
+    result means."""
+    wait_readable = types.MethodType(lib.lf_kfifo_wait_readable, h)
+    wait_writable = types.MethodType(lib.lf_kfifo_wait_writable, h)
+    check = self._check
+    wait = _wait.wait
+
+    def wait_room(need, block, deadline, written):
+        """Wait until need bytes are free; queue.Full at the deadline."""
+        if not block:
+            raise _full(written)
+        r = wait(lambda end: wait_writable(need, end), deadline)
+        if r == _EAGAIN:
+            raise _full(written)
+        if r == _EDEAD:
+            raise ConsumerDied("the Kfifo is full and its consumer's "
+                               "process died")
+        check(r)
+
+    def wait_data(r, block, deadline):
+        """After a get returned r < 0: wait for data (then return 0), or
+        return _EOF, or raise what r means (queue.Empty at the deadline)."""
+        if r == _EAGAIN and block:
+            r = wait(wait_readable, deadline)
+        if r == 0 or r == _EOF:
+            return r
+        if r == _EAGAIN:
+            raise queue.Empty
+        if r == _EDEAD:
+            raise ProducerDied("the Kfifo is drained and its producer's "
+                               "process died without close_producer()")
+        return check(r)
+
+    return wait_room, wait_data
+
+
+def _consumer_lock(self):
+    busy = _Busy()
+    _CONSUMER_LOCKS.add(busy)
+    self._busy = busy
+    return busy.lock.acquire, busy.lock.release
+
+
+_FOREVER, _NOWAIT = _wait.FOREVER, _wait.NOWAIT
+
+
 def _bind_records(self, h, scratch, fmt):
     """Install the records-mode methods as closures over the bound C calls
     (one C call and one Python frame on the fast path)."""
@@ -435,8 +525,8 @@ def _bind_records(self, h, scratch, fmt):
     rec_parts = bind(lib.lf_kfifo_rec_parts)
     rec_skip = bind(lib.lf_kfifo_rec_skip)
     rec_peek_len = bind(lib.lf_kfifo_rec_peek_len)
-    wait_readable = bind(lib.lf_kfifo_wait_readable)
-    wait_writable = bind(lib.lf_kfifo_wait_writable)
+    wait_room, wait_data = _waiters(self, h)
+    enter, leave = _consumer_lock(self)
     unpack, string, join = ffi.unpack, ffi.string, b"".join
     from_buffer, Struct = ffi.from_buffer, struct.Struct
     # Slicing a buffer object made once is the cheapest way from the
@@ -444,34 +534,19 @@ def _bind_records(self, h, scratch, fmt):
     out = ffi.buffer(scratch)
     check = self._check
 
-    def wait_room(need, block, deadline, written):
-        if not block:
-            raise _full(written)
-        r = _wait(wait_writable, (need,), deadline, _full(written))
-        if r == _EDEAD:
-            raise ConsumerDied("the Kfifo is full and its consumer's "
-                               "process died")
-        check(r)
-
-    def wait_data(r, block, deadline):
-        """After get returned r < 0: wait, or raise what r means."""
-        if r == _EAGAIN and block:
-            r = _wait(wait_readable, (), deadline, queue.Empty())
-            if r == 0:
-                return
-        if r == _EAGAIN:
-            raise queue.Empty
-        if r == _EDEAD:
-            raise ProducerDied("the Kfifo is drained and its producer's "
-                               "process died without close_producer()")
-        check(r)
-
     # Fast paths: one C call.  block=True without a timeout calls the
     # *_wait C functions, which wait (up to one slice) inside the same call
     # when the ring is full/empty; other cases and errors go to *_slow.
+    # Producer calls are single C calls (or whole messages each), guarded by
+    # the C in-use word; consumer calls hold the object's consumer lock
+    # (enter/leave) until the message is copied out of the scratch buffer.
 
     def put_message(data, block=True, timeout=None):
-        put = rec_put_wait if block and timeout is None else rec_put
+        if timeout is None:
+            put, deadline = (rec_put_wait, _FOREVER) if block else \
+                (rec_put, _NOWAIT)
+        else:
+            put, deadline = rec_put, _deadline(block, timeout)
         try:
             if type(data) is bytes:  # cffi passes bytes' own memory
                 r = put(data, len(data))
@@ -479,32 +554,38 @@ def _bind_records(self, h, scratch, fmt):
                 data, n = _bufptr(data)
                 r = put(data, n)
         except OverflowError:  # 4 GiB or more
-            r = lib.LF_KFIFO_EMSGSIZE
+            r = _EMSGSIZE
         if r:
-            put_slow(r, data, block, timeout)
+            put_slow(r, data, block, deadline)
 
-    def put_slow(r, data, block, timeout):
+    def put_slow(r, data, block, deadline):
         if not isinstance(data, (bytes, ffi.CData)):
             data = _bufptr(data)[0]
         n = len(data)
-        deadline = _deadline(timeout) if block else None
         while r == _EAGAIN:
             wait_room(n + REC_HDR, block, deadline, 0)
             r = rec_put(data, n)
         check(r)
 
     def get_message(block=True, timeout=None):
-        n = rec_get_wait() if block and timeout is None else rec_get()
-        if n >= 0:
-            return out[:n]
-        return get_slow(n, block, timeout)
+        deadline = (_FOREVER if block else _NOWAIT) if timeout is None \
+            else _deadline(block, timeout)
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            n = rec_get_wait() if deadline == _FOREVER else rec_get()
+            if n >= 0:
+                return out[:n]
+            return get_slow(n, block, deadline)
+        finally:
+            leave()
 
-    def get_slow(n, block, timeout):
-        deadline = _deadline(timeout) if block else None
+    def get_slow(n, block, deadline):
         while True:
             if n == _EBIG:
                 return get_big()
-            wait_data(n, block, deadline)
+            if wait_data(n, block, deadline) == _EOF:
+                check(_EOF)
             n = rec_get()
             if n >= 0:
                 return out[:n]
@@ -521,32 +602,60 @@ def _bind_records(self, h, scratch, fmt):
     def get_message_into(buffer, block=True, timeout=None):
         p, size = _bufptr(buffer, writable=True)
         size = min(size, 0xFFFFFFFF)
-        deadline = _deadline(timeout) if block else None
-        while True:
-            n = rec_get_into(p, size)
-            if n >= 0:
-                return n
-            if n == lib.LF_KFIFO_EMSGSIZE:
-                raise ValueError(f"next message has {h.msg_len} bytes, the "
-                                 f"buffer {len(p)}; the message stays")
-            wait_data(n, block, deadline)
+        deadline = _deadline(block, timeout)
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            while True:
+                n = rec_get_into(p, size)
+                if n >= 0:
+                    return n
+                if n == _EMSGSIZE:
+                    raise ValueError(f"next message has {h.msg_len} bytes, "
+                                     f"the buffer {len(p)}; the message "
+                                     "stays")
+                if wait_data(n, block, deadline) == _EOF:
+                    check(_EOF)
+        finally:
+            leave()
 
     def peek_len():
-        n = rec_peek_len()
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            n = rec_peek_len()
+        finally:
+            leave()
         if n == _EAGAIN or n == _EOF:
             return None
         return check(n)
 
     def skip_message():
-        n = rec_skip()
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            n = rec_skip()
+        finally:
+            leave()
         if n == _EAGAIN:
             raise queue.Empty
         return check(n)
 
     def put_many(items, block=True, timeout=None):
-        buf = join(items)
+        deadline = (_FOREVER if block else _NOWAIT) if timeout is None \
+            else _deadline(block, timeout)
+        if not isinstance(items, (list, tuple)):
+            items = list(items)
         try:
-            lens = array("I", map(len, items))
+            buf = join(items)
+        except TypeError:
+            raise TypeError("put_many() needs a list of bytes-like objects "
+                            "(C-contiguous buffers)") from None
+        try:
+            # Each item's bytes, not len(): a 2-D array or an array('I')
+            # has fewer items than bytes.
+            lens = array("I", [len(x) if type(x) is bytes else _nbytes(x)
+                               for x in items])
         except OverflowError:
             raise ValueError("message larger than 4 GiB") from None
         count = len(lens)
@@ -554,22 +663,12 @@ def _bind_records(self, h, scratch, fmt):
                          count)
         if k == count:
             return k
-        return put_many_slow(k, items, buf, lens, block, timeout)
+        return put_many_slow(k, buf, lens, block, deadline)
 
-    def put_many_slow(k, items, buf, lens, block, timeout):
-        if k == lib.LF_KFIFO_EINVAL:
-            # len() is not the byte size (an array of wider items, or an
-            # iterator that join() consumed): recount.
-            if not isinstance(items, (list, tuple)):
-                raise TypeError("put_many() needs a list or tuple of "
-                                "bytes-like objects")
-            lens = array("I", [memoryview(x).nbytes for x in items])
+    def put_many_slow(k, buf, lens, block, deadline):
         arr = from_buffer("uint32_t[]", lens)
         count = len(lens)
         p = from_buffer(buf)
-        if k == lib.LF_KFIFO_EINVAL:
-            k = rec_put_many(p, len(buf), arr, count)
-        deadline = _deadline(timeout) if block else None
         done = off = 0
         while True:
             check(k)
@@ -577,33 +676,43 @@ def _bind_records(self, h, scratch, fmt):
             done += k
             if done == count:
                 return done
-            try:
-                wait_room(lens[done] + REC_HDR, block, deadline, done)
-            except queue.Full:
-                if not block:
-                    return done
-                raise
+            if not block:
+                return done
+            wait_room(lens[done] + REC_HDR, block, deadline, done)
             k = rec_put_many(p + off, len(buf) - off, arr + done,
                              count - done)
 
     def get_many(max_items=MAX_BATCH, block=True, timeout=None):
+        max_items = _index(max_items, "max_items")
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
-        n = rec_get_many_wait(max_items) if block and timeout is None \
-            else rec_get_many(max_items)
-        if n < 0:
-            deadline = _deadline(timeout) if block else None
+        max_items = min(max_items, MAX_BATCH)
+        deadline = (_FOREVER if block else _NOWAIT) if timeout is None \
+            else _deadline(block, timeout)
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            n = rec_get_many_wait(max_items) if deadline == _FOREVER \
+                else rec_get_many(max_items)
             while n < 0:
                 if n == _EBIG:
                     return [get_big()]
-                wait_data(n, block, deadline)
+                if wait_data(n, block, deadline) == _EOF:
+                    check(_EOF)
                 n = rec_get_many(max_items)
-        # One C loop splits the copied messages: the struct format the C
-        # call wrote, e.g. b"64s64s12s" (a fresh Struct: no format cache).
-        return list(Struct(string(fmt)).unpack(out[:n]))
+            # One C loop splits the copied messages: the struct format the
+            # C call wrote, e.g. b"64s64s12s" (a fresh Struct: no cache).
+            return list(Struct(string(fmt)).unpack(out[:n]))
+        finally:
+            leave()
 
     def message_views():
-        n = rec_parts()
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            n = rec_parts()
+        finally:
+            leave()
         if n == _EAGAIN or n == _EOF:
             return ()
         check(n)
@@ -631,8 +740,10 @@ def _bind_bytes(self, h, scratch, nscratch):
     bpeek = bind(lib.lf_kfifo_peek)
     bskip = bind(lib.lf_kfifo_skip)
     bparts = bind(lib.lf_kfifo_parts)
-    wait_readable = bind(lib.lf_kfifo_wait_readable)
-    wait_writable = bind(lib.lf_kfifo_wait_writable)
+    hold = bind(lib.lf_kfifo_hold)
+    unhold = bind(lib.lf_kfifo_unhold)
+    wait_room, wait_data = _waiters(self, h)
+    enter, leave = _consumer_lock(self)
     unpack = ffi.unpack
     check = self._check
     keep = self._h
@@ -648,48 +759,50 @@ def _bind_bytes(self, h, scratch, nscratch):
             n = len(data)
         else:
             data, n = _bufptr(data)
-        w = bput(data, n if n <= size else size)
-        if w == n or (w >= 0 and not block):
-            return w
-        return put_slow(data, n, check(w), timeout)
-
-    def put_slow(data, n, done, timeout):
-        p = data if isinstance(data, ffi.CData) else _bufptr(data)[0]
-        deadline = _deadline(timeout)
-        while done < n:
-            r = _wait(wait_writable, (1,), deadline, _full(done))
-            if r == _EDEAD:
-                raise ConsumerDied("the Kfifo is full and its consumer's "
-                                   "process died")
-            check(r)
-            done += check(bput(p + done, min(n - done, size)))
-        return done
-
-    def wait_data(block, timeout):
-        """True if data (or EOF) is there, False at EOF handled by caller."""
-        r = _wait(wait_readable, (), _deadline(timeout), queue.Empty())
-        if r == _EDEAD:
-            raise ProducerDied("the Kfifo is drained and its producer's "
-                               "process died without close_producer()")
-        return r
+        if not block:
+            w = bput(data, n if n <= size else size)
+            return w if w >= 0 else check(w)
+        # Blocking: several C calls write one caller's bytes; the claim on
+        # the producer role keeps another thread's bytes out of them.
+        deadline = _deadline(True, timeout)
+        if hold(_PRODUCER):
+            raise _busy("producer")
+        try:
+            p = data if isinstance(data, ffi.CData) else ffi.from_buffer(data)
+            done = check(bput(p, min(n, size)))
+            while done < n:
+                wait_room(1, True, deadline, done)
+                done += check(bput(p + done, min(n - done, size)))
+            return done
+        finally:
+            unhold(_PRODUCER)
 
     def get(n, block=False, timeout=None):
-        if 0 < n <= nscratch:
-            k = get_scratch(n)
-            if k > 0:
-                return out[:k]
-        elif n < 0:
+        n = _index(n)
+        if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        elif n == 0:
+        deadline = (_FOREVER if block else _NOWAIT) if timeout is None \
+            else _deadline(block, timeout)
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            while n:
+                if n <= nscratch:
+                    k = get_scratch(n)
+                    if k > 0:
+                        return out[:k]
+                else:
+                    k = bparts(n if n <= size else size)
+                    if k > 0:
+                        return get_parts(k)
+                if k != _EAGAIN or not block:
+                    status(k)
+                    break
+                if wait_data(k, block, deadline) == _EOF:
+                    break
             return b""
-        else:
-            k = bparts(n if n <= size else size)
-            if k > 0:
-                return get_parts(k)
-        if k == _EAGAIN and block and wait_data(block, timeout) == 0:
-            return get(n)
-        status(k)
-        return b""
+        finally:
+            leave()
 
     def get_parts(k):
         data = unpack(h.part[0], h.part_len[0])
@@ -701,24 +814,45 @@ def _bind_bytes(self, h, scratch, nscratch):
     def get_into(buffer, block=False, timeout=None):
         p, n = _bufptr(buffer, writable=True)
         n = min(n, size)
-        k = bget(p, n)
-        if k == _EAGAIN and block and n and wait_data(block, timeout) == 0:
+        deadline = (_FOREVER if block else _NOWAIT) if timeout is None \
+            else _deadline(block, timeout)
+        if not enter(False):
+            raise _busy("consumer")
+        try:
             k = bget(p, n)
-        return k if k >= 0 else status(k)
+            while k == _EAGAIN and block and n:
+                if wait_data(k, block, deadline) == _EOF:
+                    return 0
+                k = bget(p, n)
+            return k if k >= 0 else status(k)
+        finally:
+            leave()
 
     def peek(n):
+        n = _index(n)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         buf = ffi.new("char[]", min(n, size))
-        return unpack(buf, status(bpeek(buf, len(buf))))
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            return unpack(buf, status(bpeek(buf, len(buf))))
+        finally:
+            leave()
 
     def skip(n):
+        n = _index(n)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         return status(bskip(min(n, size)))
 
     def linear_view():
-        k = status(bparts(size))
+        if not enter(False):
+            raise _busy("consumer")
+        try:
+            k = status(bparts(size))
+        finally:
+            leave()
         # The view's pointer holds the handle (hence the region) alive.
         p = ffi.gc(ffi.cast("char *", h.part[0]), lambda _, k=keep: None)
         return memoryview(ffi.buffer(p, h.part_len[0] if k else 0)
