@@ -194,6 +194,7 @@ class Kfifo(Primitive):
         size, mode = self._region.params[:2]
         h = ffi.new("struct lf_kfifo_handle *")
         if lib.lf_kfifo_handle_init(h, self._state, size, mode) != 0:
+            del self._h  # no handle yet: close() has no role to give up
             self.close()
             raise ValueError("corrupt Kfifo: its state does not match its "
                              f"header (size {size}, mode {mode})")
@@ -228,9 +229,10 @@ class Kfifo(Primitive):
         Not ``close_producer()``: closing a producer object does not end the
         stream; another producer may take over.
         """
-        if self._h is not None:
+        if self.closed:
+            return
+        if "_h" in self.__dict__:
             lib.lf_kfifo_release(self._h)
-            self._h = None
         super().close()
 
     def close_producer(self) -> None:
