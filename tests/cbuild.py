@@ -16,7 +16,19 @@ Each program is built in three variants, into
     ThreadSanitizer on the portable ``__atomic`` atomics layer (TSAN cannot
     see inside inline asm, so on the asm layer it would only see races);
 ``asan``
-    AddressSanitizer + UndefinedBehaviorSanitizer on the asm layer.
+    AddressSanitizer + UndefinedBehaviorSanitizer on the asm layer;
+``aarch64``
+    a second architecture: the portable ``__atomic`` layer cross-compiled
+    for 64-bit ARM (Debian's ``gcc-aarch64-linux-gnu``, statically linked)
+    and run under ``qemu-aarch64`` user emulation, with
+    ``LOCKFREE_EMULATED=1`` so the programs shorten their runs and leave
+    out timing bounds (fairness, wake-up latency) that an emulator on a
+    loaded machine cannot meet.  What it proves: the code builds and its
+    invariants hold with ARM's instructions (LDXR/STXR or LSE atomics,
+    DMB barriers).  What it does not: qemu runs the guest threads on the
+    host's strongly ordered x86-64 memory, so ARM's weak reorderings never
+    happen here; ThreadSanitizer (the ``tsan`` variant) and the barrier
+    comments cover those.
 
 Builds are cached: a binary is rebuilt only when the hash of its sources
 (the program, every ``csrc/`` file), the compiler or the flags change.
@@ -53,6 +65,7 @@ _COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS",
            "-DLF_BENCH_NO_CK"]
 
 VARIANTS: dict[str, list[str]] = {
+    # (see the module doc; compiler and runner in CROSS)
     "asm": ["-O2", "-g", *_COMMON, "-Werror"],
     # No -Werror: gcc's -Wtsan warns about __atomic_thread_fence, which the
     # portable layer uses for lf_smp_mb() and TSAN does not model.
@@ -60,6 +73,14 @@ VARIANTS: dict[str, list[str]] = {
              *_COMMON],
     "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
              "-fno-sanitize-recover=all", "-O1", "-g", *_COMMON],
+    "aarch64": ["-DLF_ATOMICS_PORTABLE=1", "-static", "-O2", *_COMMON,
+                "-Werror"],
+}
+
+# Cross variants: (compiler, emulator, Debian packages that bring them).
+CROSS: dict[str, tuple[str, str, str]] = {
+    "aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64",
+                "gcc-aarch64-linux-gnu qemu-user"),
 }
 
 # Options first, so a user's own *SAN_OPTIONS (appended after) win.
@@ -101,7 +122,9 @@ def stress_programs() -> list[str]:
     return sorted(p.stem for p in CDIR.glob("*_stress.c"))
 
 
-def compiler() -> str | None:
+def compiler(variant: str = "asm") -> str | None:
+    if variant in CROSS:
+        return shutil.which(CROSS[variant][0])
     return shutil.which(os.environ.get("CC", "gcc"))
 
 
@@ -111,11 +134,13 @@ def _compiler_id(cc: str) -> str:
     return f"{cc}\n{out.stdout.splitlines()[0] if out.stdout else ''}"
 
 
-def _env() -> dict[str, str]:
+def _env(variant: str = "asm") -> dict[str, str]:
     env = dict(os.environ)
     for key, ours in SANITIZER_ENV.items():
         theirs = env.get(key, "")
         env[key] = f"{ours} {theirs}".strip()
+    if variant in CROSS:
+        env["LOCKFREE_EMULATED"] = "1"
     return env
 
 
@@ -159,10 +184,20 @@ int main(void)
 @functools.lru_cache(maxsize=None)
 def toolchain(variant: str) -> Toolchain:
     """Probe once per session: compile and run a trivial threaded program."""
-    cc = compiler()
+    cc = compiler(variant)
     if cc is None:
-        return Toolchain(False, f"C compiler {os.environ.get('CC', 'gcc')!r} "
-                                "not found")
+        name = CROSS[variant][0] if variant in CROSS else \
+            os.environ.get("CC", "gcc")
+        how = f" (apt-get install {CROSS[variant][2]})" \
+            if variant in CROSS else ""
+        return Toolchain(False, f"C compiler {name!r} not found{how}")
+    prefix: list[str] = []
+    if variant in CROSS:
+        emu = shutil.which(CROSS[variant][1])
+        if emu is None:
+            return Toolchain(False, f"emulator {CROSS[variant][1]!r} not "
+                             f"found (apt-get install {CROSS[variant][2]})")
+        prefix = [emu]
     BUILD.mkdir(parents=True, exist_ok=True)
     src = BUILD / "probe.c"
     if not src.exists() or src.read_text() != _PROBE_C:
@@ -173,6 +208,14 @@ def toolchain(variant: str) -> Toolchain:
     try:
         cp = subprocess.run([cc, *VARIANTS[variant], "-o", str(exe), str(src)],
                             capture_output=True, text=True, timeout=120)
+        if cp.returncode == 0 and prefix:
+            run = subprocess.run([*prefix, str(exe)], capture_output=True,
+                                 text=True, timeout=60, env=_env(variant))
+            if run.returncode == 0:
+                return Toolchain(True, prefix=tuple(prefix))
+            return Toolchain(False, f"{variant}: trivial program fails under "
+                             f"{prefix[0]} (exit {run.returncode}): "
+                             f"{run.stderr.strip()[-500:]}")
         if cp.returncode != 0:
             return Toolchain(False, f"{variant}: cannot build with "
                              f"{' '.join(VARIANTS[variant])} "
@@ -239,7 +282,7 @@ def build(name: str, variant: str) -> Path:
     compiler's output) when the sources do not compile.
     """
     require(variant)
-    cc = compiler()
+    cc = compiler(variant)
     assert cc is not None
     BUILD.mkdir(parents=True, exist_ok=True)
     exe = BUILD / f"{name}-{variant}"
@@ -323,7 +366,7 @@ def run(name: str, variant: str, args: tuple[str, ...] = (),
     t0 = time.monotonic()
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True,
-                            timeout=timeout, env=_env())
+                            timeout=timeout, env=_env(variant))
     except subprocess.TimeoutExpired as e:
         def _s(b):
             if isinstance(b, bytes):

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mode.h"
+
 static char failbuf[1024];
 
 /* Record a failure (printf-style); several are joined with "; ". */
@@ -26,14 +28,6 @@ fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(failbuf + len, sizeof(failbuf) - len, fmt, ap);
 	va_end(ap);
-}
-
-/* LOCKFREE_LONG=1: the long stress mode. */
-static int __attribute__((unused)) long_mode(void)
-{
-	const char *v = getenv("LOCKFREE_LONG");
-
-	return v && !strcmp(v, "1");
 }
 
 #endif /* LF_TESTS_STRESS_H */
