@@ -37,33 +37,61 @@ After ``close()`` every method, including bound methods saved earlier, raises
 ``ValueError``; the memory is unmapped and any ``SharedMemory`` buffer export
 is released, so ``SharedMemory.close()`` works.  ``close()`` must not race
 with calls on the same object from other threads.
+
+Attaching by name (``attach(name)`` or unpickling) to a segment that does not
+exist raises ``FileNotFoundError`` (errno ``ENOENT``, the exception class
+itself) whose message names the lockfree class and the segment, e.g. ``no
+shared-memory segment 'lf_x' for this AtomicInt: its creator closed it ...``.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import errno
 import functools
+import importlib
 import mmap
 import operator
 import os
 import secrets
+import sys
 import types
 import weakref
+from collections.abc import Callable
 from multiprocessing import shared_memory
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._ffi import ffi, lib
 from .errors import CorruptStateError
 
-try:  # the module multiprocessing.shared_memory itself uses
-    import _posixshmem
+# The module SharedMemory itself uses: shm_unlink without mapping the
+# segment, and (before 3.13, where SharedMemory(name) always registers the
+# segment with the resource tracker) shm_open for attaching.
+_posixshmem: Any
+try:  # through importlib: the module has no type stubs
+    _posixshmem = importlib.import_module("_posixshmem")
 except ImportError:  # pragma: no cover - non-POSIX
     _posixshmem = None
 
-HEADER = lib.LF_REGION_HEADER
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 12):
+        from collections.abc import Buffer
+    else:
+        from typing_extensions import Buffer
+    from typing import TypeAlias
+
+    #: What ``buffer=`` accepts: any writable C-contiguous buffer, or a
+    #: ``SharedMemory`` (whose name then makes the object picklable).
+    BufferLike: TypeAlias = "Buffer | shared_memory.SharedMemory"
+
+_P = TypeVar("_P", bound="Primitive")
+
+HEADER: int = lib.LF_REGION_HEADER
 ALIGN = 8
 _PRIVATE_ALIGN = 64  # private regions start on a cache line
 
-KIND_NAMES = {
+KIND_NAMES: dict[int, str] = {
     lib.LF_KIND_ATOMIC: "AtomicInt",
     lib.LF_KIND_SPINLOCK: "SpinLock",
     lib.LF_KIND_TICKETLOCK: "TicketLock",
@@ -78,7 +106,7 @@ _ERESERVED = -100  # attach: the header's reserved word is not zero
 __all__ = ["Region", "Primitive", "HEADER"]
 
 
-def _a(noun) -> str:
+def _a(noun: object) -> str:
     """'a SpinLock', 'an AtomicInt', 'an RcuDomain'."""
     noun = str(noun)
     return ("an " if noun[:1] in "AEIOU" or noun.startswith("Rcu") else
@@ -93,7 +121,7 @@ def _auto_name() -> str:
     return prefix + secrets.token_hex(8)
 
 
-def _check_offset(offset) -> int:
+def _check_offset(offset: int) -> int:
     try:
         offset = operator.index(offset)
     except TypeError:
@@ -104,7 +132,7 @@ def _check_offset(offset) -> int:
     return offset
 
 
-def _buffer_pointer(buf):
+def _buffer_pointer(buf: Any) -> Any:
     """A char[] cdata over a writable C-contiguous buffer (keeps it exported)."""
     try:
         return ffi.from_buffer("char[]", buf, require_writable=True)
@@ -118,15 +146,24 @@ def _buffer_pointer(buf):
             f"buffer must be writable and C-contiguous ({exc})") from None
 
 
-def _open_segment(name: str):
-    """Map an existing named segment read-write, without resource tracking.
+def _open_segment(name: str) -> tuple[Any, Any]:
+    """Map an existing named segment read-write, without resource tracking:
+    ``(mapping to close, buffer)``.
 
     ``SharedMemory(name)`` would register the segment with this process's
-    resource tracker (before Python 3.13), which then unlinks it or warns when
-    an attaching worker exits; an attacher must never do that.
+    resource tracker before Python 3.13, which then unlinks it or warns when
+    an attaching worker exits; an attacher must never do that.  From 3.13
+    the public ``SharedMemory(name, track=False)`` does exactly this.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
+    if sys.version_info >= (3, 13):  # pragma: no cover - 3.13+
+        try:
+            shm = shared_memory.SharedMemory(name, track=False)
+        except ValueError:  # mmap of an empty file
+            raise ValueError(f"shared memory segment {name!r} is empty: "
+                             "not a lockfree region") from None
+        return shm, shm.buf
     if _posixshmem is None:  # pragma: no cover
         shm = shared_memory.SharedMemory(name)
         return shm, shm.buf
@@ -142,7 +179,8 @@ def _open_segment(name: str):
     return mm, mm
 
 
-def _release(keep, owned_buffer, mapping, unlink, pid):
+def _release(keep: Any, owned_buffer: bool, mapping: Any, unlink: Any,
+             pid: int) -> None:
     """Finalizer: drop the export, unmap, unlink if we own the name.
 
     Must not reference the Region (it runs when the Region is collected).
@@ -152,10 +190,8 @@ def _release(keep, owned_buffer, mapping, unlink, pid):
     if mapping is not None:
         mapping.close()
     if unlink is not None and os.getpid() == pid:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             unlink.unlink()
-        except FileNotFoundError:
-            pass
 
 
 class Region:
@@ -167,9 +203,11 @@ class Region:
     ``params`` (the header's kind-specific parameters).
     """
 
-    def __init__(self, keep, base, avail, *, kind, owned_buffer,
-                 mapping=None, name=None, offset=0, unlink=None,
-                 created=False):
+    def __init__(self, keep: Any, base: Any, avail: int, *, kind: str,
+                 owned_buffer: bool, mapping: Any = None,
+                 name: str | None = None, offset: int = 0,
+                 unlink: shared_memory.SharedMemory | None = None,
+                 created: bool = False) -> None:
         self.kind = kind  # "private", "buffer" or "segment"
         self.created = created
         self.base = base
@@ -188,7 +226,8 @@ class Region:
     # -- placement ----------------------------------------------------------
 
     @classmethod
-    def _place(cls, *, buffer, offset, name, shared, size, create):
+    def _place(cls, *, buffer: Any, offset: int, name: str | None,
+               shared: bool, size: int | None, create: bool) -> Region:
         """Map memory for a region of ``size`` bytes (``None``: attach)."""
         offset = _check_offset(offset)
         if buffer is not None:
@@ -206,6 +245,7 @@ class Region:
                 raise ValueError("offset applies to buffer= or attach(), "
                                  "not to a new segment")
             auto = name is None
+            assert size is not None
             shm = shared_memory.SharedMemory(
                 name=_auto_name() if auto else name, create=True, size=size)
             keep = _buffer_pointer(shm.buf)
@@ -215,6 +255,7 @@ class Region:
         if create:
             if offset:
                 raise ValueError("offset applies to buffer= or attach()")
+            assert size is not None
             keep = ffi.new("char[]", size + _PRIVATE_ALIGN)  # zero-filled
             pad = -int(ffi.cast("uintptr_t", keep)) % _PRIVATE_ALIGN
             return cls(keep, keep + pad, size, owned_buffer=False,
@@ -231,7 +272,8 @@ class Region:
                        name=name, mapping=mapping, kind="segment")
 
     @classmethod
-    def _at(cls, keep, length, offset, size, **kw):
+    def _at(cls, keep: Any, length: int, offset: int, size: int | None,
+            **kw: Any) -> Region:
         need = size if size is not None else HEADER
         if offset + need > length:
             _release(keep, kw["owned_buffer"], kw.get("mapping"), None, 0)
@@ -247,8 +289,9 @@ class Region:
         return cls(keep, base, length - offset, offset=offset, **kw)
 
     @classmethod
-    def create(cls, kind: int, size: int, params=(), *, buffer=None,
-               offset=0, name=None, shared=False) -> "Region":
+    def create(cls, kind: int, size: int, params: tuple[int, ...] = (), *,
+               buffer: Any = None, offset: int = 0, name: str | None = None,
+               shared: bool = False) -> Region:
         """A new zeroed region of ``size`` bytes; header filled, unpublished."""
         region = cls._place(buffer=buffer, offset=offset, name=name,
                             shared=shared, size=size, create=True)
@@ -259,8 +302,8 @@ class Region:
         return region
 
     @classmethod
-    def attach(cls, kind: int, *, name=None, buffer=None,
-               offset=0) -> "Region":
+    def attach(cls, kind: int, *, name: str | None = None,
+               buffer: Any = None, offset: int = 0) -> Region:
         """Map an existing region and check its header (never writes)."""
         region = cls._place(buffer=buffer, offset=offset, name=name,
                             shared=False, size=None, create=False)
@@ -282,7 +325,7 @@ class Region:
             raise ValueError(msg)
         return region
 
-    def _describe(self, err, kind) -> str:
+    def _describe(self, err: int, kind: int) -> str:
         where = (f"segment {self.name!r}" if self.name else "buffer") + \
             f" at offset {self.offset}"
         want = KIND_NAMES.get(kind, kind)
@@ -308,10 +351,10 @@ class Region:
     @property
     def size(self) -> int:
         """Total bytes, as created or as checked at attach."""
-        return self._hdr.size
+        return int(self._hdr.size)
 
     @property
-    def params(self) -> tuple:
+    def params(self) -> tuple[int, ...]:
         """The kind's parameters, as created or as checked at attach."""
         return tuple(self._hdr.param)
 
@@ -328,10 +371,8 @@ class Region:
         (in this process: a forked child never unlinks its parent's)."""
         owner, self._owner = self._owner, None
         if owner is not None and os.getpid() == self._pid:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 owner.unlink()
-            except FileNotFoundError:
-                pass
 
     def discard(self) -> None:
         """Close a region whose creation failed, unlinking a new segment."""
@@ -344,13 +385,12 @@ class Region:
         if self.name is None:
             raise ValueError("this region is not in a named shared-memory "
                              "segment: there is nothing to unlink")
-        try:
+        with contextlib.suppress(FileNotFoundError):
             _posixshmem.shm_unlink("/" + self.name.lstrip("/"))
-        except FileNotFoundError:
-            pass
 
 
-def specialize(template, qualname: str, **names):
+def specialize(template: Callable[..., Any], qualname: str,
+               **names: Any) -> Callable[..., Any]:
     """A copy of the module-level function ``template`` whose global names
     are ``names`` (plus the builtins): a namespace private to one object.
 
@@ -387,16 +427,25 @@ class _ClosedHandle:
     interpreter's attribute cache serves at full speed (a class-level
     descriptor of the same name would slow every access by 25-50 ns)."""
 
-    def __get__(self, obj, objtype=None):
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
         if obj is None:
             return self
         raise ValueError(f"operation on a closed {type(obj).__name__}")
 
 
-@functools.lru_cache(maxsize=None)
-def _closed_class(cls):
+_CLOSED_CLASSES: dict[type[Primitive], type[Primitive]] = {}
+
+
+def _closed_class(cls: type[Primitive]) -> type[Primitive]:
     """The class a closed ``cls`` object becomes: ``cls`` itself plus the
     raising ``_h`` (same name, so messages and reprs read the same)."""
+    closed = _CLOSED_CLASSES.get(cls)
+    if closed is None:
+        closed = _CLOSED_CLASSES.setdefault(cls, _make_closed_class(cls))
+    return closed
+
+
+def _make_closed_class(cls: type[Primitive]) -> type[Primitive]:
     return type(cls.__name__, (cls,), {
         "_h": _ClosedHandle(), "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -404,12 +453,20 @@ def _closed_class(cls):
                    "ValueError."})
 
 
-def _keep_alive(region, pointer):
+def _keep_alive(region: Region, pointer: Any) -> None:
     """ffi.gc destructor of a bound state pointer: holding it holds region."""
 
 
-def _unpickle(cls, name, offset):
-    return cls.attach(name, offset=offset)
+def _unpickle(cls: type[_P], name: str, offset: int) -> _P:
+    try:
+        return cls.attach(name, offset=offset)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"cannot unpickle {_a(cls.__name__)}: no shared-memory segment "
+            f"{name!r} for this {cls.__name__}: its creator closed it (a "
+            "shared=True owner unlinks the name on close; keep it open until "
+            "every process has attached) or it was unlinked") from None
 
 
 class Primitive:
@@ -429,7 +486,11 @@ class Primitive:
 
     _KIND: int
     _CTYPE: str
-    _region = None
+    _region: Region | None = None
+    # What every method passes to C: the state pointer or a per-process C
+    # handle (cffi cdata); raises ValueError once closed.
+    _h: Any
+    _state: Any
     # How many header parameters the kind uses; attach refuses a header
     # whose others are not zero.  None: not checked.
     _NPARAMS: int | None = None
@@ -437,14 +498,14 @@ class Primitive:
     # -- to implement -------------------------------------------------------
 
     @classmethod
-    def _state_size(cls, params) -> int:
+    def _state_size(cls, params: tuple[int, ...]) -> int:
         raise NotImplementedError
 
     def _bind_calls(self) -> None:
         raise NotImplementedError
 
     @classmethod
-    def _attach_mismatch(cls, region):
+    def _attach_mismatch(cls, region: Region) -> str | None:
         """Optional: a message if ``region`` (header checked, same kind)
         holds a variant this class cannot attach to, e.g. another form of
         the primitive sharing its kind; ``attach()`` raises it as
@@ -454,11 +515,13 @@ class Primitive:
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def region_size(cls, *params) -> int:
+    def region_size(cls, *params: int) -> int:
         """Bytes a region of this primitive needs in a caller's buffer."""
         return HEADER + cls._state_size(params)
 
-    def _create(self, params, init, *, buffer, offset, name, shared):
+    def _create(self, params: tuple[int, ...], init: Callable[[Any], object],
+                *, buffer: Any, offset: int, name: str | None,
+                shared: bool) -> None:
         size = HEADER + self._state_size(params)
         region = Region.create(self._KIND, size, params, buffer=buffer,
                                offset=offset, name=name, shared=shared)
@@ -471,14 +534,25 @@ class Primitive:
         self._setup(region)
 
     @classmethod
-    def attach(cls, name=None, *, buffer=None, offset=0):
+    def attach(cls: type[_P], name: str | None = None, *,
+               buffer: BufferLike | None = None, offset: int = 0) -> _P:
         """Attach to an existing object by segment name or in ``buffer``.
 
-        Raises ``FileNotFoundError`` if no segment has that name and
-        ``ValueError`` if the memory does not hold this kind of object.
+        Raises ``FileNotFoundError`` (naming this class and the segment) if
+        no segment has that name and ``ValueError`` if the memory does not
+        hold this kind of object.
         """
-        region = Region.attach(cls._KIND, name=name, buffer=buffer,
-                               offset=offset)
+        try:
+            region = Region.attach(cls._KIND, name=name, buffer=buffer,
+                                   offset=offset)
+        except FileNotFoundError:
+            if buffer is not None:
+                raise
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"no shared-memory segment {name!r} for this {cls.__name__}: "
+                "its creator closed it (a shared=True owner unlinks the name "
+                "on close), it was unlinked, or it never existed") from None
         n = cls._NPARAMS
         if n is not None and any(region.params[n:]):
             params = region.params
@@ -503,7 +577,7 @@ class Primitive:
         self._setup(region)
         return self
 
-    def _setup(self, region):
+    def _setup(self, region: Region) -> None:
         self._region = region
         # The pointer every bound call receives.  ffi.gc ties the region's
         # lifetime to it: a bound method saved by the caller keeps the memory
@@ -513,10 +587,10 @@ class Primitive:
         # The handle every method passes to C: the state pointer, unless
         # _bind_calls() sets a per-process C handle instead.
         self._h = self._state
-        self._bound = []
+        self._bound: list[str] = []
         self._bind_calls()
 
-    def _bind(self, attr, cfunc, arg=None):
+    def _bind(self, attr: str, cfunc: Any, arg: Any = None) -> Any:
         """Bind ``cfunc(state, ...)`` as the instance attribute ``attr``.
 
         A bound method of a cffi function, not a partial or a Python
@@ -533,7 +607,7 @@ class Primitive:
 
     # -- life cycle ---------------------------------------------------------
 
-    def _closed(self, *args, **kwargs):
+    def _closed(self, *args: object, **kwargs: object) -> Any:
         raise ValueError(f"operation on a closed {type(self).__name__}")
 
     @property
@@ -542,7 +616,7 @@ class Primitive:
         return self._region is None
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         """Name of the shared-memory segment holding this object, or None."""
         return self._region.name if self._region is not None else None
 
@@ -578,17 +652,18 @@ class Primitive:
         """Remove the segment's name now; attached objects keep working."""
         if self._region is None:
             self._closed()
+            return
         self._region.unlink()
 
-    def __enter__(self):
+    def __enter__(self: _P) -> _P:
         if self.closed:
             raise ValueError(f"operation on a closed {type(self).__name__}")
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         region = self._region
         if region is None:
             raise ValueError(f"cannot pickle a closed {type(self).__name__}")
