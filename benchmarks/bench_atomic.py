@@ -40,9 +40,9 @@ def _call(fn, *args):
 
 def _floor(arity):
     fn = getattr(lib, f"lf_noop{arity}")
-    # ._state is the pointer AtomicInt's bound methods pass; it keeps the
-    # AtomicInt's memory alive.
-    return lambda: {"f": fn, "p": AtomicInt()._state}
+    # ._h is the pointer AtomicInt's methods pass; it keeps the AtomicInt's
+    # memory alive.
+    return lambda: {"f": fn, "p": AtomicInt()._h}
 
 
 def _lockfree(op):
@@ -84,6 +84,9 @@ def _cases():
             other = _call("f", "3")
             yield Case(group, "subject", "lockfree", "lockfree-delta3",
                        f"f = a.{op}; {other}", other, _lockfree(op))
+            other = _call(f"a.{op}", "3")
+            yield Case(group, "subject", "lockfree", "lockfree-attr-delta3",
+                       other, other, _lockfree(op))
         yield Case(group, "anchor", "atomics", "atomics",
                    f"f = b.{method}; {call}", call, _atomics(method))
         yield Case(group, "anchor", "mp.Value", "mp.Value",

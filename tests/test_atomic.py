@@ -1,5 +1,7 @@
 """AtomicInt: semantics, int64 wrap-around, bad input, contention."""
 
+import inspect
+import operator
 import os
 import struct
 import threading
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from lockfree import AtomicInt
+from lockfree.atomic import UpdateResult
 from lockfree.region import HEADER
 
 from .conftest import LONG
@@ -425,4 +428,110 @@ def test_ops_touch_only_the_counter_whatever_the_header_says():
     assert after[counter.stop:] == before[counter.stop:]
     assert struct.unpack_from("<q", buf, counter.start) == (b.load(),)
     a.close()
+    b.close()
+
+
+# -- the class as users, IDEs and type checkers see it --------------------------
+
+PUBLIC = ["load", "store", "exchange", "compare_exchange", "cmpxchg",
+          "fetch_add", "fetch_sub", "add_fetch", "sub_fetch", "update",
+          "test_and_set_bit", "test_and_clear_bit", "set_bit", "clear_bit",
+          "test_bit", "close", "unlink", "attach"]
+
+
+def test_methods_are_defined_once_on_the_class():
+    a = AtomicInt(1)
+    for name in PUBLIC:
+        assert name not in vars(a), name
+        assert getattr(AtomicInt, name).__doc__, name
+    assert set(vars(a)) <= {"_region", "_state", "_h", "_bound"}
+    a.close()
+
+
+def test_signatures_show_the_real_parameters():
+    a = AtomicInt(1)
+    assert str(inspect.signature(a.fetch_add)) == "(delta: 'int') -> 'int'"
+    assert str(inspect.signature(a.compare_exchange)) == \
+        "(expected: 'int', desired: 'int') -> 'tuple[bool, int]'"
+    assert str(inspect.signature(a.load)) == "() -> 'int'"
+    assert str(inspect.signature(a.update)) == \
+        "(fn: 'Callable[[int], int]') -> 'UpdateResult'"
+    assert str(inspect.signature(AtomicInt.attach)).startswith(
+        "(name: 'str | None' = None, *, buffer")
+    with pytest.raises(TypeError):
+        a.fetch_add(1, 2)  # no hidden extra parameters to fill by mistake
+    with pytest.raises(TypeError):
+        a.load(0)
+    assert a.load() == 1
+    a.close()
+
+
+def test_fetch_add_of_a_string_is_a_type_error():
+    a = AtomicInt(1)
+    for op in (a.fetch_add, a.fetch_sub, a.add_fetch, a.sub_fetch):
+        with pytest.raises(TypeError):
+            op("one")
+    assert a.load() == 1
+    a.close()
+
+
+def test_every_method_saved_before_close_raises_value_error():
+    a = AtomicInt(4)
+    saved = [(getattr(a, n), args) for n, args in [
+        ("load", ()), ("store", (1,)), ("exchange", (1,)),
+        ("compare_exchange", (4, 5)), ("cmpxchg", (4, 5)),
+        ("fetch_add", (1,)), ("fetch_add", (3,)), ("fetch_sub", (1,)),
+        ("add_fetch", (1,)), ("sub_fetch", (2,)), ("update", (abs,)),
+        ("test_and_set_bit", (1,)), ("test_and_clear_bit", (1,)),
+        ("set_bit", (1,)), ("clear_bit", (1,)), ("test_bit", (1,))]]
+    a.close()
+    for fn, args in saved:
+        with pytest.raises(ValueError, match="closed AtomicInt"):
+            fn(*args)
+    for op in (int, operator.index):
+        with pytest.raises(ValueError, match="closed AtomicInt"):
+            op(a)
+    with pytest.raises(ValueError, match="closed AtomicInt"):
+        a.value  # noqa: B018
+    with pytest.raises(ValueError, match="closed AtomicInt"):
+        a.unlink()
+    assert isinstance(a, AtomicInt) and type(a).__name__ == "AtomicInt"
+
+
+def test_compare_exchange_failure_retries_only_if_the_load_finds_expected():
+    a = AtomicInt(3)
+    assert a.compare_exchange(2, 9) == (False, 3)
+    result = a.compare_exchange(3, 9)
+    assert result == (True, 3) and type(result) is tuple
+    assert a.load() == 9
+
+
+def test_update_result_is_named():
+    a = AtomicInt(3)
+    r = a.update(lambda v: v + 1)
+    assert isinstance(r, UpdateResult)
+    assert (r.value, r.retries) == (4, 0) == tuple(r)
+    a.close()
+
+
+def test_operators_read_once_and_refuse_int_comparison():
+    a = AtomicInt(5)
+    assert repr(a) == "<AtomicInt value=5 private>"
+    assert int(a) == 5 and operator.index(a) == 5 and hex(a) == "0x5"
+    assert [10, 11, 12, 13, 14, 15][a] == 15
+    a.value = 7
+    assert a.value == 7
+    with pytest.raises(TypeError, match=r"a.load\(\) == 7"):
+        a == 7  # noqa: B015
+    with pytest.raises(TypeError, match=r"a.load\(\) != 7"):
+        a != 7  # noqa: B015
+    with pytest.raises(TypeError):
+        a += 1  # no arithmetic operators: write a.fetch_add(1)
+    with pytest.raises(TypeError):
+        a < 8  # noqa: B015
+    b = AtomicInt(7)
+    assert a == a and a != b and a != "7"  # identity otherwise
+    assert len({a, b, a}) == 2  # hashable, by identity
+    a.close()
+    assert repr(a) == "<AtomicInt closed>"
     b.close()

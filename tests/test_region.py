@@ -1,5 +1,6 @@
 """The region mechanism: placement, header checks, lifetime, pickling."""
 
+import errno
 import gc
 import os
 import pickle
@@ -182,9 +183,8 @@ def test_named_segment_is_unlinked_explicitly():
 
 
 def test_named_segment_exists_already():
-    with AtomicInt(shared=True) as a:
-        with pytest.raises(FileExistsError):
-            AtomicInt(name=a.name)
+    with AtomicInt(shared=True) as a, pytest.raises(FileExistsError):
+        AtomicInt(name=a.name)
 
 
 def test_attach_bad_name_types():
@@ -221,17 +221,33 @@ def test_shared_memory_instance_as_buffer_closes_cleanly():
         shm.unlink()
 
 
-def test_saved_bound_method_survives_close_without_crashing():
+def test_saved_bound_method_raises_after_close_without_crashing():
     a = AtomicInt(1, shared=True)
     name = a.name
     fetch_add = a.fetch_add
     a.close()
     assert not seg_exists(name)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="closed AtomicInt"):
         a.fetch_add(1)
-    assert fetch_add(1) == 1  # still mapped: the method holds the memory
-    del fetch_add
-    gc.collect()
+    with pytest.raises(ValueError, match="closed AtomicInt"):
+        fetch_add(1)  # a plain bound method: it reads a._h, now closed
+
+
+def test_attach_or_unpickle_of_a_gone_segment_names_the_object():
+    a = AtomicInt(1, shared=True)
+    name = a.name
+    data = pickle.dumps(a)
+    a.close()  # the owner unlinks the name
+    with pytest.raises(FileNotFoundError,
+                       match=f"no shared-memory segment '{name}' for this "
+                             "AtomicInt: its creator closed it") as exc:
+        pickle.loads(data)
+    assert exc.value.errno == errno.ENOENT
+    assert "cannot unpickle an AtomicInt" in str(exc.value)
+    with pytest.raises(FileNotFoundError,
+                       match=f"'{name}' for this AtomicInt") as exc:
+        AtomicInt.attach(name)
+    assert exc.value.errno == errno.ENOENT
 
 
 def test_pickling_private_or_closed_fails_clearly():
@@ -316,7 +332,3 @@ def test_specialize_gives_each_copy_its_namespace_and_code():
     assert f.__code__ is not g.__code__ is not _template.__code__
     assert f.__globals__ is not g.__globals__
     assert "Region" not in f.__globals__  # nothing of this module leaks in
-    a, b = AtomicInt(), AtomicInt()
-    assert a.compare_exchange.__code__ is not b.compare_exchange.__code__
-    a.close()
-    b.close()

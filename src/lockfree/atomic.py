@@ -11,68 +11,70 @@ Arithmetic wraps like C ``int64_t`` on two's-complement hardware:
 ``int64`` (``-2**63 .. 2**63 - 1``), otherwise ``OverflowError`` (as with
 ``array('q')``); non-integers raise ``TypeError``.
 
-Cost: one cffi call per operation (about 0.1 µs: cffi releases and retakes
-the GIL and saves errno on every call), with no Python frame in between for
-``load``, ``store``, ``exchange`` and ``cmpxchg``.  ``fetch_add``,
-``fetch_sub``, ``add_fetch`` and ``sub_fetch`` are a small Python function
-that sends a delta of ``1`` to a one-argument C call (the kernel's
-``atomic64_fetch_inc`` family), about half the cost of the two-argument call
-any other delta takes (cffi builds an argument tuple for two or more).
+Cost: one Python method and one cffi call per operation.  Each method calls
+its cffi function through a module global (``_load = lib.lf_atomic_load``)
+and passes ``self._h``, the state pointer; after ``close()`` reading
+``self._h`` raises ``ValueError`` (``lockfree.region``).  Globals, not
+keyword-only default arguments: CPython (3.11-3.13) does not specialize a
+call to a function with keyword-only parameters, which measured 15-25 % slower
+per call here; a method with no defaults gets the fastest call path.
+``fetch_add``, ``fetch_sub``, ``add_fetch`` and ``sub_fetch`` send a delta of
+``1`` to a one-argument C call (the kernel's ``atomic64_fetch_inc`` family),
+about half the cost of the two-argument call any other delta takes (cffi
+builds an argument tuple for two or more).
 """
 
 from __future__ import annotations
 
-import functools
 import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._ffi import lib
-from .region import Primitive, specialize
+from .region import Primitive
 
-__all__ = ["AtomicInt"]
+if TYPE_CHECKING:
+    from .region import BufferLike
+
+__all__ = ["AtomicInt", "UpdateResult"]
+
+_ONE = 1  # fetch_add(1) & co: ``delta is _ONE`` (small ints are one object)
+
+# The C functions the methods call, typed as they call them (lib is untyped).
+_load: Callable[[Any], int] = lib.lf_atomic_load
+_store: Callable[[Any, int], None] = lib.lf_atomic_store
+_exchange: Callable[[Any, int], int] = lib.lf_atomic_exchange
+_cmpxchg: Callable[[Any, int, int], int] = lib.lf_atomic_cmpxchg
+_try_cmpxchg: Callable[[Any, int, int], bool] = lib.lf_atomic_try_cmpxchg
+_fetch_add: Callable[[Any, int], int] = lib.lf_atomic_fetch_add
+_fetch_sub: Callable[[Any, int], int] = lib.lf_atomic_fetch_sub
+_add_fetch: Callable[[Any, int], int] = lib.lf_atomic_add_fetch
+_sub_fetch: Callable[[Any, int], int] = lib.lf_atomic_sub_fetch
+_fetch_inc: Callable[[Any], int] = lib.lf_atomic_fetch_inc
+_fetch_dec: Callable[[Any], int] = lib.lf_atomic_fetch_dec
+_inc_return: Callable[[Any], int] = lib.lf_atomic_inc_return
+_dec_return: Callable[[Any], int] = lib.lf_atomic_dec_return
+_test_and_set_bit: Callable[[Any, int], bool] = lib.lf_atomic_test_and_set_bit
+_test_and_clear_bit: Callable[[Any, int], bool] = \
+    lib.lf_atomic_test_and_clear_bit
+_set_bit: Callable[[Any, int], None] = lib.lf_atomic_set_bit
+_clear_bit: Callable[[Any, int], None] = lib.lf_atomic_clear_bit
+_test_bit: Callable[[Any, int], bool] = lib.lf_atomic_test_bit
 
 
-def _bit(nr) -> int:
+def _bit(nr: int) -> int:
     nr = operator.index(nr)
     if not 0 <= nr < 64:
         raise ValueError(f"bit number must be in 0..63, got {nr}")
     return nr
 
 
-def _compare_exchange_template(expected, desired):
-    # Per object (region.specialize): try_cas, retry and st are globals of
-    # a namespace private to one AtomicInt.  The C call reports success
-    # only: no int64 to box and compare.
-    if try_cas(st, expected, desired):  # noqa: F821
-        return True, expected
-    return retry(expected, desired)  # noqa: F821
+class UpdateResult(NamedTuple):
+    """What :meth:`AtomicInt.update` returns: the value it stored and how
+    many CAS attempts failed first."""
 
-
-def _compare_exchange_retry(try_cas, load, st, expected, desired):
-    # The CAS failed: a load tells the value; if that equals expected the CAS
-    # could succeed now, so try again (rare).  A failed call thus
-    # linearizes at the load, which saw != expected.
-    while True:
-        seen = load(st)
-        if seen != expected:
-            return False, seen
-        if try_cas(st, expected, desired):
-            return True, expected
-
-
-def _add_template(delta):
-    # Per object and operation (region.specialize): one, add and st are
-    # globals of a private namespace.  A delta of one (the int 1: small ints
-    # are one object in CPython) takes the one-argument C call, which costs
-    # about half the two-argument one (cffi builds no argument tuple for
-    # it); anything else, bools and bad types included, goes to the
-    # two-argument call, which converts or rejects it.
-    if delta is ONE:  # noqa: F821
-        return one(st)  # noqa: F821
-    return add(st, delta)  # noqa: F821
-
-
-_ADDS = {"fetch_add": "fetch_inc", "fetch_sub": "fetch_dec",
-         "add_fetch": "inc_return", "sub_fetch": "dec_return"}
+    value: int
+    retries: int
 
 
 class AtomicInt(Primitive):
@@ -93,67 +95,47 @@ class AtomicInt(Primitive):
     attach to an existing one.  Guarantees: lock-free and wait-free; never
     blocks; sequentially consistent.  Use as a context manager or call
     ``close()`` to release the memory.
+
+    Operators: ``int(a)`` and ``operator.index(a)`` load the value, ``repr``
+    shows it.  No arithmetic operators (``a += 1`` is a ``TypeError``: write
+    ``a.fetch_add(1)``), and comparing with an int (``a == 5``) raises
+    ``TypeError`` instead of comparing identities: write ``a.load() == 5``.
     """
 
     _KIND = lib.LF_KIND_ATOMIC
     _CTYPE = "lf_atomic_t *"
     _NPARAMS = 0  # no geometry: every operation is on the one counter
 
-    def __init__(self, value: int = 0, *, buffer=None, offset: int = 0,
-                 name: str | None = None, shared: bool = False):
+    def __init__(self, value: int = 0, *, buffer: BufferLike | None = None,
+                 offset: int = 0, name: str | None = None,
+                 shared: bool = False) -> None:
         self._create((), lambda state: lib.lf_atomic_init(state, value),
                      buffer=buffer, offset=offset, name=name, shared=shared)
 
     @classmethod
-    def _state_size(cls, params) -> int:
+    def _state_size(cls, params: tuple[int, ...]) -> int:
         return 8
 
     def _bind_calls(self) -> None:
-        # Shadow the documented methods below: bound methods of the cffi
-        # functions (no Python frame), or per-object copies of a template
-        # (region.specialize) where a frame is needed.
-        for attr in ("load", "store", "exchange", "cmpxchg"):
-            self._bind(attr, getattr(lib, "lf_atomic_" + attr))
-        for attr, one in _ADDS.items():
-            fn = specialize(_add_template, "AtomicInt." + attr, ONE=1,
-                            one=getattr(lib, "lf_atomic_" + one),
-                            add=getattr(lib, "lf_atomic_" + attr),
-                            st=self._state)
-            fn.__doc__ = getattr(AtomicInt, attr).__doc__
-            self.__dict__[attr] = fn
-            self._bound.append(attr)
-        self._bind("_tas_bit", lib.lf_atomic_test_and_set_bit)
-        self._bind("_tac_bit", lib.lf_atomic_test_and_clear_bit)
-        self._bind("_set_bit", lib.lf_atomic_set_bit)
-        self._bind("_clear_bit", lib.lf_atomic_clear_bit)
-        self._bind("_test_bit", lib.lf_atomic_test_bit)
+        """Nothing per process: every method passes ``self._h``, the state
+        pointer ``Primitive._setup`` sets."""
 
-        self.__dict__["compare_exchange"] = fn = specialize(
-            _compare_exchange_template, "AtomicInt.compare_exchange",
-            try_cas=lib.lf_atomic_try_cmpxchg, st=self._state,
-            retry=functools.partial(_compare_exchange_retry,
-                                    lib.lf_atomic_try_cmpxchg,
-                                    lib.lf_atomic_load, self._state))
-        # st (an ffi.gc pointer) keeps the memory mapped
-        fn.__doc__ = AtomicInt.compare_exchange.__doc__
-        self._bound.append("compare_exchange")
-
-    # The methods below document the API and serve closed objects; live
-    # instances call the bound C functions installed by _bind_calls.
+    # -- single operations: one C call each ---------------------------------
 
     def load(self) -> int:
         """Return the current value (a plain load; wait-free)."""
-        self._closed()
+        return _load(self._h)
 
     def store(self, value: int) -> None:
         """Set the value (``xchg``: a full barrier; wait-free)."""
-        self._closed()
+        _store(self._h, value)
 
     def exchange(self, value: int) -> int:
         """Set the value and return the previous one (``xchg``)."""
-        self._closed()
+        return _exchange(self._h, value)
 
-    def compare_exchange(self, expected: int, desired: int) -> tuple:
+    def compare_exchange(self, expected: int,
+                         desired: int) -> tuple[bool, int]:
         """If the value equals ``expected``, set it to ``desired``.
 
         Returns ``(success, observed)``: ``(True, expected)`` if the swap
@@ -161,39 +143,69 @@ class AtomicInt(Primitive):
         the integer held during the call, never equal to ``expected``: the
         fresh value to retry with.  (The C call reports success only; on
         failure a load reads ``v``, and if that load finds ``expected`` the
-        CAS is simply tried again.)  Building the tuple costs a Python
-        frame; ``cmpxchg`` does not.
+        CAS is simply tried again.)  A plain tuple: a named one would cost a
+        Python-level constructor on this hot path.  ``cmpxchg`` builds no
+        tuple at all.
         """
-        self._closed()
+        if _try_cmpxchg(self._h, expected, desired):
+            return True, expected
+        return self._compare_exchange_failed(expected, desired)
+
+    def _compare_exchange_failed(self, expected: int,
+                                 desired: int) -> tuple[bool, int]:
+        # The CAS failed: a load tells the value; if that equals expected the
+        # CAS could succeed now, so try again (rare).  A failed call thus
+        # linearizes at the load, which saw != expected.
+        h = self._h
+        while True:
+            seen = _load(h)
+            if seen != expected:
+                return False, seen
+            if _try_cmpxchg(h, expected, desired):
+                return True, expected
 
     def cmpxchg(self, old: int, new: int) -> int:
         """The kernel's ``atomic64_cmpxchg``: if the value equals ``old``,
         set it to ``new``; return the value found either way (the swap
-        happened iff it equals ``old``).  One C call, no Python frame.
+        happened iff it equals ``old``).  One C call, no tuple.
         """
-        self._closed()
+        return _cmpxchg(self._h, old, new)
+
+    # A delta of one (the int object 1: small ints are one object in
+    # CPython) takes the one-argument C call, which costs about half the
+    # two-argument one; anything else, bools and bad types included, goes to
+    # the two-argument call, which converts or rejects it.
 
     def fetch_add(self, delta: int) -> int:
         """Add ``delta`` and return the previous value (``lock xadd``).
 
-        ``fetch_add(1)`` is the fastest update: one one-argument C call."""
-        self._closed()
+        ``fetch_add(1)`` is the fastest update: a one-argument C call."""
+        if delta is _ONE:
+            return _fetch_inc(self._h)
+        return _fetch_add(self._h, delta)
 
     def fetch_sub(self, delta: int) -> int:
         """Subtract ``delta`` and return the previous value."""
-        self._closed()
+        if delta is _ONE:
+            return _fetch_dec(self._h)
+        return _fetch_sub(self._h, delta)
 
     def add_fetch(self, delta: int) -> int:
         """Add ``delta`` and return the new value."""
-        self._closed()
+        if delta is _ONE:
+            return _inc_return(self._h)
+        return _add_fetch(self._h, delta)
 
     def sub_fetch(self, delta: int) -> int:
         """Subtract ``delta`` and return the new value."""
-        self._closed()
+        if delta is _ONE:
+            return _dec_return(self._h)
+        return _sub_fetch(self._h, delta)
 
-    def update(self, fn) -> tuple:
+    def update(self, fn: Callable[[int], int]) -> UpdateResult:
         """Apply ``fn`` atomically with the CAS retry loop; return
-        ``(new_value, retries)``.
+        ``UpdateResult(value, retries)`` (a named tuple: the new value and
+        the number of failed CAS attempts).
 
         This is the loop every lock-free algorithm is built on::
 
@@ -212,14 +224,14 @@ class AtomicInt(Primitive):
         Lock-free but not wait-free: some thread always makes progress, but
         one unlucky thread can retry indefinitely under contention.
         """
-        cas = self.cmpxchg
-        old = self.load()
+        h = self._h
+        old = _load(h)
         retries = 0
         while True:
             new = fn(old)
-            seen = cas(old, new)
+            seen = _cmpxchg(h, old, new)
             if seen == old:
-                return new, retries
+                return UpdateResult(new, retries)
             old = seen
             retries += 1
 
@@ -227,32 +239,32 @@ class AtomicInt(Primitive):
 
     def test_and_set_bit(self, nr: int) -> bool:
         """Set bit ``nr`` and return its previous state (``lock bts``)."""
-        return self._tas_bit(_bit(nr))
+        return _test_and_set_bit(self._h, _bit(nr))
 
     def test_and_clear_bit(self, nr: int) -> bool:
         """Clear bit ``nr`` and return its previous state (``lock btr``)."""
-        return self._tac_bit(_bit(nr))
+        return _test_and_clear_bit(self._h, _bit(nr))
 
     def set_bit(self, nr: int) -> None:
         """Set bit ``nr`` atomically."""
-        self._set_bit(_bit(nr))
+        _set_bit(self._h, _bit(nr))
 
     def clear_bit(self, nr: int) -> None:
         """Clear bit ``nr`` atomically."""
-        self._clear_bit(_bit(nr))
+        _clear_bit(self._h, _bit(nr))
 
     def test_bit(self, nr: int) -> bool:
         """Return bit ``nr`` of the current value."""
-        return self._test_bit(_bit(nr))
+        return _test_bit(self._h, _bit(nr))
 
     # -- conveniences --------------------------------------------------------
 
-    _tas_bit = _tac_bit = _set_bit = _clear_bit = _test_bit = \
-        Primitive._closed
-
     @property
     def value(self) -> int:
-        """The current value (``load()``); assigning calls ``store()``."""
+        """The current value (``load()``); assigning calls ``store()``.
+
+        ``a.value += 1`` is a load and a store, NOT atomic: use
+        ``a.fetch_add(1)``."""
         return self.load()
 
     @value.setter
@@ -260,9 +272,31 @@ class AtomicInt(Primitive):
         self.store(v)
 
     def __int__(self) -> int:
+        """``int(a)``: one ``load()``."""
         return self.load()
 
-    __index__ = __int__
+    def __index__(self) -> int:
+        """``operator.index(a)`` (``hex(a)``, ``range(a)``): one ``load()``."""
+        return self.load()
+
+    def __eq__(self, other: object) -> bool:
+        """Identity, as for any object; comparing with an int is a
+        ``TypeError`` (a silent ``False`` would hide the missing
+        ``load()``)."""
+        if isinstance(other, int):
+            raise TypeError(
+                "an AtomicInt does not compare with an int: compare "
+                f"a.load() == {other!r} (one atomic read)")
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, int):
+            raise TypeError(
+                "an AtomicInt does not compare with an int: compare "
+                f"a.load() != {other!r} (one atomic read)")
+        return NotImplemented
+
+    __hash__ = Primitive.__hash__
 
     def __repr__(self) -> str:
         if self.closed:

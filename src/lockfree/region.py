@@ -37,320 +37,46 @@ After ``close()`` every method, including bound methods saved earlier, raises
 ``ValueError``; the memory is unmapped and any ``SharedMemory`` buffer export
 is released, so ``SharedMemory.close()`` works.  ``close()`` must not race
 with calls on the same object from other threads.
+
+Attaching by name (``attach(name)`` or unpickling) to a segment that does not
+exist raises ``FileNotFoundError`` (errno ``ENOENT``, the exception class
+itself) whose message names the lockfree class and the segment, e.g. ``no
+shared-memory segment 'lf_x' for this AtomicInt: its creator closed it ...``.
 """
 
 from __future__ import annotations
 
 import builtins
+import errno
 import functools
-import mmap
-import operator
-import os
-import secrets
+import sys
 import types
-import weakref
-from multiprocessing import shared_memory
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._ffi import ffi, lib
+from ._ffi import ffi
+from ._placement import ALIGN, HEADER, KIND_NAMES, Region, _a
 from .errors import CorruptStateError
 
-try:  # the module multiprocessing.shared_memory itself uses
-    import _posixshmem
-except ImportError:  # pragma: no cover - non-POSIX
-    _posixshmem = None
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 12):
+        from collections.abc import Buffer
+    else:
+        from typing_extensions import Buffer
+    from multiprocessing.shared_memory import SharedMemory
+    from typing import TypeAlias
 
-HEADER = lib.LF_REGION_HEADER
-ALIGN = 8
-_PRIVATE_ALIGN = 64  # private regions start on a cache line
+    #: What ``buffer=`` accepts: any writable C-contiguous buffer, or a
+    #: ``SharedMemory`` (whose name then makes the object picklable).
+    BufferLike: TypeAlias = "Buffer | SharedMemory"
 
-KIND_NAMES = {
-    lib.LF_KIND_ATOMIC: "AtomicInt",
-    lib.LF_KIND_SPINLOCK: "SpinLock",
-    lib.LF_KIND_TICKETLOCK: "TicketLock",
-    lib.LF_KIND_RWLOCK: "RWSpinLock",
-    lib.LF_KIND_SEQLOCK: "seqlock",
-    lib.LF_KIND_RCU: "RCU",
-    lib.LF_KIND_KFIFO: "Kfifo",
-}
+_P = TypeVar("_P", bound="Primitive")
 
-_ERESERVED = -100  # attach: the header's reserved word is not zero
-
-__all__ = ["Region", "Primitive", "HEADER"]
+__all__ = ["Region", "Primitive", "HEADER", "KIND_NAMES", "ALIGN"]
 
 
-def _a(noun) -> str:
-    """'a SpinLock', 'an AtomicInt', 'an RcuDomain'."""
-    noun = str(noun)
-    return ("an " if noun[:1] in "AEIOU" or noun.startswith("Rcu") else
-            "a ") + noun
-
-
-def _auto_name() -> str:
-    """A fresh segment name: LOCKFREE_SHM_PREFIX (default ``lf_``) + 16 hex
-    digits.  The prefix lets a deployment (or a test run) tell its segments
-    apart in /dev/shm."""
-    prefix = os.environ.get("LOCKFREE_SHM_PREFIX", "lf_")
-    return prefix + secrets.token_hex(8)
-
-
-def _check_offset(offset) -> int:
-    try:
-        offset = operator.index(offset)
-    except TypeError:
-        raise TypeError(
-            f"offset must be an int, not {type(offset).__name__}") from None
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    return offset
-
-
-def _buffer_pointer(buf):
-    """A char[] cdata over a writable C-contiguous buffer (keeps it exported)."""
-    try:
-        return ffi.from_buffer("char[]", buf, require_writable=True)
-    except TypeError:
-        raise TypeError(
-            "buffer must support the buffer protocol (bytearray, mmap, "
-            f"memoryview, SharedMemory, ...), not {type(buf).__name__}"
-        ) from None
-    except BufferError as exc:
-        raise TypeError(
-            f"buffer must be writable and C-contiguous ({exc})") from None
-
-
-def _open_segment(name: str):
-    """Map an existing named segment read-write, without resource tracking.
-
-    ``SharedMemory(name)`` would register the segment with this process's
-    resource tracker (before Python 3.13), which then unlinks it or warns when
-    an attaching worker exits; an attacher must never do that.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    if _posixshmem is None:  # pragma: no cover
-        shm = shared_memory.SharedMemory(name)
-        return shm, shm.buf
-    fd = _posixshmem.shm_open("/" + name.lstrip("/"), os.O_RDWR, mode=0o600)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            raise ValueError(f"shared memory segment {name!r} is empty: "
-                             "not a lockfree region")
-        mm = mmap.mmap(fd, size)
-    finally:
-        os.close(fd)
-    return mm, mm
-
-
-def _release(keep, owned_buffer, mapping, unlink, pid):
-    """Finalizer: drop the export, unmap, unlink if we own the name.
-
-    Must not reference the Region (it runs when the Region is collected).
-    """
-    if owned_buffer:
-        ffi.release(keep)  # a from_buffer export; private memory is GC'd
-    if mapping is not None:
-        mapping.close()
-    if unlink is not None and os.getpid() == pid:
-        try:
-            unlink.unlink()
-        except FileNotFoundError:
-            pass
-
-
-class Region:
-    """The memory of one primitive: header + state.  Internal; see module doc.
-
-    Attributes: ``base`` (``char *`` cdata at the header), ``size`` (total
-    bytes), ``name`` (segment name if other processes can attach by name,
-    else ``None``), ``offset`` (of the header within the buffer or segment),
-    ``params`` (the header's kind-specific parameters).
-    """
-
-    def __init__(self, keep, base, avail, *, kind, owned_buffer,
-                 mapping=None, name=None, offset=0, unlink=None,
-                 created=False):
-        self.kind = kind  # "private", "buffer" or "segment"
-        self.created = created
-        self.base = base
-        self.avail = avail
-        self.name = name
-        self.offset = offset
-        self.header = ffi.cast("struct lf_region *", base)
-        # The header as created or as checked at attach: a private copy,
-        # never re-read from the shared memory (see the module doc).
-        self._hdr = ffi.new("struct lf_region *")
-        self._owner = unlink  # the SharedMemory whose name we must unlink
-        self._pid = os.getpid()
-        self._finalizer = weakref.finalize(
-            self, _release, keep, owned_buffer, mapping, unlink, os.getpid())
-
-    # -- placement ----------------------------------------------------------
-
-    @classmethod
-    def _place(cls, *, buffer, offset, name, shared, size, create):
-        """Map memory for a region of ``size`` bytes (``None``: attach)."""
-        offset = _check_offset(offset)
-        if buffer is not None:
-            if name is not None or shared:
-                raise ValueError("give either buffer= or name=/shared=, "
-                                 "not both")
-            seg = buffer.name if isinstance(
-                buffer, shared_memory.SharedMemory) else None
-            mem = buffer.buf if seg is not None else buffer
-            keep = _buffer_pointer(mem)
-            return cls._at(keep, len(keep), offset, size, owned_buffer=True,
-                           name=seg, kind="buffer")
-        if create and (shared or name is not None):
-            if offset:
-                raise ValueError("offset applies to buffer= or attach(), "
-                                 "not to a new segment")
-            auto = name is None
-            shm = shared_memory.SharedMemory(
-                name=_auto_name() if auto else name, create=True, size=size)
-            keep = _buffer_pointer(shm.buf)
-            return cls(keep, keep, size, owned_buffer=True, mapping=shm,
-                       name=shm.name, unlink=shm if auto else None,
-                       kind="segment", created=True)
-        if create:
-            if offset:
-                raise ValueError("offset applies to buffer= or attach()")
-            keep = ffi.new("char[]", size + _PRIVATE_ALIGN)  # zero-filled
-            pad = -int(ffi.cast("uintptr_t", keep)) % _PRIVATE_ALIGN
-            return cls(keep, keep + pad, size, owned_buffer=False,
-                       kind="private")
-        if name is None:
-            raise TypeError("attach() needs a segment name or buffer=")
-        mapping, mem = _open_segment(name)
-        try:
-            keep = _buffer_pointer(mem)
-        except BaseException:
-            mapping.close()
-            raise
-        return cls._at(keep, len(keep), offset, size, owned_buffer=True,
-                       name=name, mapping=mapping, kind="segment")
-
-    @classmethod
-    def _at(cls, keep, length, offset, size, **kw):
-        need = size if size is not None else HEADER
-        if offset + need > length:
-            _release(keep, kw["owned_buffer"], kw.get("mapping"), None, 0)
-            raise ValueError(
-                f"region needs {need} bytes at offset {offset}, but the "
-                f"buffer has {length} bytes")
-        base = keep + offset
-        if int(ffi.cast("uintptr_t", base)) % ALIGN:
-            _release(keep, kw["owned_buffer"], kw.get("mapping"), None, 0)
-            raise ValueError(
-                f"region must start on an {ALIGN}-byte aligned address; "
-                f"buffer address + offset {offset} is not")
-        return cls(keep, base, length - offset, offset=offset, **kw)
-
-    @classmethod
-    def create(cls, kind: int, size: int, params=(), *, buffer=None,
-               offset=0, name=None, shared=False) -> "Region":
-        """A new zeroed region of ``size`` bytes; header filled, unpublished."""
-        region = cls._place(buffer=buffer, offset=offset, name=name,
-                            shared=shared, size=size, create=True)
-        lib.lf_region_init(region.header, kind, size)
-        for i, value in enumerate(params):
-            region.header.param[i] = value
-        ffi.memmove(region._hdr, region.header, HEADER)
-        return region
-
-    @classmethod
-    def attach(cls, kind: int, *, name=None, buffer=None,
-               offset=0) -> "Region":
-        """Map an existing region and check its header (never writes)."""
-        region = cls._place(buffer=buffer, offset=offset, name=name,
-                            shared=False, size=None, create=False)
-        # The acquire load of the magic (pairs with lf_region_publish), then
-        # one copy of the header; only the copy is checked and used.
-        err = lib.lf_region_check(region.header, region.avail, kind)
-        ffi.memmove(region._hdr, region.header, HEADER)
-        if err == lib.LF_REGION_OK:
-            err = lib.lf_region_check(region._hdr, region.avail, kind)
-        if err == lib.LF_REGION_OK and region._hdr.reserved:
-            err = _ERESERVED
-        if err != lib.LF_REGION_OK:
-            msg = region._describe(err, kind)
-            reserved = region._hdr.reserved
-            region.close()
-            if err == _ERESERVED:
-                raise CorruptStateError(KIND_NAMES.get(kind, "region"),
-                                        "header.reserved", f"{reserved:#x}")
-            raise ValueError(msg)
-        return region
-
-    def _describe(self, err, kind) -> str:
-        where = (f"segment {self.name!r}" if self.name else "buffer") + \
-            f" at offset {self.offset}"
-        want = KIND_NAMES.get(kind, kind)
-        h = self._hdr
-        if err == lib.LF_REGION_EMAGIC:
-            return (f"{where} does not hold a lockfree region (bad magic): "
-                    f"expected {_a(want)} created by lockfree")
-        if err == lib.LF_REGION_EVERSION:
-            return (f"{where} holds a region of layout version {h.version}; "
-                    f"this build reads version {lib.LF_LAYOUT_VERSION}")
-        if err == lib.LF_REGION_EKIND:
-            got = KIND_NAMES.get(h.kind, f"unknown kind {h.kind}")
-            return f"{where} holds {_a(got)}, expected {_a(want)}"
-        return (f"{where}: header says {h.size} bytes, but "
-                f"{self.avail} are available (expected at least {HEADER})")
-
-    # -- life cycle ---------------------------------------------------------
-
-    def publish(self) -> None:
-        """Make the initialised region visible to attachers."""
-        lib.lf_region_publish(self.header)
-
-    @property
-    def size(self) -> int:
-        """Total bytes, as created or as checked at attach."""
-        return self._hdr.size
-
-    @property
-    def params(self) -> tuple:
-        """The kind's parameters, as created or as checked at attach."""
-        return tuple(self._hdr.param)
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def close(self) -> None:
-        """Release the memory (and unlink the name if this region owns it)."""
-        self._finalizer()
-
-    def unlink_owned(self) -> None:
-        """Unlink the segment now if this region created it with shared=True
-        (in this process: a forked child never unlinks its parent's)."""
-        owner, self._owner = self._owner, None
-        if owner is not None and os.getpid() == self._pid:
-            try:
-                owner.unlink()
-            except FileNotFoundError:
-                pass
-
-    def discard(self) -> None:
-        """Close a region whose creation failed, unlinking a new segment."""
-        self.close()
-        if self.kind == "segment" and self.created:
-            self.unlink()
-
-    def unlink(self) -> None:
-        """Remove the segment's name (segments only)."""
-        if self.name is None:
-            raise ValueError("this region is not in a named shared-memory "
-                             "segment: there is nothing to unlink")
-        try:
-            _posixshmem.shm_unlink("/" + self.name.lstrip("/"))
-        except FileNotFoundError:
-            pass
-
-
-def specialize(template, qualname: str, **names):
+def specialize(template: Callable[..., Any], qualname: str,
+               **names: Any) -> Callable[..., Any]:
     """A copy of the module-level function ``template`` whose global names
     are ``names`` (plus the builtins): a namespace private to one object.
 
@@ -387,16 +113,25 @@ class _ClosedHandle:
     interpreter's attribute cache serves at full speed (a class-level
     descriptor of the same name would slow every access by 25-50 ns)."""
 
-    def __get__(self, obj, objtype=None):
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
         if obj is None:
             return self
         raise ValueError(f"operation on a closed {type(obj).__name__}")
 
 
-@functools.lru_cache(maxsize=None)
-def _closed_class(cls):
+_CLOSED_CLASSES: dict[type[Primitive], type[Primitive]] = {}
+
+
+def _closed_class(cls: type[Primitive]) -> type[Primitive]:
     """The class a closed ``cls`` object becomes: ``cls`` itself plus the
     raising ``_h`` (same name, so messages and reprs read the same)."""
+    closed = _CLOSED_CLASSES.get(cls)
+    if closed is None:
+        closed = _CLOSED_CLASSES.setdefault(cls, _make_closed_class(cls))
+    return closed
+
+
+def _make_closed_class(cls: type[Primitive]) -> type[Primitive]:
     return type(cls.__name__, (cls,), {
         "_h": _ClosedHandle(), "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -404,12 +139,20 @@ def _closed_class(cls):
                    "ValueError."})
 
 
-def _keep_alive(region, pointer):
+def _keep_alive(region: Region, pointer: Any) -> None:
     """ffi.gc destructor of a bound state pointer: holding it holds region."""
 
 
-def _unpickle(cls, name, offset):
-    return cls.attach(name, offset=offset)
+def _unpickle(cls: type[_P], name: str, offset: int) -> _P:
+    try:
+        return cls.attach(name, offset=offset)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"cannot unpickle {_a(cls.__name__)}: no shared-memory segment "
+            f"{name!r} for this {cls.__name__}: its creator closed it (a "
+            "shared=True owner unlinks the name on close; keep it open until "
+            "every process has attached) or it was unlinked") from None
 
 
 class Primitive:
@@ -429,7 +172,11 @@ class Primitive:
 
     _KIND: int
     _CTYPE: str
-    _region = None
+    _region: Region | None = None
+    # What every method passes to C: the state pointer or a per-process C
+    # handle (cffi cdata); raises ValueError once closed.
+    _h: Any
+    _state: Any
     # How many header parameters the kind uses; attach refuses a header
     # whose others are not zero.  None: not checked.
     _NPARAMS: int | None = None
@@ -437,14 +184,14 @@ class Primitive:
     # -- to implement -------------------------------------------------------
 
     @classmethod
-    def _state_size(cls, params) -> int:
+    def _state_size(cls, params: tuple[int, ...]) -> int:
         raise NotImplementedError
 
     def _bind_calls(self) -> None:
         raise NotImplementedError
 
     @classmethod
-    def _attach_mismatch(cls, region):
+    def _attach_mismatch(cls, region: Region) -> str | None:
         """Optional: a message if ``region`` (header checked, same kind)
         holds a variant this class cannot attach to, e.g. another form of
         the primitive sharing its kind; ``attach()`` raises it as
@@ -454,11 +201,13 @@ class Primitive:
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def region_size(cls, *params) -> int:
+    def region_size(cls, *params: int) -> int:
         """Bytes a region of this primitive needs in a caller's buffer."""
         return HEADER + cls._state_size(params)
 
-    def _create(self, params, init, *, buffer, offset, name, shared):
+    def _create(self, params: tuple[int, ...], init: Callable[[Any], object],
+                *, buffer: Any, offset: int, name: str | None,
+                shared: bool) -> None:
         size = HEADER + self._state_size(params)
         region = Region.create(self._KIND, size, params, buffer=buffer,
                                offset=offset, name=name, shared=shared)
@@ -471,14 +220,25 @@ class Primitive:
         self._setup(region)
 
     @classmethod
-    def attach(cls, name=None, *, buffer=None, offset=0):
+    def attach(cls: type[_P], name: str | None = None, *,
+               buffer: BufferLike | None = None, offset: int = 0) -> _P:
         """Attach to an existing object by segment name or in ``buffer``.
 
-        Raises ``FileNotFoundError`` if no segment has that name and
-        ``ValueError`` if the memory does not hold this kind of object.
+        Raises ``FileNotFoundError`` (naming this class and the segment) if
+        no segment has that name and ``ValueError`` if the memory does not
+        hold this kind of object.
         """
-        region = Region.attach(cls._KIND, name=name, buffer=buffer,
-                               offset=offset)
+        try:
+            region = Region.attach(cls._KIND, name=name, buffer=buffer,
+                                   offset=offset)
+        except FileNotFoundError:
+            if buffer is not None:
+                raise
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"no shared-memory segment {name!r} for this {cls.__name__}: "
+                "its creator closed it (a shared=True owner unlinks the name "
+                "on close), it was unlinked, or it never existed") from None
         n = cls._NPARAMS
         if n is not None and any(region.params[n:]):
             params = region.params
@@ -503,7 +263,7 @@ class Primitive:
         self._setup(region)
         return self
 
-    def _setup(self, region):
+    def _setup(self, region: Region) -> None:
         self._region = region
         # The pointer every bound call receives.  ffi.gc ties the region's
         # lifetime to it: a bound method saved by the caller keeps the memory
@@ -513,10 +273,10 @@ class Primitive:
         # The handle every method passes to C: the state pointer, unless
         # _bind_calls() sets a per-process C handle instead.
         self._h = self._state
-        self._bound = []
+        self._bound: list[str] = []
         self._bind_calls()
 
-    def _bind(self, attr, cfunc, arg=None):
+    def _bind(self, attr: str, cfunc: Any, arg: Any = None) -> Any:
         """Bind ``cfunc(state, ...)`` as the instance attribute ``attr``.
 
         A bound method of a cffi function, not a partial or a Python
@@ -533,7 +293,7 @@ class Primitive:
 
     # -- life cycle ---------------------------------------------------------
 
-    def _closed(self, *args, **kwargs):
+    def _closed(self, *args: object, **kwargs: object) -> Any:
         raise ValueError(f"operation on a closed {type(self).__name__}")
 
     @property
@@ -542,7 +302,7 @@ class Primitive:
         return self._region is None
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         """Name of the shared-memory segment holding this object, or None."""
         return self._region.name if self._region is not None else None
 
@@ -578,17 +338,18 @@ class Primitive:
         """Remove the segment's name now; attached objects keep working."""
         if self._region is None:
             self._closed()
+            return
         self._region.unlink()
 
-    def __enter__(self):
+    def __enter__(self: _P) -> _P:
         if self.closed:
             raise ValueError(f"operation on a closed {type(self).__name__}")
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         region = self._region
         if region is None:
             raise ValueError(f"cannot pickle a closed {type(self).__name__}")
