@@ -328,3 +328,23 @@ def test_rw_context_managers():
     assert not lock.locked()
     s = lock.stats
     assert (s.read_acquisitions, s.acquisitions) == (4, 3)
+
+
+def test_read_side_makes_no_reference_cycle():
+    """read() returns one side object per lock, which holds the handle, not
+    the lock: a dropped lock is freed at once, without the cyclic GC."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        for stats in (False, True):
+            lock = RWSpinLock(stats=stats)
+            assert lock.read() is lock.read()
+            with lock.read():
+                assert lock.readers == 1
+            ref = weakref.ref(lock)
+            del lock
+            assert ref() is None
+    finally:
+        gc.enable()

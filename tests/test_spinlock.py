@@ -196,6 +196,26 @@ def test_every_method_raises_after_close(cls):
     assert "closed" in repr(lock)
 
 
+@pytest.mark.parametrize("cls", list(API), ids=lambda c: c.__name__)
+def test_stats_lock_is_the_counting_variant_of_its_class(cls):
+    """stats=True picks, once at setup, a subclass of the same name whose
+    release methods call the counting C functions; attach and pickling
+    (which name the public class) pick it again from the shared flag."""
+    lock = cls(stats=True, shared=True)
+    plain = cls()
+    assert type(plain) is cls and type(lock) is not cls
+    assert isinstance(lock, cls) and type(lock).__name__ == cls.__name__
+    assert "release" in type(lock).__dict__ and "release" not in vars(lock)
+    for other in (cls.attach(lock.name), pickle.loads(pickle.dumps(lock))):
+        assert type(other) is type(lock)
+        with other:
+            pass
+        other.close()
+    assert pickle.dumps(lock).count(b"_Counted") == 0
+    assert lock.stats.acquisitions == 2
+    lock.close()
+
+
 def test_rw_side_saved_before_close_raises():
     lock = RWSpinLock()
     side = lock.read()

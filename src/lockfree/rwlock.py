@@ -8,12 +8,11 @@ common behaviour (ownership, dead owners, timeouts) is described in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from ._ffi import lib
-from ._lockbase import LockBase, acquire_slow
+from ._lockbase import LockBase, acquire_slow, counted_variant
 
 __all__ = ["RWSpinLock"]
 
@@ -21,6 +20,16 @@ _WRITE_RELEASE_ERROR = \
     "release of an RWSpinLock write lock this thread does not hold"
 _READ_RELEASE_ERROR = \
     "release_read of an RWSpinLock this process holds no read lock of"
+
+# The C entry points of the hot methods, read as globals (see _lockbase).
+_write_try = lib.lf_rwlock_write_try_acquire
+_write_release = lib.lf_rwlock_write_release
+_write_release_counted = lib.lf_rwlock_write_release_counted
+_read_try = lib.lf_rwlock_read_try_acquire
+_read_release = lib.lf_rwlock_read_release
+_read_release_counted = lib.lf_rwlock_read_release_counted
+_write_locked = lib.lf_rwlock_write_locked
+_readers = lib.lf_rwlock_readers
 
 
 class RWSpinLock(LockBase):
@@ -60,9 +69,8 @@ class RWSpinLock(LockBase):
     _KIND = lib.LF_KIND_RWLOCK
     _CTYPE = "lf_rwlock_t *"
     _WHAT = "RWSpinLock"
-    _REL = lib.lf_rwlock_write_release
-    _REL_COUNTED = lib.lf_rwlock_write_release_counted
-    _rel_read: Callable[[Any], int]
+
+    _read_side: _ReadSide
 
     def __init__(self, stats: bool = False, *, buffer: object = None,
                  offset: int = 0, name: str | None = None,
@@ -72,14 +80,21 @@ class RWSpinLock(LockBase):
 
     def _bind_calls(self) -> None:
         super()._bind_calls()
-        self._rel_read = (lib.lf_rwlock_read_release_counted
-                          if self._h.flags & lib.LF_LOCK_STATS
-                          else lib.lf_rwlock_read_release)
+        self._read_side = (_CountedReadSide if self._h.flags & lib.LF_LOCK_STATS
+                           else _ReadSide)(self._h)
+
+    def close(self) -> None:
+        """Release this lock's memory; idempotent (see ``Primitive.close``).
+        Its ``read()`` side, even one saved earlier, raises from now on."""
+        side = self.__dict__.pop("_read_side", None)
+        if side is not None:
+            del side._h  # drop the pointer: it keeps the memory mapped
+            side.__class__ = _ClosedReadSide
+        super().close()
 
     # -- write side ---------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: float = -1, *,
-                _try: Any = lib.lf_rwlock_write_try_acquire) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the write side (exclusive); return True if acquired.
 
         Arguments, exceptions and waiting as ``SpinLock.acquire``: waits
@@ -88,9 +103,9 @@ class RWSpinLock(LockBase):
         a reader process died holding the read side (``tid == 0``).  Cost
         uncontended: one C call (one ``cmpxchg`` and a scan of 16 slots).
         """
-        if timeout == -1 and _try(self._h):
+        if timeout == -1 and _write_try(self._h):
             return True
-        return acquire_slow(self._h, blocking, timeout, _try,
+        return acquire_slow(self._h, blocking, timeout, _write_try,
                             lib.lf_rwlock_write_acquire_until,
                             lib.lf_rwlock_write_lock_slow, "RWSpinLock")
 
@@ -98,13 +113,12 @@ class RWSpinLock(LockBase):
         """Release the write side (one C call: a check and one store).
         ``RuntimeError`` if this thread does not hold it, ``ValueError``
         once closed.  Never blocks."""
-        if self._rel(self._h):
+        if _write_release(self._h):
             raise RuntimeError(_WRITE_RELEASE_ERROR)
 
-    def __enter__(self, *,
-                  _try: Any = lib.lf_rwlock_write_try_acquire) -> bool:
+    def __enter__(self) -> bool:
         """``with lock:`` takes the write side (as ``acquire()``)."""
-        if _try(self._h):
+        if _write_try(self._h):
             return True
         return self.acquire()
 
@@ -112,7 +126,7 @@ class RWSpinLock(LockBase):
                  exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Releases the write side (as ``release()``)."""
-        if self._rel(self._h):
+        if _write_release(self._h):
             raise RuntimeError(_WRITE_RELEASE_ERROR)
 
     def write(self) -> RWSpinLock:
@@ -123,15 +137,15 @@ class RWSpinLock(LockBase):
 
     # -- read side ----------------------------------------------------------
 
-    def acquire_read(self, blocking: bool = True, timeout: float = -1, *,
-                     _try: Any = lib.lf_rwlock_read_try_acquire) -> bool:
+    def acquire_read(self, blocking: bool = True,
+                     timeout: float = -1) -> bool:
         """Acquire the read side (shared); arguments, exceptions and waiting
         as ``acquire``.  Waits while a writer holds or waits; raises
         :class:`OwnerDiedError` if the writer died.  Cost uncontended: one
         C call (one ``cmpxchg`` on this process's slot, one load)."""
-        if timeout == -1 and _try(self._h):
+        if timeout == -1 and _read_try(self._h):
             return True
-        return acquire_slow(self._h, blocking, timeout, _try,
+        return acquire_slow(self._h, blocking, timeout, _read_try,
                             lib.lf_rwlock_read_acquire_until,
                             lib.lf_rwlock_read_lock_slow, "RWSpinLock")
 
@@ -139,23 +153,22 @@ class RWSpinLock(LockBase):
         """Release one read hold of this process (one C call, one
         ``cmpxchg``).  ``RuntimeError`` if this process holds no read lock
         of it, ``ValueError`` once closed.  Never blocks."""
-        if self._rel_read(self._h):
+        if _read_release(self._h):
             raise RuntimeError(_READ_RELEASE_ERROR)
 
     def read(self) -> _ReadSide:
         """Context manager holding the read side: ``with lock.read(): ...``
         (``acquire_read()`` on entry, returning True; ``release_read()`` on
-        exit).  ``ValueError`` once closed."""
+        exit).  ``ValueError`` once closed.  The same object every call."""
         self._h  # noqa: B018 - ValueError once closed
-        return _ReadSide(self)
+        return self._read_side
 
     # -- state --------------------------------------------------------------
 
-    def locked(self, *, _w: Any = lib.lf_rwlock_write_locked,
-               _r: Any = lib.lf_rwlock_readers) -> bool:
+    def locked(self) -> bool:
         """True if a writer or any reader holds the lock (two C calls)."""
         h = self._h
-        return bool(_w(h) or _r(h))
+        return bool(_write_locked(h) or _readers(h))
 
     def write_locked(self) -> bool:
         """True if a writer holds the lock (one C call)."""
@@ -190,28 +203,77 @@ class RWSpinLock(LockBase):
 class _ReadSide:
     """``RWSpinLock.read()``: the read side as a context manager.
 
-    One Python frame each way, like ``with lock:``; the lock's ``_h`` is
-    read on each use, so a closed lock raises ``ValueError`` here too.  A
-    new one per ``read()`` call: cached on the lock it would make a
-    reference cycle, delaying a dropped lock's cleanup to the cyclic GC."""
+    One per lock, made at setup, holding the lock's handle (not the lock:
+    that would be a reference cycle, delaying a dropped lock's cleanup to
+    the cyclic GC).  One Python frame each way, like ``with lock:``.
+    ``RWSpinLock.close()`` turns it into a :class:`_ClosedReadSide`, so a
+    side saved before ``close()`` raises ``ValueError``."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_h",)
 
-    def __init__(self, lock: RWSpinLock) -> None:
-        self._lock = lock
+    def __init__(self, h: Any) -> None:
+        self._h = h
 
-    def __enter__(self, *,
-                  _try: Any = lib.lf_rwlock_read_try_acquire) -> bool:
-        lock = self._lock
-        if _try(lock._h):
+    def __enter__(self) -> bool:
+        h = self._h
+        if _read_try(h):
             return True
-        return lock.acquire_read()
+        return acquire_slow(h, True, -1, _read_try,
+                            lib.lf_rwlock_read_acquire_until,
+                            lib.lf_rwlock_read_lock_slow, "RWSpinLock")
 
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         # Raise here rather than call release_read() again: read holds are
         # per process, so a second call could release another thread's.
-        lock = self._lock
-        if lock._rel_read(lock._h):
+        if _read_release(self._h):
             raise RuntimeError(_READ_RELEASE_ERROR)
+
+
+class _CountedReadSide(_ReadSide):
+    """``read()`` of an RWSpinLock created with ``stats=True``."""
+
+    __slots__ = ()
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _read_release_counted(self._h):
+            raise RuntimeError(_READ_RELEASE_ERROR)
+
+
+class _ClosedReadSide(_ReadSide):
+    """The read side of a closed RWSpinLock: every use raises."""
+
+    __slots__ = ()
+
+    @property
+    def _h(self) -> Any:
+        raise ValueError("operation on a closed RWSpinLock")
+
+
+class _CountedRWSpinLock(RWSpinLock):
+    """An RWSpinLock created with ``stats=True``: its releases also count
+    the acquisitions (one more locked ``xadd`` each)."""
+
+    def release(self) -> None:
+        if _write_release_counted(self._h):
+            raise RuntimeError(_WRITE_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _write_release_counted(self._h):
+            raise RuntimeError(_WRITE_RELEASE_ERROR)
+
+    def release_read(self) -> None:
+        if _read_release_counted(self._h):
+            raise RuntimeError(_READ_RELEASE_ERROR)
+
+    release.__doc__ = RWSpinLock.release.__doc__
+    __exit__.__doc__ = RWSpinLock.__exit__.__doc__
+    release_read.__doc__ = RWSpinLock.release_read.__doc__
+
+
+counted_variant(RWSpinLock, _CountedRWSpinLock)

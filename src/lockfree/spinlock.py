@@ -39,10 +39,9 @@ store).  See docs/spinlock.md for the figures.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
 
 from ._ffi import lib
-from ._lockbase import LockBase, LockStats, acquire_slow
+from ._lockbase import LockBase, LockStats, acquire_slow, counted_variant
 from .errors import OwnerDiedError
 from .rwlock import RWSpinLock
 from .ticketlock import TicketLock
@@ -51,6 +50,12 @@ __all__ = ["SpinLock", "TicketLock", "RWSpinLock", "OwnerDiedError",
            "LockStats"]
 
 _RELEASE_ERROR = "release of a SpinLock this thread does not hold"
+
+# The C entry points of the hot methods, read as globals (see _lockbase).
+_try_acquire = lib.lf_spin_try_acquire
+_release = lib.lf_spin_release
+_release_counted = lib.lf_spin_release_counted
+_locked = lib.lf_spin_locked
 
 
 class SpinLock(LockBase):
@@ -82,8 +87,6 @@ class SpinLock(LockBase):
     _KIND = lib.LF_KIND_SPINLOCK
     _CTYPE = "lf_spinlock_t *"
     _WHAT = "SpinLock"
-    _REL = lib.lf_spin_release
-    _REL_COUNTED = lib.lf_spin_release_counted
 
     def __init__(self, spin: str = "ttas", stats: bool = False, *,
                  buffer: object = None, offset: int = 0,
@@ -94,8 +97,7 @@ class SpinLock(LockBase):
         self._init_lock(flags, stats, buffer, offset, name, shared,
                         lib.lf_spin_init)
 
-    def acquire(self, blocking: bool = True, timeout: float = -1, *,
-                _try: Any = lib.lf_spin_try_acquire) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock; return True if acquired.
 
         ``blocking=False``: one attempt, never waits.  ``timeout``: seconds
@@ -108,9 +110,9 @@ class SpinLock(LockBase):
         arguments (as ``threading.Lock``), ``ValueError`` once closed.
         Cost uncontended: one C call (one ``cmpxchg``).
         """
-        if timeout == -1 and _try(self._h):
+        if timeout == -1 and _try_acquire(self._h):
             return True
-        return acquire_slow(self._h, blocking, timeout, _try,
+        return acquire_slow(self._h, blocking, timeout, _try_acquire,
                             lib.lf_spin_acquire_until, lib.lf_spin_lock_slow,
                             "SpinLock")
 
@@ -120,16 +122,16 @@ class SpinLock(LockBase):
         Raises ``RuntimeError`` if this thread does not hold it (never
         acquired, released twice, or held by another thread), ``ValueError``
         once closed.  Never blocks."""
-        if self._rel(self._h):
+        if _release(self._h):
             raise RuntimeError(_RELEASE_ERROR)
 
-    def locked(self, *, _locked: Any = lib.lf_spin_locked) -> bool:
+    def locked(self) -> bool:
         """True if the lock is held (by anyone).  One C call (one load)."""
         return bool(_locked(self._h))
 
-    def __enter__(self, *, _try: Any = lib.lf_spin_try_acquire) -> bool:
+    def __enter__(self) -> bool:
         """``with lock:`` acquires (as ``acquire()``; returns True)."""
-        if _try(self._h):
+        if _try_acquire(self._h):
             return True
         return self.acquire()
 
@@ -137,7 +139,7 @@ class SpinLock(LockBase):
                  exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Releases (as ``release()``); does not close the lock."""
-        if self._rel(self._h):
+        if _release(self._h):
             raise RuntimeError(_RELEASE_ERROR)
 
     @property
@@ -160,3 +162,24 @@ class SpinLock(LockBase):
         ``cmpxchg``).  ``ValueError`` once closed.
         """
         return bool(lib.lf_spin_recover(self._h))
+
+
+class _CountedSpinLock(SpinLock):
+    """A SpinLock created with ``stats=True``: its release also counts the
+    acquisition (one more locked ``xadd``)."""
+
+    def release(self) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    release.__doc__ = SpinLock.release.__doc__
+    __exit__.__doc__ = SpinLock.__exit__.__doc__
+
+
+counted_variant(SpinLock, _CountedSpinLock)

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ._ffi import lib
-from ._lockbase import LockBase
+from ._lockbase import LockBase, counted_variant
 from ._wait import NOWAIT, lock_deadline, slice_end
 from .errors import raise_for
 
@@ -19,6 +19,12 @@ __all__ = ["TicketLock"]
 
 _QUEUED: int = lib.LF_TICKET_QUEUED
 _RELEASE_ERROR = "release of a TicketLock this thread does not hold"
+
+# The C entry points of the hot methods, read as globals (see _lockbase).
+_try_acquire = lib.lf_ticket_try_acquire
+_release = lib.lf_ticket_release
+_release_counted = lib.lf_ticket_release_counted
+_locked = lib.lf_ticket_locked
 
 
 def _ticket_slow(h: Any, blocking: bool, timeout: float) -> bool:
@@ -90,8 +96,6 @@ class TicketLock(LockBase):
     _KIND = lib.LF_KIND_TICKETLOCK
     _CTYPE = "lf_ticketlock_t *"
     _WHAT = "TicketLock"
-    _REL = lib.lf_ticket_release
-    _REL_COUNTED = lib.lf_ticket_release_counted
 
     def __init__(self, stats: bool = False, *, buffer: object = None,
                  offset: int = 0, name: str | None = None,
@@ -99,8 +103,7 @@ class TicketLock(LockBase):
         self._init_lock(0, stats, buffer, offset, name, shared,
                         lib.lf_ticket_init)
 
-    def acquire(self, blocking: bool = True, timeout: float = -1, *,
-                _try: Any = lib.lf_ticket_try_acquire) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock in arrival order; return True if acquired.
 
         Arguments, exceptions and return as ``SpinLock.acquire``.  The fast
@@ -111,7 +114,7 @@ class TicketLock(LockBase):
         Raises :class:`OwnerDiedError` if the holder (or a dead waiter whose
         turn came) died.  Cost uncontended: one C call (two ``cmpxchg``).
         """
-        if timeout == -1 and _try(self._h):
+        if timeout == -1 and _try_acquire(self._h):
             return True
         return _ticket_slow(self._h, blocking, timeout)
 
@@ -119,17 +122,17 @@ class TicketLock(LockBase):
         """Release the lock to the next ticket (one C call: a check and one
         store).  ``RuntimeError`` if this thread does not hold it,
         ``ValueError`` once closed.  Never blocks."""
-        if self._rel(self._h):
+        if _release(self._h):
             raise RuntimeError(_RELEASE_ERROR)
 
-    def locked(self, *, _locked: Any = lib.lf_ticket_locked) -> bool:
+    def locked(self) -> bool:
         """True if the lock is held (by anyone).  One C call; it may skip a
         given-up ticket at the head of the queue (one ``cmpxchg``)."""
         return bool(_locked(self._h))
 
-    def __enter__(self, *, _try: Any = lib.lf_ticket_try_acquire) -> bool:
+    def __enter__(self) -> bool:
         """``with lock:`` acquires (as ``acquire()``; returns True)."""
-        if _try(self._h):
+        if _try_acquire(self._h):
             return True
         return self.acquire()
 
@@ -137,7 +140,7 @@ class TicketLock(LockBase):
                  exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         """Releases (as ``release()``); does not close the lock."""
-        if self._rel(self._h):
+        if _release(self._h):
             raise RuntimeError(_RELEASE_ERROR)
 
     def _owner_id(self) -> int:
@@ -151,3 +154,24 @@ class TicketLock(LockBase):
         ``SpinLock.recover``).  Never blocks; ``ValueError`` once closed.
         """
         return bool(lib.lf_ticket_recover(self._h))
+
+
+class _CountedTicketLock(TicketLock):
+    """A TicketLock created with ``stats=True``: its release also counts
+    the acquisition (one more locked ``xadd``)."""
+
+    def release(self) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    release.__doc__ = TicketLock.release.__doc__
+    __exit__.__doc__ = TicketLock.__exit__.__doc__
+
+
+counted_variant(TicketLock, _CountedTicketLock)
