@@ -3,33 +3,73 @@ stdlib locks.
 
     pytest benchmarks/bench_spinlock.py --benchmark-only
     python benchmarks/bench_spinlock.py
+    LOCKFREE_BENCH_OLD=<git rev> python benchmarks/bench_spinlock.py
 
-One group per lock and path: an uncontended acquire+release pair, hoisted
-to locals (``a(); r()``), written as users write it (``l.acquire();
-l.release()``) and as ``with``.  The floor is two bare one-argument cffi
-calls (``f(p); f(p)`` with ``f = lib.lf_noop1``): a pair of C calls, which
-no cffi-based lock can go below.  Anchors: ``threading.Lock`` and
-``multiprocessing.Lock``, the stdlib equivalents (the stdlib has no
-reader-writer or ticket lock: they anchor those groups too).
+Per lock and path, an uncontended acquire+release pair hoisted to locals
+(``a(); r()``) and written as users write it (``l.acquire();
+l.release()``), and, in a ``<lock>-with`` group, as ``with``.  The floor is
+two bare one-argument cffi calls (``f(p); f(p)`` with ``f =
+lib.lf_noop1``): a pair of C calls, which no cffi-based lock can go below.
+Anchors: ``threading.Lock`` and ``multiprocessing.Lock``, the stdlib
+equivalents (the stdlib has no reader-writer or ticket lock: they anchor
+those groups too).
+
+Targets (issue #17): the pair as users write it <= 1.5x the floor, ``with``
+<= 2.0x, hoisted forms not slower than before.  The direct runner checks
+1.5 on the pair groups and 2.0 on the ``-with`` groups; under pytest (one
+``TARGETS`` per file) 1.5 is marked on every row.
+
+``LOCKFREE_BENCH_OLD=<rev>`` (run from a git checkout) adds ``old-*`` rows
+for the lock module of that revision, loaded from ``git show`` beside the
+installed one and run against the same C build (the C side of a lock did
+not change with its Python API), so old and new are timed in one run,
+interleaved.  It works for revisions whose locks live in one
+``src/lockfree/spinlock.py`` (before the split of issue #17).
 
 Contended behaviour is not per-op cost: see ``python -m lockfree bench``
 (C threads) and ``python -m lockfree bench --python``.
 """
 
+import importlib.util
 import multiprocessing
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 
 import pytest
-
-from _report import Case, main
-from lockfree import RWSpinLock, SpinLock, TicketLock
+from _report import Case, run_direct
 from lockfree._tools import lib  # the FFI floor lf_noop*
 
-#: docs/spinlock.md's target for the Python wrapper: a pair within 1.4x of
-#: two bare cffi calls.
-TARGETS = {"floor": 1.4}
+from lockfree import SpinLock
+
+PAIR_TARGET, WITH_TARGET = 1.5, 2.0
+#: for pytest (one dict per file): the pair target.
+TARGETS = {"floor": PAIR_TARGET}
 
 PAIR = "a(); r()"
+
+
+def _old_module():
+    """The lock module of revision LOCKFREE_BENCH_OLD, or None."""
+    rev = os.environ.get("LOCKFREE_BENCH_OLD")
+    if not rev:
+        return None
+    root = pathlib.Path(__file__).resolve().parent.parent
+    src = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:src/lockfree/spinlock.py"],
+        check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("lockfree._bench_old_spinlock",
+                                           loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "lockfree"
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"<{rev}:spinlock.py>", "exec"), mod.__dict__)
+    return mod
+
+
+OLD = _old_module()
 
 
 def _floor():
@@ -44,30 +84,42 @@ def _pair(make, acquire="acquire", release="release"):
     return setup
 
 
-# group: (lock factory, acquire method, release method, with statement)
-_GROUPS = {
-    "spinlock-ttas": (SpinLock, "acquire", "release", "with l: pass"),
-    "spinlock-tas": (lambda: SpinLock("tas"), "acquire", "release",
-                     "with l: pass"),
-    "ticketlock": (TicketLock, "acquire", "release", "with l: pass"),
-    "rwspinlock-write": (RWSpinLock, "acquire", "release", "with l: pass"),
-    "rwspinlock-read": (RWSpinLock, "acquire_read", "release_read",
-                        "with l.read(): pass"),
-}
+def _groups(mod):
+    """group: (lock factory, acquire method, release method, with stmt)"""
+    return {
+        "spinlock-ttas": (mod.SpinLock, "acquire", "release", "with l: pass"),
+        "spinlock-tas": (lambda: mod.SpinLock("tas"), "acquire", "release",
+                         "with l: pass"),
+        "ticketlock": (mod.TicketLock, "acquire", "release", "with l: pass"),
+        "rwspinlock-write": (mod.RWSpinLock, "acquire", "release",
+                             "with l: pass"),
+        "rwspinlock-read": (mod.RWSpinLock, "acquire_read", "release_read",
+                            "with l.read(): pass"),
+    }
+
+
+def _subjects(group, with_group, make, acq, rel, with_stmt, tag=""):
+    yield Case(group, "subject", "lockfree", f"{tag}lockfree",
+               f"{tag}a = l.{acq}; r = l.{rel}; {PAIR}", PAIR,
+               _pair(make, acq, rel))
+    attr = f"l.{acq}(); l.{rel}()"
+    yield Case(group, "subject", "lockfree", f"{tag}lockfree-attr",
+               f"{tag}{attr}", attr, _pair(make, acq, rel))
+    yield Case(with_group, "subject", "lockfree", f"{tag}lockfree-with",
+               f"{tag}{with_stmt}", with_stmt, _pair(make, acq, rel))
 
 
 def _cases():
-    for group, (make, acq, rel, with_stmt) in _GROUPS.items():
-        yield Case(group, "floor", "cffi", "floor",
-                   "f = lib.lf_noop1; f(p); f(p)", "f(p); f(p)", _floor)
-        yield Case(group, "subject", "lockfree", "lockfree",
-                   f"a = l.{acq}; r = l.{rel}; {PAIR}", PAIR,
-                   _pair(make, acq, rel))
-        attr = f"l.{acq}(); l.{rel}()"
-        yield Case(group, "subject", "lockfree", "lockfree-attr", attr, attr,
-                   _pair(make, acq, rel))
-        yield Case(group, "subject", "lockfree", "lockfree-with", with_stmt,
-                   with_stmt, _pair(make, acq, rel))
+    old = _groups(OLD) if OLD is not None else {}
+    for group, (make, acq, rel, with_stmt) in _groups(sys.modules[
+            "lockfree.spinlock"]).items():
+        with_group = f"{group}-with"
+        for g in (group, with_group):
+            yield Case(g, "floor", "cffi", "floor",
+                       "f = lib.lf_noop1; f(p); f(p)", "f(p); f(p)", _floor)
+        yield from _subjects(group, with_group, make, acq, rel, with_stmt)
+        if group in old:
+            yield from _subjects(group, with_group, *old[group], tag="old-")
         yield Case(group, "anchor", "threading", "threading",
                    f"threading.Lock: {PAIR}", PAIR, _pair(threading.Lock))
         yield Case(group, "anchor", "mp", "mp",
@@ -83,5 +135,30 @@ def test_spinlock(bench_case, case):
     bench_case(case)
 
 
+def _main_with_targets(argv=None):
+    """``main``, with the ``with`` groups checked against their own
+    target (2.0x) and the pair groups against 1.5x."""
+    import argparse
+
+    from _report import OPS, environment
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    pairs = [c for c in CASES if not c.group.endswith("-with")]
+    withs = [c for c in CASES if c.group.endswith("-with")]
+    results = run_direct(pairs, {"floor": PAIR_TARGET}, args.repeat,
+                         args.calls)
+    more = run_direct(withs, {"floor": WITH_TARGET}, args.repeat, args.calls)
+    results.groups.update(more.groups)
+    results.targets.update(more.targets)
+    old = os.environ.get("LOCKFREE_BENCH_OLD")
+    print(results.format(
+        f"{environment()}\nbest and median ns/op of the loops of {OPS} "
+        f"calls, {args.repeat} rounds x {args.calls} calls (timeit)"
+        + (f"; old-* rows: lock module of {old}, same C build" if old
+           else "")))
+
+
 if __name__ == "__main__":
-    main(CASES, TARGETS)
+    _main_with_targets()

@@ -49,7 +49,7 @@ from .test_seqlock_procs import test_threads_big_value_no_torn_snapshots  # noqa
 from .test_seqlock_procs import (  # noqa: F401
     test_threads_share_one_object_no_torn_snapshots)
 from .test_spinlock import make  # noqa: F401
-from .test_spinlock import test_rw_readers_overlap_writers_exclude  # noqa: F401
+from .test_rwlock import test_rw_readers_overlap_writers_exclude  # noqa: F401
 from .test_spinlock import test_threads_keep_plain_counter_exact  # noqa: F401
 
 OBJDUMP = shutil.which("objdump")

@@ -43,7 +43,7 @@ def test_threads_race_many_fresh_onces():
             start = threading.Barrier(4)
             winners = AtomicInt()
 
-            def worker():
+            def worker(once=once, runs=runs, start=start, winners=winners):
                 start.wait()
                 if once.call_once(runs.fetch_add, 1):
                     winners.fetch_add(1)
@@ -82,9 +82,8 @@ def test_processes_race_on_a_shared_once(mp_context):
 
 
 def test_private_once_refuses_to_pickle():
-    with Once() as once:
-        with pytest.raises(TypeError, match="shared=True"):
-            pickle.dumps(once)
+    with Once() as once, pytest.raises(TypeError, match="shared=True"):
+        pickle.dumps(once)
 
 
 def test_demo_scripted_interleaving_is_deterministic():
@@ -159,3 +158,38 @@ def test_dead_thread_initialiser_is_run_again():
         calls = []
         assert once.call_once(calls.append, 1) is True
         assert calls == [1] and once.done
+
+
+def test_typed_api_and_real_signature():
+    import inspect
+
+    once = Once()
+    params = inspect.signature(once.call_once).parameters
+    assert list(params) == ["fn", "args", "kwargs"]
+    assert params["fn"].kind is params["fn"].POSITIONAL_ONLY
+    assert inspect.signature(Once.call_once).return_annotation in (
+        "bool", bool)
+    assert "call_once" not in vars(once) and Once.call_once.__doc__
+    got = []
+    # fn is positional-only: a keyword argument named fn reaches fn
+    assert once.call_once(lambda **kw: got.append(kw), fn=1, once=2)
+    assert got == [{"fn": 1, "once": 2}]
+    assert inspect.signature(call_once).parameters["fn"].kind is \
+        params["fn"].POSITIONAL_ONLY
+    once.close()
+
+
+def test_closed_once_raises_value_error():
+    once = Once()
+    saved = once.call_once
+    once.close()
+    assert once.closed
+    for fn in (saved, once.call_once):
+        with pytest.raises(ValueError, match="closed Once"):
+            fn(lambda: None)
+    with pytest.raises(ValueError, match="closed Once"):
+        once.done  # noqa: B018
+    with pytest.raises(ValueError, match="closed Once"), once:
+        pass
+    once.close()  # idempotent
+    assert repr(once) == "<Once closed>"

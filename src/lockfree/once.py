@@ -20,6 +20,10 @@ the fast-path load pairs with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
 from .atomic import AtomicInt
 from .errors import CorruptStateError, OwnerDiedError
 from .spinlock import SpinLock
@@ -49,7 +53,10 @@ class Once:
     broken for ever.
     """
 
-    def __init__(self, *, shared: bool = False):
+    _done: AtomicInt
+    _lock: SpinLock
+
+    def __init__(self, *, shared: bool = False) -> None:
         self._done = AtomicInt(0, shared=shared)
         try:
             self._lock = SpinLock(shared=shared)
@@ -57,14 +64,46 @@ class Once:
             self._done.close()
             raise
 
+    def _closed_error(self) -> ValueError:
+        return ValueError("operation on a closed Once")
+
     @property
     def done(self) -> bool:
-        """True once an initialiser has completed."""
-        return self._done.load() != 0
+        """True once an initialiser has completed (one atomic load).
+        ``ValueError`` once closed."""
+        try:
+            return self._done.load() != 0
+        except ValueError:
+            if self._done.closed:
+                raise self._closed_error() from None
+            raise
 
-    def call_once(self, fn, *args, **kwargs) -> bool:
-        if self._done.load():          # 1: no lock on the fast path
-            return False
+    def call_once(self, fn: Callable[..., object], /, *args: Any,
+                  **kwargs: Any) -> bool:
+        """Run ``fn(*args, **kwargs)`` unless an initialiser has completed;
+        return True if this call ran it, False otherwise.
+
+        Guarantee: exactly one caller runs ``fn`` to completion, and every
+        call returns only after it has (its effects are visible: the flag
+        is published by a full barrier after ``fn`` returns).  Blocks
+        while another caller runs ``fn`` (waiting on the SpinLock: spin,
+        yield, then sleep in C with the GIL released).  Raises whatever
+        ``fn`` raises (the flag stays unset and a later caller runs ``fn``
+        again), ``CorruptStateError`` if another process overwrote the
+        lock's word meanwhile, ``ValueError`` once closed.  If the caller
+        running ``fn`` died inside it, the next caller recovers the lock
+        (as a robust mutex's ``EOWNERDEAD`` path) and runs ``fn`` again.
+        Cost after completion: one Python call and one atomic load (a cffi
+        call); the first call also takes and releases the lock.  Not
+        reentrant: ``fn`` must not call ``call_once`` on the same ``Once``.
+        """
+        try:
+            if self._done.load():      # 1: no lock on the fast path
+                return False
+        except ValueError:
+            if self._done.closed:
+                raise self._closed_error() from None
+            raise
         lock = self._lock
         while True:                    # 2
             try:
@@ -96,13 +135,23 @@ class Once:
         self._done.close()
         self._lock.close()
 
-    def __enter__(self):
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return bool(self._done.closed)
+
+    def __enter__(self) -> Once:
+        if self._done.closed:
+            raise self._closed_error()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[AtomicInt, SpinLock], Once],
+                                  tuple[AtomicInt, SpinLock]]:
         return _rebuild, (self._done, self._lock)
 
     def __repr__(self) -> str:
@@ -111,12 +160,13 @@ class Once:
         return f"<Once {'done' if self.done else 'not done'}>"
 
 
-def _rebuild(done, lock):
+def _rebuild(done: AtomicInt, lock: SpinLock) -> Once:
     once = Once.__new__(Once)
     once._done, once._lock = done, lock
     return once
 
 
-def call_once(once: Once, fn, *args, **kwargs) -> bool:
+def call_once(once: Once, fn: Callable[..., object], /, *args: Any,
+              **kwargs: Any) -> bool:
     """``once.call_once(fn, *args, **kwargs)``, as a function."""
     return once.call_once(fn, *args, **kwargs)
