@@ -24,6 +24,7 @@ EXPECTED_ATOMICS = {
     "asm": "x86-64-asm" if _X86 else "portable",
     "tsan": "portable",
     "asan": "x86-64-asm" if _X86 else "portable",
+    "aarch64": "portable",
 }
 
 
@@ -85,3 +86,15 @@ def test_atomic_stress_tsan_has_no_racy_demo():
     res = _run("atomic_stress", "tsan")
     _check(res)
     assert res.figures.get("racy_total") == "disabled", res.describe()
+
+
+def test_aarch64_variant_is_an_arm_binary_run_under_emulation():
+    """The cross variant really is 64-bit ARM code (ELF e_machine 183,
+    EM_AARCH64), run through qemu, not the host's build by mistake."""
+    res = _run("atomic_stress", "aarch64")
+    _check(res)
+    exe = cbuild.BUILD / "atomic_stress-aarch64"
+    header = exe.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == 183, header
+    assert "qemu" in res.cmd[0], res.cmd
