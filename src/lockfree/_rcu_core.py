@@ -98,7 +98,6 @@ def lock_failed(reader: _Reader, rc: int) -> int:
         raise CorruptStateError("RcuBuffer",
                                 field="current (slot number) or meta.length")
     raise_for(rc, "RCU read section")
-    raise AssertionError(f"raise_for({rc}) returned")  # pragma: no cover
 
 
 def _unregister(keep: object, rh: Any) -> None:
