@@ -3,10 +3,10 @@
     pytest benchmarks/bench_rcu.py --benchmark-only
     python benchmarks/bench_rcu.py
 
-Python (one group per operation): ``with cell.read() as v`` and ``with
-buf.read() as v`` next to the cffi floor (two bare one-argument cffi calls:
-read_lock + read_unlock cannot cost less) and to a ``threading.RLock`` /
-``threading.Lock`` protected read.
+Python (one group per operation): ``with cell.read() as v``, ``with
+d.read()`` and ``with buf.read() as v`` next to the cffi floor (two bare
+one-argument cffi calls: read_lock + read_unlock cannot cost less) and to a
+``threading.RLock`` / ``threading.Lock`` protected read.
 
 C (``bench_rcu_c.c``, compiled here with gcc -O2 against csrc/*.c, and
 against liburcu's memb flavor when ``urcu/urcu-memb.h`` is installed):
@@ -48,6 +48,11 @@ def _cell():
     return {"r": cell.read, "cell": cell}
 
 
+def _domain():
+    d = RcuDomain(8)
+    return {"d": d}
+
+
 def _buf():
     buf = RcuBuffer(64, b"x" * 64)
     return {"r": buf.read, "buf": buf}
@@ -78,6 +83,9 @@ CASES = [
     Case("rcu-read", "subject", "lockfree", "cell-attr",
          "with cell.read() as v: pass", "with cell.read() as v:\n    pass",
          _cell),
+    Case("rcu-read", "subject", "lockfree", "domain",
+         "with d.read(): pass  (bare section)", "with d.read():\n    pass",
+         _domain),
     Case("rcu-read", "subject", "lockfree", "buffer",
          "r = buf.read; with r() as v: pass (memoryview)", _WITH, _buf),
     Case("rcu-read", "anchor", "RLock", "rlock",

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..rcu import RcuCell, RcuDomain
 
 TITLE = "RCU timeline: v1 is reclaimed only after its last reader leaves"
 
 
-def timeline(hold: float = 0.3, say=print) -> list:
+def timeline(hold: float = 0.3,
+             say: Callable[[str], object] = print) -> list[tuple[str, str]]:
     """Script two readers of v1 and a publish of v2; return the events."""
-    events = []
+    events: list[tuple[str, str]] = []
     t0 = time.monotonic()
 
-    def log(who, what):
+    def log(who: str, what: str) -> None:
         events.append((who, what))
         say(f"  {1000 * (time.monotonic() - t0):7.1f} ms  {who:<9} {what}")
 
@@ -24,7 +27,7 @@ def timeline(hold: float = 0.3, say=print) -> list:
     with RcuDomain() as domain:
         cell = RcuCell({"version": 1}, domain=domain)
 
-        def reader(i):
+        def reader(i: int) -> None:
             with cell.read() as v:
                 log(f"reader {i}", f"enters a read section, sees "
                     f"v{v['version']}")
@@ -41,9 +44,11 @@ def timeline(hold: float = 0.3, say=print) -> list:
         old = cell.publish({"version": 2})
         log("writer", "publishes v2 (new readers see v2 from now on)")
         reclaimed = threading.Event()
-        cell.retire(old, lambda obj: (log(
-            "reclaimer", f"grace period over: frees v{obj['version']}"),
-            reclaimed.set()))
+
+        def free(obj: dict[str, int]) -> None:
+            log("reclaimer", f"grace period over: frees v{obj['version']}")
+            reclaimed.set()
+        cell.retire(old, free)
         log("writer", "retires v1: callback queued until a grace period")
         with cell.read() as v:
             log("reader 3", f"enters after the publish, sees "
@@ -59,7 +64,7 @@ def timeline(hold: float = 0.3, say=print) -> list:
     return events
 
 
-def run(args) -> int:
+def run(args: Any) -> int:
     print("Two readers hold v1; the writer publishes v2 and retires v1.\n"
           "The callback that frees v1 must wait for the grace period: until "
           "every\nreader that could have seen v1 has left its read "
