@@ -13,7 +13,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from multiprocessing.context import (
+        DefaultContext,
+        ForkContext,
+        ForkServerContext,
+        SpawnContext,
+    )
+    from typing import TypeAlias
+
     from matplotlib.figure import Figure
+
+    #: A multiprocessing context (``mp.get_context(...)``) a demo runs in.
+    MpContext: TypeAlias = (DefaultContext | SpawnContext | ForkContext
+                            | ForkServerContext)
 
 # name -> module; the order is the order of a course.
 DEMOS = {
