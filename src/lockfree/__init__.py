@@ -5,18 +5,35 @@ Primitives work between threads, between processes over shared memory
 """
 
 from ._ffi import ffi, lib
+from ._version import __version__
 from .atomic import AtomicInt
 from .errors import ConcurrentUseError, CorruptStateError
-from .kfifo import (ConsumerDied, Kfifo, ModeError, PeerDied, ProducerDied,
-                    RoleError)
+from .kfifo import (
+    ConsumerDied,
+    Kfifo,
+    ModeError,
+    PeerDied,
+    ProducerDied,
+    RoleError,
+)
 from .once import Once, call_once
-from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
-                  RcuNotRegisteredError, RcuRegistryFullError)
+from .rcu import (
+    RcuBuffer,
+    RcuCell,
+    RcuDeadlockError,
+    RcuDomain,
+    RcuError,
+    RcuNotRegisteredError,
+    RcuRegistryFullError,
+)
 from .seqlock import SeqBytes, SeqRecord
-from .spinlock import (LockStats, OwnerDiedError, RWSpinLock, SpinLock,
-                       TicketLock)
-
-from ._version import __version__
+from .spinlock import (
+    LockStats,
+    OwnerDiedError,
+    RWSpinLock,
+    SpinLock,
+    TicketLock,
+)
 
 __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "OwnerDiedError", "CorruptStateError", "ConcurrentUseError",
@@ -29,7 +46,7 @@ __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "ModeError", "build_info", "__version__"]
 
 
-def build_info() -> dict:
+def build_info() -> dict[str, str]:
     """How this copy of lockfree was built (atomics layer, arch, compiler)."""
     import cffi
 
@@ -38,5 +55,5 @@ def build_info() -> dict:
         "atomics": ffi.string(lib.lf_build_atomics()).decode(),
         "arch": ffi.string(lib.lf_build_arch()).decode(),
         "compiler": ffi.string(lib.lf_build_compiler()).decode(),
-        "cffi": cffi.__version__,
+        "cffi": str(cffi.__version__),
     }

@@ -1,4 +1,4 @@
-"""``python -m lockfree``: what this build is, and a self-check under contention.
+"""``python -m lockfree``: this build, and a self-check under contention.
 
 Subcommands: ``info`` (the build only), ``check`` (the default: the build,
 then real contention between threads and between processes), ``demo``
@@ -11,11 +11,12 @@ import argparse
 import os
 import platform
 import sys
+from collections.abc import Sequence
 
 from . import __version__, build_info, demos
+from ._selfcheck import self_check
 from .bench import cli as bench_cli
 from .demos import DEMOS, listing
-from ._selfcheck import self_check
 
 
 def _print_info() -> None:
@@ -36,7 +37,8 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -76,18 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
-        return args.func(args)
+        return int(args.func(args))
     if args.command == "demo":
         if args.name is None:
             print(listing())
             return 0
         if args.plot and not demos.plots(args.name):
             parser.error(f"demo {args.name} has no --plot")
-        return demos.load(args.name).run(args)
+        return int(demos.load(args.name).run(args))
     _print_info()
     if args.command == "info":
         return 0

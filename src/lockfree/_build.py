@@ -23,6 +23,7 @@ import glob
 import os
 import platform
 import shlex
+from typing import Any
 
 from cffi import FFI
 
@@ -371,7 +372,7 @@ CDEF = {
 }
 
 
-def atomics_impl():
+def atomics_impl() -> str:
     """The atomics implementation this build selects: 'asm' or 'portable'."""
     choice = os.environ.get("LOCKFREE_ATOMICS", "").strip().lower()
     if choice not in ("", "asm", "portable"):
@@ -383,7 +384,7 @@ def atomics_impl():
     return "asm"
 
 
-def sources(directory):
+def sources(directory: str) -> list[str]:
     """The C sources directly in ``directory`` (csrc/ holds the library;
     csrc/arch/ only headers, csrc/tools/ the tools of ``_build_tools.py``),
     relative to setup.py's directory when building from there, as
@@ -395,7 +396,7 @@ def sources(directory):
     return found
 
 
-def build_options(portable=None):
+def build_options(portable: bool | None = None) -> dict[str, list[Any]]:
     """set_source() options every extension built from csrc/ shares.
     ``portable``: the atomics layer (default: :func:`atomics_impl`)."""
     if portable is None:
@@ -415,7 +416,7 @@ def build_options(portable=None):
     )
 
 
-def _make_builder():
+def _make_builder() -> FFI:
     builder = FFI()
     builder.cdef("\n".join(CDEF.values()))
     builder.set_source(

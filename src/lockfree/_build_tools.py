@@ -20,17 +20,20 @@ not depend on the optional headers of the machine that built it.  ``python
 import importlib.util
 import os
 import re
+import types
 
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_build():
+def _load_build() -> types.ModuleType:
     # cffi runs build scripts with exec(), not import: load the sibling
     # _build.py by its path (in the source tree and in an installed wheel).
     spec = importlib.util.spec_from_file_location(
         "_lockfree_build", os.path.join(HERE, "_build.py"))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE}/_build.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -110,7 +113,8 @@ CDEF = {
             double iters_per_ns;
             double ticks_per_ns;
             double timer_ns;
-            double lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns, lat_mean_ns;
+            double lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns,
+                   lat_mean_ns;
             uint64_t hist[976];
             struct lf_bench_thread thread[64];
             ...;
@@ -139,11 +143,11 @@ CK_SOURCES = ("tools/bench.c", "lockwait.c", "rwlock.c", "spinlock.c",
               "ticketlock.c")
 
 
-def ck_files(csrc):
+def ck_files(csrc: str) -> list[str]:
     """CK_SOURCES and every header they include (``#include "..."``,
     transitively; both branches of a conditional include), relative to
     ``csrc``."""
-    todo, seen = list(CK_SOURCES), set()
+    todo, seen = list(CK_SOURCES), set[str]()
     while todo:
         rel = todo.pop()
         if rel in seen:
@@ -162,8 +166,9 @@ def ck_files(csrc):
     return sorted(seen)
 
 
-def make_builder(module="lockfree._tools", csrc=None, tools=tuple(CDEF),
-                 ck=False, portable=None):
+def make_builder(module: str = "lockfree._tools", csrc: str | None = None,
+                 tools: tuple[str, ...] = tuple(CDEF), ck: bool = False,
+                 portable: bool | None = None) -> FFI:
     """An FFI builder of ``tools`` (keys of :data:`CDEF`) and the core.
 
     ``csrc``: the C source tree (default: the repository's ``csrc/``; an
@@ -173,8 +178,8 @@ def make_builder(module="lockfree._tools", csrc=None, tools=tuple(CDEF),
     ``LF_BENCH_NO_CK`` leaves them out.
     ``portable``: the atomics layer (default: the build's choice).
     """
-    in_tree = csrc is None
-    csrc = _build.CSRC if in_tree else csrc
+    if csrc is None:
+        csrc = str(_build.CSRC)
     tools_dir = os.path.join(csrc, "tools")
     opts = _build.build_options(portable)
     opts["include_dirs"] = [csrc, tools_dir]

@@ -76,7 +76,8 @@ def _check_offset(offset: int) -> int:
 
 
 def _buffer_pointer(buf: Any) -> Any:
-    """A char[] cdata over a writable C-contiguous buffer (keeps it exported)."""
+    """A char[] cdata over a writable C-contiguous buffer (keeps it
+    exported)."""
     try:
         return ffi.from_buffer("char[]", buf, require_writable=True)
     except TypeError:
@@ -235,7 +236,8 @@ class Region:
     def create(cls, kind: int, size: int, params: tuple[int, ...] = (), *,
                buffer: Any = None, offset: int = 0, name: str | None = None,
                shared: bool = False) -> Region:
-        """A new zeroed region of ``size`` bytes; header filled, unpublished."""
+        """A new zeroed region of ``size`` bytes; header filled,
+        unpublished."""
         region = cls._place(buffer=buffer, offset=offset, name=name,
                             shared=shared, size=size, create=True)
         lib.lf_region_init(region.header, kind, size)

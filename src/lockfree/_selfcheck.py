@@ -10,14 +10,18 @@ fails.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
+import multiprocessing.synchronize
 import os
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing import shared_memory
+from multiprocessing.process import BaseProcess
+from typing import TypeAlias
 
 from .atomic import AtomicInt
 from .errors import OwnerDiedError
@@ -34,17 +38,26 @@ _CTX = mp.get_context("forkserver")
 _CTX.set_forkserver_preload(["lockfree"])
 _SECONDS = 0.4  # how long the timed (writer/reader) checks run
 
+#: What a check runs its workers with (threading.Thread or _CTX.Process),
+#: the barrier that starts them together, the locks checked, and a check.
+_Make: TypeAlias = Callable[..., "threading.Thread | BaseProcess"]
+_Barrier: TypeAlias = "threading.Barrier | multiprocessing.synchronize.Barrier"
+_Lock: TypeAlias = "SpinLock | TicketLock | RWSpinLock"
+_NewLock: TypeAlias = Callable[[], "SpinLock | TicketLock | RWSpinLock"]
+_Check: TypeAlias = Callable[[], "tuple[bool, str]"]
+
 
 # -- workers (module level: spawn pickles them by name) ----------------------
 
-def _adder(counter, start, n):
+def _adder(counter: AtomicInt, start: _Barrier, n: int) -> None:
     start.wait()
     add = counter.fetch_add
     for _ in range(n):
         add(1)
 
 
-def _updater(counter, retries, start, n):
+def _updater(counter: AtomicInt, retries: AtomicInt, start: _Barrier,
+             n: int) -> None:
     start.wait()
     total = 0
     for _ in range(n):
@@ -52,14 +65,17 @@ def _updater(counter, retries, start, n):
     retries.fetch_add(total)
 
 
-def _locked_adds(lock, shm_name, start, n, write=True):
+def _locked_adds(lock: _Lock, shm_name: str, start: _Barrier, n: int,
+                 write: bool = True) -> None:
     """Read-modify-write of a plain shared counter under the lock: without
     mutual exclusion two workers lose updates."""
-    shm = shared_memory.SharedMemory(shm_name, track=False) \
-        if sys.version_info >= (3, 13) else shared_memory.SharedMemory(
-            shm_name)
+    if sys.version_info >= (3, 13):
+        shm = shared_memory.SharedMemory(shm_name, track=False)
+    else:
+        shm = shared_memory.SharedMemory(shm_name)
     try:
         buf = shm.buf
+        assert buf is not None  # None only once closed
         acquire, release = lock.acquire, lock.release  # RW: write side
         start.wait()
         for _ in range(n):
@@ -72,17 +88,17 @@ def _locked_adds(lock, shm_name, start, n, write=True):
         shm.close()
 
 
-def _die_holding(lock):
+def _die_holding(lock: _Lock) -> None:
     lock.acquire()
     os._exit(0)  # exits without releasing
 
 
-def _once_caller(once, runs, start):
+def _once_caller(once: Once, runs: AtomicInt, start: _Barrier) -> None:
     start.wait()
     once.call_once(runs.fetch_add, 1)
 
 
-def _seq_writer(rec, stop):
+def _seq_writer(rec: SeqRecord, stop: AtomicInt) -> None:
     i = 0
     stop.store(-1)  # started
     while stop.load() != 1:
@@ -90,7 +106,7 @@ def _seq_writer(rec, stop):
         rec.write(i, -i, 3 * i, i ^ 0x5A5A)
 
 
-def _bytes_writer(sb, stop):
+def _bytes_writer(sb: SeqBytes, stop: AtomicInt) -> None:
     i = 0
     size = sb.size
     stop.store(-1)  # started
@@ -99,13 +115,14 @@ def _bytes_writer(sb, stop):
         sb.write(bytes([i & 0xFF]) * size)
 
 
-def _kfifo_producer(q, n):
+def _kfifo_producer(q: Kfifo, n: int) -> None:
     for i in range(n):
         q.put_message(i.to_bytes(8, "little") * 8)
     q.close_producer()
 
 
-def _rcu_publisher(buf, stop, published):
+def _rcu_publisher(buf: RcuBuffer, stop: AtomicInt,
+                   published: AtomicInt) -> None:
     i = 0
     stop.store(-1)  # started
     while stop.load() != 1:
@@ -116,7 +133,8 @@ def _rcu_publisher(buf, stop, published):
 
 # -- checks ------------------------------------------------------------------
 
-def _started(p, flag, timeout=30.0):
+def _started(p: BaseProcess, flag: AtomicInt,
+             timeout: float = 30.0) -> None:
     """Start worker p and wait until it has stored -1 in flag."""
     p.start()
     end = time.monotonic() + timeout
@@ -124,7 +142,8 @@ def _started(p, flag, timeout=30.0):
         time.sleep(0.001)
 
 
-def _join(workers, timeout=30):
+def _join(workers: Sequence[threading.Thread | BaseProcess],
+          timeout: float = 30) -> bool:
     for w in workers:
         w.start()
     for w in workers:
@@ -132,7 +151,8 @@ def _join(workers, timeout=30):
     return all(getattr(w, "exitcode", 0) == 0 for w in workers)
 
 
-def _atomic(kind, make, barrier, n):
+def _atomic(kind: str, make: _Make, barrier: _Barrier,
+            n: int) -> tuple[bool, str]:
     with AtomicInt(shared=kind == "processes") as c:
         ok = _join([make(target=_adder, args=(c, barrier, n))
                     for _ in range(2)])
@@ -140,7 +160,8 @@ def _atomic(kind, make, barrier, n):
     return ok and got == 2 * n, f"{got:,} of {2 * n:,} increments"
 
 
-def _cas(kind, make, barrier, n):
+def _cas(kind: str, make: _Make, barrier: _Barrier,
+         n: int) -> tuple[bool, str]:
     with AtomicInt(shared=True) as c, AtomicInt(shared=True) as r:
         ok = _join([make(target=_updater, args=(c, r, barrier, n))
                     for _ in range(2)])
@@ -149,13 +170,15 @@ def _cas(kind, make, barrier, n):
     return ok and got == 2 * n, f"{got:,} of {2 * n:,}, {retries:,} retries"
 
 
-def _lock(cls, kwargs, kind, make, barrier, n):
+def _lock(new_lock: _NewLock, kind: str, make: _Make, barrier: _Barrier,
+          n: int) -> tuple[bool, str]:
     shm = shared_memory.SharedMemory(create=True, size=8)
-    lock = cls(shared=True, **kwargs)  # (with lock: would acquire it)
+    lock = new_lock()  # (with lock: would acquire it)
     try:
         ok = _join([make(target=_locked_adds,
                          args=(lock, shm.name, barrier, n))
                     for _ in range(2)])
+        assert shm.buf is not None  # None only once closed
         (got,) = struct.unpack_from("q", shm.buf, 0)
     finally:
         lock.close()
@@ -164,8 +187,8 @@ def _lock(cls, kwargs, kind, make, barrier, n):
     return ok and got == 2 * n, f"{got:,} of {2 * n:,} locked updates"
 
 
-def _dead_owner(cls, kwargs):
-    lock = cls(shared=True, **kwargs)
+def _dead_owner(new_lock: _NewLock) -> tuple[bool, str]:
+    lock = new_lock()
     try:
         p = _CTX.Process(target=_die_holding, args=(lock,))
         p.start()
@@ -184,7 +207,7 @@ def _dead_owner(cls, kwargs):
         lock.close()
 
 
-def _once(kind, make, barrier):
+def _once(kind: str, make: _Make, barrier: _Barrier) -> tuple[bool, str]:
     with Once(shared=True) as once, AtomicInt(shared=True) as runs:
         ok = _join([make(target=_once_caller, args=(once, runs, barrier))
                     for _ in range(2)])
@@ -193,7 +216,7 @@ def _once(kind, make, barrier):
     return ok and n == 1 and not again, f"initialiser ran {n} time(s)"
 
 
-def _seqrecord():
+def _seqrecord() -> tuple[bool, str]:
     with SeqRecord("qqqq", (0, 0, 0, 0 ^ 0x5A5A), shared=True) as rec, \
             AtomicInt(shared=True) as stop:
         p = _CTX.Process(target=_seq_writer, args=(rec, stop))
@@ -212,7 +235,7 @@ def _seqrecord():
             f"{reads:,} reads, {last:,} writes seen, {torn} torn")
 
 
-def _seqbytes():
+def _seqbytes() -> tuple[bool, str]:
     with SeqBytes(4096, shared=True) as sb, AtomicInt(shared=True) as stop:
         p = _CTX.Process(target=_bytes_writer, args=(sb, stop))
         _started(p, stop)
@@ -228,16 +251,16 @@ def _seqbytes():
             f"{reads:,} 4 KiB snapshots, {torn} torn")
 
 
-def _rcu_threads():
+def _rcu_threads() -> tuple[bool, str]:
     """A reader inside its section keeps the old value alive: the retire
     callback runs only after the reader leaves."""
     dom = RcuDomain()
     try:
         cell = RcuCell(["v1"], domain=dom)
         inside, leave = threading.Event(), threading.Event()
-        left_at = []
+        left_at: list[tuple[float, list[str]]] = []
 
-        def reader():
+        def reader() -> None:
             with cell.read() as v:
                 inside.set()
                 leave.wait(10)
@@ -248,7 +271,7 @@ def _rcu_threads():
         t = threading.Thread(target=reader)
         t.start()
         inside.wait(10)
-        reclaimed = []
+        reclaimed: list[float] = []
         old = cell.publish(["v2"])
         cell.retire(old, lambda o: reclaimed.append(time.monotonic()))
         time.sleep(0.05)
@@ -256,7 +279,7 @@ def _rcu_threads():
         leave.set()
         t.join(10)
         dom.barrier(timeout=10)
-        ok = (not early and len(reclaimed) == 1 and left_at
+        ok = (not early and len(reclaimed) == 1 and bool(left_at)
               and left_at[0][1] == ["v1"] and reclaimed[0] >= left_at[0][0])
         return ok, ("retired value reclaimed after its last reader"
                     if ok else "reclaimed early or never")
@@ -264,7 +287,7 @@ def _rcu_threads():
         dom.close()
 
 
-def _rcu_processes():
+def _rcu_processes() -> tuple[bool, str]:
     """A writer process publishes constantly; every view a reader holds
     stays one version (all bytes equal) for its whole section."""
     with RcuBuffer(256, b"\0" * 256, shared=True) as buf, \
@@ -289,7 +312,7 @@ def _rcu_processes():
             f"{changed} changed under a reader")
 
 
-def _kfifo(n):
+def _kfifo(n: int) -> tuple[bool, str]:
     with Kfifo(1 << 16, "records", shared=True) as q:
         p = _CTX.Process(target=_kfifo_producer, args=(q, n))
         t0 = time.perf_counter()
@@ -309,37 +332,39 @@ def _kfifo(n):
             f"{got / dt / 1e3:,.0f} k msg/s")
 
 
-def _checks(n: int) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+def _checks(n: int) -> list[tuple[str, _Check]]:
     tb, pb = threading.Barrier(2), _CTX.Barrier(2)
-    out: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
-    for kind, make, barrier in [("threads", threading.Thread, tb),
-                                ("processes", _CTX.Process, pb)]:
+    kinds: list[tuple[str, _Make, _Barrier]] = [
+        ("threads", threading.Thread, tb), ("processes", _CTX.Process, pb)]
+    out: list[tuple[str, _Check]] = []
+    for kind, make, barrier in kinds:
         out.append((f"AtomicInt fetch_add, 2 {kind}",
-                    lambda k=kind, m=make, b=barrier: _atomic(k, m, b, n)))
+                    functools.partial(_atomic, kind, make, barrier, n)))
         out.append((f"AtomicInt CAS update(), 2 {kind}",
-                    lambda k=kind, m=make, b=barrier: _cas(k, m, b, n // 4)))
-    locks = [("SpinLock", SpinLock, {}),
-             ("SpinLock tas", SpinLock, {"spin": "tas"}),
-             ("TicketLock", TicketLock, {}),
-             ("RWSpinLock write", RWSpinLock, {})]
-    for name, cls, kw in locks:
-        for kind, make, barrier in [("threads", threading.Thread, tb),
-                                    ("processes", _CTX.Process, pb)]:
+                    functools.partial(_cas, kind, make, barrier, n // 4)))
+    locks: list[tuple[str, _NewLock]] = [
+        ("SpinLock", functools.partial(SpinLock, shared=True)),
+        ("SpinLock tas", functools.partial(SpinLock, shared=True,
+                                           spin="tas")),
+        ("TicketLock", functools.partial(TicketLock, shared=True)),
+        ("RWSpinLock write", functools.partial(RWSpinLock, shared=True))]
+    for name, new_lock in locks:
+        for kind, make, barrier in kinds:
             out.append((f"{name}, 2 {kind}",
-                        lambda c=cls, w=kw, k=kind, m=make, b=barrier:
-                        _lock(c, w, k, m, b, n // 20)))
-    for name, cls, kw in locks:
+                        functools.partial(_lock, new_lock, kind, make,
+                                          barrier, n // 20)))
+    for name, new_lock in locks:
         out.append((f"{name}, owner killed holding it",
-                    lambda c=cls, w=kw: _dead_owner(c, w)))
-    for kind, make, barrier in [("threads", threading.Thread, tb),
-                                ("processes", _CTX.Process, pb)]:
+                    functools.partial(_dead_owner, new_lock)))
+    for kind, make, barrier in kinds:
         out.append((f"Once, 2 {kind}",
-                    lambda m=make, b=barrier: _once(kind, m, b)))
+                    functools.partial(_once, kind, make, barrier)))
     out += [("SeqRecord, writer process", _seqrecord),
             ("SeqBytes 4 KiB, writer process", _seqbytes),
             ("RcuCell retire, reader thread", _rcu_threads),
             ("RcuBuffer, publisher process", _rcu_processes),
-            ("Kfifo records, producer process", lambda: _kfifo(n // 2))]
+            ("Kfifo records, producer process",
+             functools.partial(_kfifo, n // 2))]
     return out
 
 

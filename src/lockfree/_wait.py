@@ -10,7 +10,8 @@ between slices.
 Two argument conventions exist because users know both from the standard
 library, and both land on the same deadline:
 
-* ``threading``: ``acquire(blocking=True, timeout=-1)`` -> :func:`lock_deadline`
+* ``threading``: ``acquire(blocking=True, timeout=-1)`` ->
+  :func:`lock_deadline`
 * ``queue``: ``get(block=True, timeout=None)`` -> :func:`queue_deadline`
 """
 

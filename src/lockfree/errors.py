@@ -13,6 +13,7 @@ saying what was expected, a timeout returns ``False`` or raises
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NoReturn
 
 from ._ffi import lib
@@ -140,7 +141,7 @@ def _corrupt(what: str) -> BaseException:
     return CorruptStateError(what)
 
 
-_EXCEPTIONS = {
+_EXCEPTIONS: dict[int, Callable[[str], BaseException]] = {
     lib.LF_EAGAIN: lambda w: TimeoutError(f"{w}: the deadline passed"),
     lib.LF_EOF: lambda w: EOFError(f"{w}: closed and drained"),
     lib.LF_EDEAD: lambda w: PeerDied(f"{w}: the peer's process died"),

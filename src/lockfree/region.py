@@ -346,7 +346,9 @@ class Primitive:
             raise ValueError(f"operation on a closed {type(self).__name__}")
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: types.TracebackType | None) -> None:
         self.close()
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:

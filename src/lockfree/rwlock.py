@@ -80,7 +80,8 @@ class RWSpinLock(LockBase):
 
     def _bind_calls(self) -> None:
         super()._bind_calls()
-        self._read_side = (_CountedReadSide if self._h.flags & lib.LF_LOCK_STATS
+        counted = self._h.flags & lib.LF_LOCK_STATS
+        self._read_side = (_CountedReadSide if counted
                            else _ReadSide)(self._h)
 
     def close(self) -> None:
@@ -116,7 +117,9 @@ class RWSpinLock(LockBase):
         if _write_release(self._h):
             raise RuntimeError(_WRITE_RELEASE_ERROR)
 
-    def __enter__(self) -> bool:
+    # A lock's ``with`` acquires and yields True (threading.Lock's
+    # protocol), where Primitive's ``with`` closes and yields self.
+    def __enter__(self) -> bool:  # type: ignore[override]
         """``with lock:`` takes the write side (as ``acquire()``)."""
         if _write_try(self._h):
             return True

@@ -129,7 +129,9 @@ class SpinLock(LockBase):
         """True if the lock is held (by anyone).  One C call (one load)."""
         return bool(_locked(self._h))
 
-    def __enter__(self) -> bool:
+    # A lock's ``with`` acquires and yields True (threading.Lock's
+    # protocol), where Primitive's ``with`` closes and yields self.
+    def __enter__(self) -> bool:  # type: ignore[override]
         """``with lock:`` acquires (as ``acquire()``; returns True)."""
         if _try_acquire(self._h):
             return True

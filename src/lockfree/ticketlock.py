@@ -1,4 +1,4 @@
-"""TicketLock: a FIFO spinlock for threads and processes (``csrc/ticketlock.c``).
+"""TicketLock: a FIFO spinlock for threads and processes (csrc/ticketlock.c).
 
 Also importable from :mod:`lockfree.spinlock` and :mod:`lockfree`; the
 common behaviour (ownership, dead owners, timeouts) is described in
@@ -130,7 +130,9 @@ class TicketLock(LockBase):
         given-up ticket at the head of the queue (one ``cmpxchg``)."""
         return bool(_locked(self._h))
 
-    def __enter__(self) -> bool:
+    # A lock's ``with`` acquires and yields True (threading.Lock's
+    # protocol), where Primitive's ``with`` closes and yields self.
+    def __enter__(self) -> bool:  # type: ignore[override]
         """``with lock:`` acquires (as ``acquire()``; returns True)."""
         if _try_acquire(self._h):
             return True

@@ -29,6 +29,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import types
+from collections.abc import Callable, Sequence
 
 NAMES = ("ck-fas", "ck-ticket", "ck-mcs")
 HINT = "install libck-dev to compare against Concurrency Kit"
@@ -70,7 +72,8 @@ def probe(cc: list[str]) -> str | None:
     return cp.stdout if cp.returncode == 0 else None
 
 
-def _key(csrc, cc, header, portable) -> str:
+def _key(csrc: pathlib.Path, cc: list[str], header: str,
+         portable: bool) -> str:
     import cffi
     h = hashlib.sha256()
     here = pathlib.Path(__file__).resolve().parent.parent
@@ -92,7 +95,8 @@ def _key(csrc, cc, header, portable) -> str:
     return h.hexdigest()[:16]
 
 
-def _build(csrc, name, cache, portable, note) -> pathlib.Path:
+def _build(csrc: pathlib.Path, name: str, cache: pathlib.Path,
+           portable: bool, note: Callable[[str], None]) -> pathlib.Path:
     from .. import _build_tools
     note(f"building the Concurrency Kit harness once (cffi) into {cache}")
     builder = _build_tools.make_builder(module=name, csrc=str(csrc),
@@ -106,7 +110,7 @@ def _build(csrc, name, cache, portable, note) -> pathlib.Path:
         # compiler's chatter goes to standard error.
         sys.stdout.flush()
         os.dup2(2, 1)
-        out = builder.compile(tmpdir=tmp, verbose=False)
+        out = str(builder.compile(tmpdir=tmp, verbose=False))
         final = cache / os.path.basename(out)
         os.replace(out, final)  # atomic: a concurrent run sees all or none
         return final
@@ -116,7 +120,12 @@ def _build(csrc, name, cache, portable, note) -> pathlib.Path:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(names=NAMES, note=lambda text: print(text, file=sys.stderr)):
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def load(names: Sequence[str] = NAMES,
+         note: Callable[[str], None] = _stderr) -> types.ModuleType:
     """The CK-enabled harness module (``.ffi``, ``.lib``), built if needed.
 
     ``names``: the CK primitives asked for (they head the message).  Raises
@@ -149,6 +158,8 @@ def load(names=NAMES, note=lambda text: print(text, file=sys.stderr)):
                               f"failed ({text[-1][:200]}){fix}") from exc
     try:
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no extension module at {path}")
         mod = importlib.util.module_from_spec(spec)  # dlopen()s it
         spec.loader.exec_module(mod)
     except ImportError as exc:

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from . import harness, machine, matrix, progress, report
 
@@ -24,13 +26,13 @@ EPILOG = "primitives: " + ", ".join(harness.PRIMITIVES) + \
     " ('none' takes no lock: its counter check fails)."
 
 
-def _int_list(lo, hi):
-    def parse(text):
+def _int_list(lo: int, hi: int) -> Callable[[str], list[int]]:
+    def parse(text: str) -> list[int]:
         try:
             values = [int(v) for v in text.replace(",", " ").split()]
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected integers like 1,2,4, got {text!r}")
+                f"expected integers like 1,2,4, got {text!r}") from None
         bad = [v for v in values if not lo <= v <= hi]
         if not values or bad:
             raise argparse.ArgumentTypeError(
@@ -39,10 +41,10 @@ def _int_list(lo, hi):
     return parse
 
 
-def _int(lo, hi):
+def _int(lo: int, hi: int) -> Callable[[str], int]:
     parse_list = _int_list(lo, hi)
 
-    def parse(text):
+    def parse(text: str) -> int:
         values = parse_list(text)
         if len(values) != 1:
             raise argparse.ArgumentTypeError(
@@ -51,7 +53,7 @@ def _int(lo, hi):
     return parse
 
 
-def _pow2(text):
+def _pow2(text: str) -> int:
     value = _int(1, 1 << 20)(text)
     if value & (value - 1):
         raise argparse.ArgumentTypeError(
@@ -59,18 +61,18 @@ def _pow2(text):
     return value
 
 
-def _seconds(text):
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.001 <= value <= 600:
         raise argparse.ArgumentTypeError(
             f"must be 0.001..600 seconds, got {text}")
     return value
 
 
-def _primitives(text):
+def _primitives(text: str) -> list[str]:
     names = [n for n in text.replace(",", " ").split() if n]
     if names == ["all"]:
         return list(matrix.DEFAULT_PRIMITIVES)
@@ -82,7 +84,8 @@ def _primitives(text):
     return list(dict.fromkeys(names))
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark locks vs mutexes (C threads;"
                        " --python: Python threads/processes)",
                        description=DESCRIPTION, epilog=EPILOG)
@@ -126,7 +129,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _check_paths(args, parser):
+def _check_paths(args: argparse.Namespace,
+                 parser: argparse.ArgumentParser) -> None:
     for opt in ("json", "plot"):
         path = getattr(args, opt)
         if path is not None and not (opt == "json" and path == "-"):
@@ -144,7 +148,7 @@ def _check_paths(args, parser):
             parser.error(str(exc))
 
 
-def settings(args) -> matrix.Settings:
+def settings(args: argparse.Namespace) -> matrix.Settings:
     base = matrix.QUICK if args.quick else matrix.DEFAULT
     return matrix.Settings(
         primitives=args.primitives or list(matrix.DEFAULT_PRIMITIVES),
@@ -156,7 +160,7 @@ def settings(args) -> matrix.Settings:
         lat_every=args.lat_every)
 
 
-def header(info, extra: str) -> str:
+def header(info: dict[str, Any], extra: str) -> str:
     lf = info["lockfree"]
     load = info["loadavg"]
     return (f"lockfree {lf['version']} bench | {info['cpu_model']} | "
@@ -173,13 +177,13 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _out(args):
+def _out(args: argparse.Namespace) -> TextIO:
     """Where the human-readable report goes: standard output, unless the
     JSON goes there (``--json -``)."""
     return sys.stderr if args.json == "-" else sys.stdout
 
 
-def _write_json(path, payload):
+def _write_json(path: str, payload: dict[str, Any]) -> None:
     if path == "-":
         json.dump(payload, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -190,7 +194,7 @@ def _write_json(path, payload):
     _note(f"wrote {path}")
 
 
-def run(args, parser) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_paths(args, parser)
     if args.python:
         from . import pylevel

@@ -10,27 +10,35 @@ from __future__ import annotations
 import errno
 import statistics
 import sys
+import types
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .._tools import ffi, lib
 
 #: Every primitive the C harness knows, in its order ("none" takes no lock:
 #: it exists to show the counter check failing).
-PRIMITIVES = tuple(ffi.string(lib.lf_bench_name(i)).decode()
+PRIMITIVES: tuple[str, ...] = tuple(ffi.string(lib.lf_bench_name(i)).decode()
                    for i in range(lib.LF_BENCH_NPRIMS))
-MAX_THREADS = lib.LF_BENCH_MAX_THREADS
-MAX_LINES = lib.LF_BENCH_MAX_LINES
-CLOCK = ffi.string(lib.lf_bench_clock()).decode()
+MAX_THREADS: int = lib.LF_BENCH_MAX_THREADS
+MAX_LINES: int = lib.LF_BENCH_MAX_LINES
+CLOCK: str = ffi.string(lib.lf_bench_clock()).decode()
+
+#: A JSON-ready record of figures (what :func:`run` returns; the matrix and
+#: the reports add to it).
+Record = dict[str, Any]
 
 
 #: The CK-enabled harness module once :func:`use_ck` loaded it.
-CK = None
+CK: types.ModuleType | None = None
 
 
 class NotAvailable(LookupError):
     """The primitive is not compiled in (Concurrency Kit not loaded)."""
 
 
-def use_ck(names=None, note=None) -> str | None:
+def use_ck(names: Iterable[str] | None = None,
+           note: Callable[[str], None] | None = None) -> str | None:
     """Load (building once if needed) the CK-enabled harness for ``names``
     (the ``ck-*`` primitives asked for; default all three); None, or the
     one line saying why not.  ``note(text)`` shows progress (default:
@@ -39,7 +47,7 @@ def use_ck(names=None, note=None) -> str | None:
     from . import ck
     names = list(names or ck.NAMES)
     if note is None:
-        def note(text):
+        def note(text: str) -> None:
             print(text, file=sys.stderr)
     if CK is None:
         try:
@@ -57,7 +65,7 @@ def use_ck(names=None, note=None) -> str | None:
     return None
 
 
-def _impl(name):
+def _impl(name: str) -> tuple[Any, Any]:
     """(ffi, lib) of the harness that runs ``name``."""
     if CK is not None and name.startswith("ck-"):
         return CK.ffi, CK.lib
@@ -71,7 +79,8 @@ def available(name: str) -> bool:
 
 def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
         ncs_ns: int = 0, lines: int = 1, read_pct: int = 90,
-        cpus=None, lat_every: int = 1) -> dict:
+        cpus: Sequence[int | None] | None = None,
+        lat_every: int = 1) -> Record:
     """Run ``threads`` C threads on ``prim`` for ``duration`` seconds.
 
     ``cpus``: the CPU of each thread (``-1`` or ``None``: unpinned).
@@ -111,15 +120,16 @@ def run(prim: str, threads: int, duration: float, cs_ns: int = 0,
     if err == -errno.EINVAL:
         raise ValueError(
             f"bad benchmark configuration: threads 1..{MAX_THREADS}, lines "
-            f"1..{MAX_LINES}, read_pct 0..100, lat_every a power of 2, durations <= 1 h, cs/ncs "
-            "<= 1 s, CPUs -1 or valid")
+            f"1..{MAX_LINES}, read_pct 0..100, lat_every a power of 2, "
+            "durations <= 1 h, cs/ncs <= 1 s, CPUs -1 or valid")
     if err:
         raise OSError(-err, f"lf_bench_run: {errno.errorcode.get(-err)}")
     return _derive(prim, res, threads, cs_ns, ncs_ns, lines,
                    read_pct if prim == "lf-rw-mixed" else 0)
 
 
-def _derive(prim, r, threads, cs_ns, ncs_ns, lines, read_pct) -> dict:
+def _derive(prim: str, r: Any, threads: int, cs_ns: int, ncs_ns: int,
+            lines: int, read_pct: int) -> Record:
     th = [r.thread[i] for i in range(threads)]
     per = [t.acquisitions for t in th]
     elapsed = r.elapsed_ns / 1e9
@@ -130,7 +140,8 @@ def _derive(prim, r, threads, cs_ns, ncs_ns, lines, read_pct) -> dict:
         "ncs_ns": ncs_ns, "lines": lines, "read_pct": read_pct,
         "elapsed_s": elapsed,
         "acquisitions": r.acquisitions, "reads": r.reads,
-        "writes": r.writes, "timed": r.timed, "counter": r.counter, "torn": r.torn,
+        "writes": r.writes, "timed": r.timed, "counter": r.counter,
+        "torn": r.torn,
         "ok": bool(r.ok),
         "mops": r.acquisitions / elapsed / 1e6 if elapsed else 0.0,
         "per_thread": per,

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import platform
 import re
+from typing import Any
 
 POLICIES = ("cores", "siblings", "none")
 _SYS = "/sys/devices/system/cpu"
 
 
-def _read(path, default=""):
+def _read(path: str, default: str = "") -> str:
     try:
         with open(path) as f:
             return f.read().strip()
@@ -37,7 +38,7 @@ def topology() -> list[list[int]]:
     """Physical cores as sorted lists of the logical CPUs this process may
     use, ordered by their first CPU.  Without /sys: one CPU per core."""
     allowed = sorted(os.sched_getaffinity(0))
-    cores: dict[tuple, list[int]] = {}
+    cores: dict[tuple[str, str], list[int]] = {}
     for cpu in allowed:
         top = f"{_SYS}/cpu{cpu}/topology"
         key = (_read(f"{top}/physical_package_id", "0"),
@@ -46,7 +47,9 @@ def topology() -> list[list[int]]:
     return sorted(cores.values())
 
 
-def pin_plan(policy: str, threads: int, cores=None):
+def pin_plan(policy: str, threads: int,
+             cores: list[list[int]] | None = None
+             ) -> tuple[list[int], str, str]:
     """``(cpus, effective_policy, note)``: the CPU of each thread (-1:
     unpinned) for ``policy``, and a note when the policy could not be
     followed (no SMT for ``siblings``)."""
@@ -76,7 +79,7 @@ def cpu_model() -> str:
     return m.group(1) if m else platform.processor() or platform.machine()
 
 
-def smt_summary(cores=None) -> str:
+def smt_summary(cores: list[list[int]] | None = None) -> str:
     cores = topology() if cores is None else cores
     logical = sum(len(c) for c in cores)
     per = {len(c) for c in cores}
@@ -87,7 +90,7 @@ def smt_summary(cores=None) -> str:
             f"{groups}")
 
 
-def info() -> dict:
+def info() -> dict[str, Any]:
     """Everything about the machine and the build a result depends on."""
     from .. import build_info
     from . import harness

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from typing import Any
 
 from . import harness, machine
+from .harness import Record
+from .progress import Bar
 
 #: Default matrix: ~1 minute on 2 cores with every primitive.  4 threads
 #: oversubscribe a 2-core machine on purpose.
-DEFAULT = {"threads": [1, 2, 4], "cs_ns": [0, 100, 1000, 5000],
-           "duration": 0.35, "repeat": 1}
+DEFAULT: dict[str, Any] = {"threads": [1, 2, 4],
+                           "cs_ns": [0, 100, 1000, 5000],
+                           "duration": 0.35, "repeat": 1}
 #: Latency sampling: time one acquisition in this many.  Two clock reads
 #: cost about as much as an uncontended lock pair, so timing every one
 #: measured the clock; 1 in 1024 leaves throughput within noise of
 #: untimed runs and still gives thousands of samples per run.
 LAT_EVERY = 1024
 #: --quick: a few seconds.
-QUICK = {"threads": [1, 2, 4], "cs_ns": [0, 1000], "duration": 0.04,
-         "repeat": 1}
+QUICK: dict[str, Any] = {"threads": [1, 2, 4], "cs_ns": [0, 1000],
+                         "duration": 0.04, "repeat": 1}
 #: What the default matrix runs ("none" only when asked for).
 DEFAULT_PRIMITIVES = [p for p in harness.PRIMITIVES if p != "none"]
 
@@ -31,9 +35,9 @@ MEDIAN_KEYS = ("mops", "min_thread", "max_thread", "cv", "cpu_util",
 
 @dataclasses.dataclass
 class Settings:
-    primitives: list
-    threads: list
-    cs_ns: list
+    primitives: list[str]
+    threads: list[int]
+    cs_ns: list[int]
     duration: float
     repeat: int = 1
     ncs_ns: int = 0
@@ -44,12 +48,12 @@ class Settings:
     # one made every lock look alike (clock overhead, not the lock).
     lat_every: int = LAT_EVERY
 
-    def runnable(self):
+    def runnable(self) -> tuple[list[str], list[str]]:
         """(primitives to run, primitives not built in)."""
         ok = [p for p in self.primitives if harness.available(p)]
         return ok, [p for p in self.primitives if p not in ok]
 
-    def configs(self):
+    def configs(self) -> list[tuple[int, int, str]]:
         """(cs_ns, threads, primitive) in run order: the primitives of one
         (cs, threads) point run back to back, so drift hits them alike."""
         prims, _ = self.runnable()
@@ -57,13 +61,15 @@ class Settings:
                 for p in prims]
 
 
-def run_matrix(s: Settings, progress=None) -> tuple[list, list]:
+def run_matrix(s: Settings, progress: Bar | None = None
+               ) -> tuple[list[Record], list[str]]:
     """Run every configuration ``s.repeat`` times (all configurations once,
     then again: interleaved).  Returns (records, notes); a record holds the
     raw repeats and their medians.  ``progress(label)`` is called before
     each run."""
-    records, notes = {}, []
-    plans = {}
+    records: dict[tuple[int, int, str], Record] = {}
+    notes: list[str] = []
+    plans: dict[int, tuple[list[int], str]] = {}
     for t in s.threads:
         cpus, policy, note = machine.pin_plan(s.pin, t)
         plans[t] = (cpus, policy)

@@ -4,12 +4,18 @@ percentiles.  Needs matplotlib (the ``bench`` extra)."""
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .harness import Record
+
 
 class PlotUnavailable(ImportError):
     pass
 
 
-def require_matplotlib():
+def require_matplotlib() -> types.ModuleType:
     """Import matplotlib with a headless backend, or raise
     :class:`PlotUnavailable` saying how to install it."""
     try:
@@ -24,18 +30,21 @@ def require_matplotlib():
     return plt
 
 
-def _series(records, prim, key, where):
+def _series(records: Sequence[Record], prim: str, key: str,
+            where: Callable[[Record], bool]
+            ) -> tuple[list[Any], list[dict[str, Any]]]:
     pts = sorted((r[key], r["median"]) for r in records
                  if r["primitive"] == prim and where(r))
     return [x for x, _ in pts], [m for _, m in pts]
 
 
-def write(records, path, title="") -> None:
+def write(records: Sequence[Record], path: str, title: str = "") -> None:
     """Draw ``records`` (matrix records, or the ``results`` of a --json
     file) into the PNG ``path``; ``title`` goes in small print below."""
     import textwrap
 
-    plt = require_matplotlib()
+    require_matplotlib()  # the headless backend, before pyplot loads
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
     prims = list(dict.fromkeys(r["primitive"] for r in records))
     threads = sorted({r["threads"] for r in records})

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import sys
+from typing import Protocol, TextIO
+
+
+class Bar(Protocol):
+    """What :func:`bar` returns."""
+
+    def __call__(self, label: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Plain:
     """``[#####.....] 12/40 label`` redrawn in place on a terminal; on a
     pipe, one line per 10% so logs stay short."""
 
-    def __init__(self, total, stream=None):
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total, self.done = total, 0
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last_decile = -1
 
-    def __call__(self, label):
+    def __call__(self, label: str) -> None:
         self.done += 1
         if self.tty:
             fill = 30 * self.done // self.total
@@ -26,17 +35,22 @@ class Plain:
             self.stream.write(f"{self.done}/{self.total} {label}\n")
         self.stream.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.tty:
             self.stream.write("\r" + " " * 80 + "\r")
             self.stream.flush()
 
 
 class Rich:
-    def __init__(self, total):
+    def __init__(self, total: int) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                   TextColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
         self.bar = Progress(TextColumn("{task.description:<36}"),
                             BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(),
@@ -44,14 +58,14 @@ class Rich:
         self.task = self.bar.add_task("", total=total)
         self.bar.start()
 
-    def __call__(self, label):
+    def __call__(self, label: str) -> None:
         self.bar.update(self.task, advance=1, description=label)
 
-    def close(self):
+    def close(self) -> None:
         self.bar.stop()
 
 
-def bar(total, enabled=True):
+def bar(total: int, enabled: bool = True) -> Bar:
     """A callable ``bar(label)`` advancing by one, with ``.close()``."""
     if not enabled:
         return _Silent()
@@ -64,8 +78,8 @@ def bar(total, enabled=True):
 
 
 class _Silent:
-    def __call__(self, label):
+    def __call__(self, label: str) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         pass

@@ -5,8 +5,8 @@ through the same bound methods users call.  Implementations: the lockfree
 locks, ``threading.Lock`` (threads only), ``multiprocessing.Lock``, and the
 floor: two bare one-argument cffi calls (``lockfree._tools.lib.lf_noop1``
 bound to a pointer, the cheapest binding lockfree uses) in place of acquire
-and release, which no cffi-based lock can beat.  Where the lockfree figures sit
-on the floor, the FFI boundary (the GIL released and retaken, errno saved,
+and release, which no cffi-based lock can beat.  Where the lockfree figures
+sit on the floor, the FFI boundary (the GIL released and retaken, errno saved,
 ~100 ns a call) dominates, not the lock.
 """
 
@@ -19,8 +19,16 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable, MutableSequence, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import progress, report
+from .harness import Record
+
+if TYPE_CHECKING:
+    import argparse
+    import multiprocessing.process
+    import multiprocessing.synchronize
 
 CHUNK = 64  # iterations between clock reads
 FLOOR = "cffi floor: 2x lf_noop1"
@@ -29,19 +37,28 @@ COLUMNS = ("implementation", "workers", "k ops/s", "ns/op/worker",
            "x floor", "per-worker min/max", "CV", "check")
 
 
-def _floor_calls():
+class _Lock(Protocol):
+    """What the benchmark calls: the lockfree locks, threading.Lock and
+    multiprocessing.Lock all have these two."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def _floor_calls() -> tuple[Callable[[], object], Callable[[], object], Any]:
     from .._tools import ffi, lib
     p = ffi.new("char[]", 64)
     f = types.MethodType(lib.lf_noop1, p)
     return f, f, p
 
 
-def _make(impl, processes):
+def _make(impl: str, processes: bool) -> _Lock | None:
     """The lock object for ``impl`` (None for the floor: each worker makes
     its own pointer)."""
     import lockfree
     ctx = mp.get_context("spawn")
-    return {
+    makers: dict[str, Callable[[], _Lock | None]] = {
         FLOOR: lambda: None,
         "lockfree.SpinLock": lambda: lockfree.SpinLock(shared=processes),
         "lockfree.TicketLock": lambda: lockfree.TicketLock(shared=processes),
@@ -49,7 +66,8 @@ def _make(impl, processes):
             lambda: lockfree.RWSpinLock(shared=processes),
         "threading.Lock": threading.Lock,
         "multiprocessing.Lock": ctx.Lock,
-    }[impl]()
+    }
+    return makers[impl]()
 
 
 IMPLS = (FLOOR, "lockfree.SpinLock", "lockfree.TicketLock",
@@ -57,7 +75,11 @@ IMPLS = (FLOOR, "lockfree.SpinLock", "lockfree.TicketLock",
          "multiprocessing.Lock")
 
 
-def _body(lock, box, start, duration, counts, i):
+def _body(lock: _Lock | None, box: MutableSequence[int],
+          start: threading.Event | multiprocessing.synchronize.Event,
+          duration: float, counts: MutableSequence[int], i: int) -> None:
+    acquire: Callable[[], object]
+    release: Callable[[], object]
     if lock is None:
         acquire, release, _keep = _floor_calls()
     else:
@@ -74,9 +96,13 @@ def _body(lock, box, start, duration, counts, i):
     counts[i] = n
 
 
-def _once(impl, mode, workers, duration) -> dict:
+def _once(impl: str, mode: str, workers: int, duration: float) -> Record:
     processes = mode == "processes"
     lock = _make(impl, processes)
+    box: MutableSequence[int]
+    counts: MutableSequence[int]
+    start: threading.Event | multiprocessing.synchronize.Event
+    make: Callable[..., threading.Thread | multiprocessing.process.BaseProcess]
     if processes:
         ctx = mp.get_context("spawn")
         box, counts = ctx.RawArray("q", 1), ctx.RawArray("q", workers)
@@ -94,8 +120,9 @@ def _once(impl, mode, workers, duration) -> dict:
     start.set()
     for w in ws:
         w.join()
-    if hasattr(lock, "close"):
-        lock.close()
+    close = getattr(lock, "close", None)
+    if close is not None:
+        close()
     per = list(counts)
     total = sum(per)
     mean = statistics.fmean(per)
@@ -110,18 +137,18 @@ def _once(impl, mode, workers, duration) -> dict:
 
 @dataclasses.dataclass
 class Settings:
-    workers: list
+    workers: list[int]
     duration: float
     repeat: int
 
-    def configs(self):
+    def configs(self) -> list[tuple[str, int, str]]:
         return [(mode, n, impl) for mode in ("threads", "processes")
                 for n in self.workers for impl in IMPLS
                 if not (mode == "processes" and impl == "threading.Lock")]
 
 
-def run(s: Settings, bar=None) -> list:
-    recs = {}
+def run(s: Settings, bar: progress.Bar | None = None) -> list[Record]:
+    recs: dict[tuple[str, int, str], Record] = {}
     for _ in range(s.repeat):
         for mode, n, impl in s.configs():
             if bar:
@@ -138,16 +165,16 @@ def run(s: Settings, bar=None) -> list:
     return list(recs.values())
 
 
-def impl_is_floor(rec):
-    return rec["implementation"] == FLOOR
+def impl_is_floor(rec: Record) -> bool:
+    return bool(rec["implementation"] == FLOOR)
 
 
-def sections(records):
+def sections(records: Sequence[Record]) -> list[report.Section]:
     floors = {(r["mode"], r["workers"]): r["median"]["ns_per_op"]
               for r in records if impl_is_floor(r)}
-    out = []
+    out: list[report.Section] = []
     for mode in ("threads", "processes"):
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for r in (r for r in records if r["mode"] == mode):
             m, floor = r["median"], floors.get((mode, r["workers"]))
             rows.append((
@@ -161,7 +188,9 @@ def sections(records):
     return out
 
 
-def main(args, info, header, write_json) -> int:
+def main(args: argparse.Namespace, info: dict[str, Any],
+         header: Callable[[dict[str, Any], str], str],
+         write_json: Callable[[str, dict[str, Any]], None]) -> int:
     quick = args.quick
     s = Settings(workers=args.threads or ([1, 2] if quick else [1, 2, 4]),
                  duration=args.duration or (0.1 if quick else 0.3),

@@ -4,9 +4,16 @@ through the Linux kernel", checked against matrix records."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .harness import Record
 
 SPINLOCKS = ("lf-tas", "lf-ttas", "pthread-spin", "ck-fas")
 MUTEX = "pthread-mutex"
+
+#: One table: (title, rows); a row is a tuple of cells in column order.
+Section = tuple[str, list[tuple[str, ...]]]
 
 HEADER = ("primitive", "thr", "Mops/s", "x mutex", "per-thread min/max",
           "CV", "p50", "p99", "p99.9", "CPU", "sys", "check")
@@ -27,17 +34,18 @@ def _count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def _index(records):
+def _index(records: Sequence[Record]
+           ) -> dict[tuple[int, int, str], Record]:
     return {(r["cs_ns"], r["threads"], r["primitive"]): r for r in records}
 
 
-def sections(records):
+def sections(records: Sequence[Record]) -> list[Section]:
     """[(title, rows)], one section per critical-section length; rows are
     tuples of strings in HEADER order."""
     idx = _index(records)
-    out = []
+    out: list[Section] = []
     for cs in sorted({r["cs_ns"] for r in records}):
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for rec in (r for r in records if r["cs_ns"] == cs):
             m = rec["median"]
             mutex = idx.get((cs, rec["threads"], MUTEX))
@@ -73,21 +81,27 @@ def legend(settings_text: str) -> str:
             "acquisitions and no torn reads.  Medians over repeats.")
 
 
-def plain_table(title, rows, columns=HEADER) -> str:
+def plain_table(title: str, rows: Sequence[tuple[str, ...]],
+                columns: tuple[str, ...] = HEADER) -> str:
     """Column 0 left-aligned, the others right; a blank line whenever
     column 1 (threads/workers) changes."""
     widths = [max(len(h), *(len(r[i]) for r in rows))
               for i, h in enumerate(columns)]
-    line = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
+
     sep = "-" * len(line(columns))
     body = [line(r) if i == 0 or r[1] == rows[i - 1][1] else "\n" + line(r)
             for i, r in enumerate(rows)]
     return "\n".join([title, sep, line(columns), sep, *body])
 
 
-def render(secs, header: str, columns=HEADER, stream=None) -> None:
+def render(secs: Sequence[Section], header: str,
+           columns: tuple[str, ...] = HEADER,
+           stream: TextIO | None = None) -> None:
     """Print ``header`` and the ``[(title, rows)]`` sections: rich tables on
     a terminal when rich is installed, else plain text."""
     stream = stream or sys.stdout
@@ -114,15 +128,17 @@ def render(secs, header: str, columns=HEADER, stream=None) -> None:
         print("\n" + plain_table(title, rows, columns), file=stream)
 
 
-def claims(records) -> dict:
-    """The claims of "Lock-free programming through the Linux kernel", checked at every (cs, threads) point:
+def claims(records: Sequence[Record]) -> dict[str, list[dict[str, Any]]]:
+    """The claims of "Lock-free programming through the Linux kernel",
+    checked at every (cs, threads) point:
 
     1. a spinlock is "an order of magnitude faster than a mutex" for a
        critical section of a few instructions (the shortest cs here);
     2. pthread_spin_lock is "more than twice as fast" as pthread_mutex_lock.
     """
     idx = _index(records)
-    out = {"spin_vs_mutex": [], "pthread_spin_vs_mutex": []}
+    out: dict[str, list[dict[str, Any]]] = {
+        "spin_vs_mutex": [], "pthread_spin_vs_mutex": []}
     points = sorted({(r["cs_ns"], r["threads"]) for r in records})
     for cs, t in points:
         mutex = idx.get((cs, t, MUTEX))
@@ -132,7 +148,7 @@ def claims(records) -> dict:
         spins = {p: idx[(cs, t, p)]["median"]["mops"] / base
                  for p in SPINLOCKS if (cs, t, p) in idx}
         if spins:
-            best = max(spins, key=spins.get)
+            best = max(spins, key=lambda p: spins[p])
             out["spin_vs_mutex"].append({
                 "cs_ns": cs, "threads": t, "best": best,
                 "ratio": spins[best], "ratios": spins,
@@ -144,7 +160,7 @@ def claims(records) -> dict:
     return out
 
 
-def claims_text(c) -> str:
+def claims_text(c: dict[str, list[dict[str, Any]]]) -> str:
     lines = ["Claims of \"Lock-free programming through the Linux kernel\" "
              "(throughput ratio to pthread-mutex; holds = >= 10x for 1, "
              "> 2x for 2):"]

@@ -8,6 +8,24 @@ depends on an interleaving script it, so they are deterministic.
 from __future__ import annotations
 
 import importlib
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.context import (
+        DefaultContext,
+        ForkContext,
+        ForkServerContext,
+        SpawnContext,
+    )
+    from typing import TypeAlias
+
+    from matplotlib.figure import Figure
+
+    #: A multiprocessing context (``mp.get_context(...)``) a demo runs in.
+    MpContext: TypeAlias = (DefaultContext | SpawnContext | ForkContext
+                            | ForkServerContext)
 
 # name -> module; the order is the order of a course.
 DEMOS = {
@@ -23,7 +41,7 @@ DEMOS = {
 }
 
 
-def load(name: str):
+def load(name: str) -> types.ModuleType:
     return importlib.import_module(f"{__name__}.{DEMOS[name]}")
 
 
@@ -32,7 +50,8 @@ def plots(name: str) -> bool:
     return hasattr(load(name), "plot")
 
 
-def save_plot(draw, path: str) -> None:
+def save_plot(draw: Callable[[types.ModuleType], Figure],
+              path: str) -> None:
     """Run ``draw(plt)`` on a fresh headless figure and save it to path."""
     from ..bench.plot import require_matplotlib
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import Any
+
 from .._tools import ffi, lib
 
-TITLE = "Treiber stack: a plain CAS suffers ABA, a tagged 16-byte CAS does not"
+TITLE = ("Treiber stack: a plain CAS suffers ABA, a tagged 16-byte CAS "
+         "does not")
 NAMES = "ABCDE"
 NIL = lib.LF_TREIBER_NIL
 
@@ -12,40 +17,49 @@ NIL = lib.LF_TREIBER_NIL
 class Stack:
     """A C Treiber stack over nodes A..E (demo only)."""
 
-    def __init__(self, tagged: bool):
+    def __init__(self, tagged: bool) -> None:
         size = lib.lf_treiber_size(len(NAMES))
         self._mem = ffi.new("char[]", size + 16)  # 16-aligned for cmpxchg16b
         pad = -int(ffi.cast("uintptr_t", self._mem)) % 16
         self.s = ffi.cast("struct lf_treiber *", self._mem + pad)
         lib.lf_treiber_init(self.s, len(NAMES), int(tagged))
 
-    def push(self, name):
+    def push(self, name: str) -> None:
         lib.lf_treiber_push(self.s, NAMES.index(name))
 
-    def pop(self):
+    def pop(self) -> str | None:
         node = lib.lf_treiber_pop(self.s)
         return None if node == NIL else NAMES[node]
 
-    def pop_begin(self):
+    def take(self) -> str:
+        """pop() where the script knows a node is there."""
+        name = self.pop()
+        if name is None:
+            raise RuntimeError("the demo stack is unexpectedly empty")
+        return name
+
+    def pop_begin(self) -> Any:
+        """A ``struct lf_treiber_snap *`` (cdata), or None if empty."""
         snap = ffi.new("struct lf_treiber_snap *")
         if not lib.lf_treiber_pop_begin(self.s, snap):
             return None
         return snap
 
-    def pop_commit(self, snap) -> bool:
+    def pop_commit(self, snap: Any) -> bool:
         return bool(lib.lf_treiber_pop_commit(self.s, snap))
 
     @property
-    def tag(self):
-        return self.s.head.hi
+    def tag(self) -> int:
+        return int(self.s.head.hi)
 
-    def contents(self):
+    def contents(self) -> list[str]:
         out = ffi.new("uint64_t[]", 2 * len(NAMES))
         n = lib.lf_treiber_walk(self.s, out, 2 * len(NAMES))
         return [NAMES[out[i]] for i in range(n)]
 
 
-def script(tagged: bool, say=print) -> dict:
+def script(tagged: bool, say: Callable[[str], object] = print
+           ) -> dict[str, Any]:
     """Play the interleaving; return what happened (for tests too)."""
     st = Stack(tagged)
     for name in "CBA":
@@ -57,9 +71,9 @@ def script(tagged: bool, say=print) -> dict:
     snap = st.pop_begin()
     say(f"T1: pop() reads head = {NAMES[snap.top]}, next = "
         f"{NAMES[snap.next]} ... and is preempted before its CAS")
-    t2_holds = []
+    t2_holds: list[str] = []
     for _ in range(2):
-        t2_holds.append(st.pop())
+        t2_holds.append(st.take())
         say(f"T2: pop() -> {t2_holds[-1]}")
     st.push(t2_holds.pop(0))
     say(f"T2: push(A); T2 still holds B.   stack: {' '.join(st.contents())}"
@@ -67,9 +81,10 @@ def script(tagged: bool, say=print) -> dict:
     ok = st.pop_commit(snap)
     say(f"T1: CAS(head: A -> {NAMES[snap.next]}) "
         f"{'SUCCEEDS' if ok else 'fails (the tag moved on)'}")
-    t1_got = NAMES[snap.top] if ok else None
-    if not ok:
-        t1_got = st.pop()
+    if ok:
+        t1_got = NAMES[snap.top]
+    else:
+        t1_got = st.take()
         say(f"T1: retries: pop() -> {t1_got}")
     stack = st.contents()
     say(f"stack now: {' '.join(stack)}    T1 holds {t1_got}, T2 holds "
@@ -87,7 +102,7 @@ def script(tagged: bool, say=print) -> dict:
             "corrupt": corrupt}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print("A lock-free (Treiber) stack pops with\n"
           "    do { old = head; next = old->next; } "
           "while (!CAS(&head, old, next));\n"

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.synchronize
+import types
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .._tools import ffi, lib
 from ..atomic import AtomicInt
+
+if TYPE_CHECKING:
+    import argparse
+
+    from matplotlib.figure import Figure
+
+#: (histogram of retries per increment, total attempts, final value)
+Result = tuple[list[int], int, int]
 
 TITLE = "the CAS retry loop: attempts, retries per success, histogram"
 BINS = 6  # 0, 1, 2, 3, 4, 5+ retries
@@ -15,17 +27,19 @@ LOOP = """    do {
     } while (!CAS(&counter, old, new));"""
 
 
-def c_threads(threads: int, iters: int):
+def c_threads(threads: int, iters: int) -> Result:
     """Histogram of retries per increment, total attempts, final value."""
     hist = ffi.new("int64_t[]", BINS)
     out = ffi.new("int64_t[2]")
     err = lib.lf_demo_cas_retry(threads, iters, hist, BINS, out)
     if err:
         raise OSError(-err, "lf_demo_cas_retry failed")
-    return list(hist), out[1], out[0]
+    return list(hist), int(out[1]), int(out[0])
 
 
-def _py_worker(counter, hist, start, iters):
+def _py_worker(counter: AtomicInt, hist: list[AtomicInt],
+               start: multiprocessing.synchronize.Barrier,
+               iters: int) -> None:
     start.wait()
     local = [0] * BINS
     for _ in range(iters):
@@ -35,7 +49,7 @@ def _py_worker(counter, hist, start, iters):
         hist[b].fetch_add(n)
 
 
-def py_processes(procs: int, iters: int):
+def py_processes(procs: int, iters: int) -> Result:
     """The same loop from Python processes over shared memory."""
     ctx = mp.get_context("spawn")
     counter = AtomicInt(shared=True)
@@ -58,7 +72,7 @@ def py_processes(procs: int, iters: int):
             a.close()
 
 
-def _report(label, n, iters, result):
+def _report(label: str, n: int, iters: int, result: Result) -> bool:
     hist, attempts, final = result
     ok = final == n * iters
     print(f"  {label:<12} {final:>10,} {'ok' if ok else 'WRONG':>5} "
@@ -67,11 +81,12 @@ def _report(label, n, iters, result):
     return ok
 
 
-def plot(rows, path) -> None:
+def plot(rows: Sequence[tuple[str, Result]], path: str) -> None:
     """Retry histograms, one group of bars per worker count (log scale)."""
     from . import save_plot
 
-    def draw(plt):
+    def draw(plt: types.ModuleType) -> Figure:
+        fig: Figure
         fig, ax = plt.subplots(figsize=(9, 4.5))
         width = 0.8 / len(rows)
         for k, (label, (hist, _, _)) in enumerate(rows):
@@ -90,7 +105,7 @@ def plot(rows, path) -> None:
     save_plot(draw, path)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     iters = args.iterations or 200_000
     py_iters = max(1, iters // 10)
     print("Each worker increments one shared counter with the retry loop:\n")
@@ -101,7 +116,7 @@ def run(args) -> int:
           f"{'retries':>8}   increments that needed k retries")
     print(f"  {'':<12} {'':>10} {'':>5} {'':>11} {'/success':>8}   {head}")
     ok = True
-    rows = []
+    rows: list[tuple[str, Result]] = []
     for n in args.threads_list or (1, 2, 4):
         rows.append((f"{n} C threads", c_threads(n, iters)))
         ok &= _report(f"{n} C thr", n, iters, rows[-1][1])

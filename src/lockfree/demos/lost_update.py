@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._tools import ffi, lib
+
+if TYPE_CHECKING:
+    import argparse
 
 TITLE = "C threads increment a plain counter and an atomic one"
 
@@ -16,7 +21,7 @@ def measure(threads: int, iters: int) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     threads, iters = args.threads or 4, args.iterations or 10_000_000
     expected = threads * iters
     print(f"{threads} C threads each add 1 to a shared counter {iters:,} "

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..atomic import AtomicInt
 from ..once import Once
 from ..spinlock import SpinLock
 
+if TYPE_CHECKING:
+    import argparse
+
 TITLE = "double-checked locking: why the check under the lock is needed"
 
 
-def single_check(done, lock, init):
+def single_check(done: AtomicInt, lock: SpinLock,
+                 init: Callable[[], object]) -> None:
     """The broken version: check, lock, init -- no second check."""
     if not done.load():
         with lock:
@@ -19,7 +25,8 @@ def single_check(done, lock, init):
             done.store(1)
 
 
-def scripted(second_check: bool, say=print) -> int:
+def scripted(second_check: bool,
+             say: Callable[[str], object] = print) -> int:
     """Two threads both pass the unlocked check before either locks.
 
     The interleaving is forced with events, so the result is the same every
@@ -28,11 +35,11 @@ def scripted(second_check: bool, say=print) -> int:
     done, lock, runs = AtomicInt(), SpinLock(), AtomicInt()
     t1_checked, t2_finished = threading.Event(), threading.Event()
 
-    def init(who):
+    def init(who: str) -> None:
         runs.fetch_add(1)
         say(f"  {who}: runs init()  (init has now run {runs.load()}x)")
 
-    def t1():
+    def t1() -> None:
         if not done.load():
             say("  T1: checks done -> 0, goes for the lock ... (preempted)")
             t1_checked.set()
@@ -45,7 +52,7 @@ def scripted(second_check: bool, say=print) -> int:
                 init("T1")
                 done.store(1)
 
-    def t2():
+    def t2() -> None:
         t1_checked.wait()
         if not done.load():
             say("  T2: checks done -> 0, takes the lock")
@@ -74,7 +81,7 @@ def race(second_check: bool, rounds: int, threads: int = 4) -> int:
         with Once() as once, AtomicInt() as runs:
             start = threading.Barrier(threads)
 
-            def worker():
+            def worker(start: threading.Barrier) -> None:
                 start.wait()
                 if second_check:
                     once.call_once(runs.fetch_add, 1)
@@ -82,7 +89,8 @@ def race(second_check: bool, rounds: int, threads: int = 4) -> int:
                     single_check(once._done, once._lock,
                                  lambda: runs.fetch_add(1))
 
-            ts = [threading.Thread(target=worker) for _ in range(threads)]
+            ts = [threading.Thread(target=worker, args=(start,))
+                  for _ in range(threads)]
             for t in ts:
                 t.start()
             for t in ts:
@@ -91,7 +99,7 @@ def race(second_check: bool, rounds: int, threads: int = 4) -> int:
     return bad
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     rounds = args.iterations or 300
     print("Lazy one-time initialisation with double-checked locking:\n"
           "    if (!done) { lock(); if (!done) { init(); done = 1; } "

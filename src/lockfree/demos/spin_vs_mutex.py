@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import os
+import types
+from typing import TYPE_CHECKING
 
 from ..bench import harness
+from ..bench.harness import Record
+
+if TYPE_CHECKING:
+    import argparse
+
+    from matplotlib.figure import Figure
+
+#: {(primitive, threads, cs_ns): harness record}
+Results = dict[tuple[str, int, int], Record]
 
 TITLE = "spinlock vs mutex in C threads: short and long critical sections"
 PRIMS = ("lf-ttas", "pthread-spin", "pthread-mutex")
 CASES = ((1, 0), (2, 0), (4, 0), (2, 2000), (4, 2000))  # (threads, cs ns)
 
 
-def measure(duration: float) -> dict:
+def measure(duration: float) -> Results:
     """{(prim, threads, cs_ns): harness record} for every case."""
     return {(p, t, cs): harness.run(p, t, duration, cs_ns=cs)
             for t, cs in CASES for p in PRIMS}
 
 
-def _ratio(res, prim, threads, cs):
+def _ratio(res: Results, prim: str, threads: int, cs: int) -> float:
     mutex = res["pthread-mutex", threads, cs]["mops"]
-    return res[prim, threads, cs]["mops"] / mutex if mutex else float("nan")
+    return (float(res[prim, threads, cs]["mops"] / mutex) if mutex
+            else float("nan"))
 
 
-def plot(res, path) -> None:
+def plot(res: Results, path: str) -> None:
     """Throughput per case, one bar per primitive (log scale)."""
     from . import save_plot
 
-    def draw(plt):
+    def draw(plt: types.ModuleType) -> Figure:
+        fig: Figure
         fig, ax = plt.subplots(figsize=(9, 4.5))
         width = 0.8 / len(PRIMS)
         for k, p in enumerate(PRIMS):
@@ -43,7 +56,7 @@ def plot(res, path) -> None:
     save_plot(draw, path)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     duration = 0.4 if args.iterations is None else args.iterations / 1000
     print(f"C threads acquire, run a critical section, release, for "
           f"{duration:.1f} s per case.\nThis machine has {os.cpu_count()} "

@@ -13,9 +13,17 @@ from __future__ import annotations
 import multiprocessing as mp
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from .._ffi import ffi
 from ..seqlock import SeqBytes
+
+if TYPE_CHECKING:
+    import argparse
+    import multiprocessing.queues
+    import multiprocessing.synchronize
+
+    from . import MpContext
 
 TITLE = "a reader copies a record while a writer process writes it"
 
@@ -24,11 +32,12 @@ _PATTERNS = [struct.pack("Q", 0x0101010101010101 * k) * (SIZE // 8)
              for k in range(1, 9)]
 
 
-def _torn(data) -> bool:
+def _torn(data: bytes) -> bool:
     return data.count(data[:8]) != SIZE // 8
 
 
-def _writer(rec, stop):
+def _writer(rec: SeqBytes,
+            stop: multiprocessing.synchronize.Event) -> None:
     write, patterns = rec.write, _PATTERNS
     n = len(patterns)
     i = 0
@@ -39,7 +48,8 @@ def _writer(rec, stop):
     rec.close()
 
 
-def _reader(rec, reads, patience, out):
+def _reader(rec: SeqBytes, reads: int, patience: float,
+            out: multiprocessing.queues.Queue[dict[str, int]]) -> None:
     """Runs in the reader process: count torn copies, both ways.  Goes on
     past ``reads`` copies (for at most ``patience`` seconds) until the
     control has torn at least once: on a busy 2-core machine the writer
@@ -65,8 +75,8 @@ def _reader(rec, reads, patience, out):
              "torn_unprotected": torn_raw, "writes_seen": writes})
 
 
-def measure(reads: int = 20_000, ctx=None, latch: bool = False,
-            patience: float = 20.0) -> dict:
+def measure(reads: int = 20_000, ctx: MpContext | None = None,
+            latch: bool = False, patience: float = 20.0) -> dict[str, int]:
     """Writer process + reader process on one shared SeqBytes; returns
     ``{"reads", "torn", "retries", "torn_unprotected", "writes_seen"}``
     (``writes_seen``: sequence-counter steps during the reads)."""
@@ -79,7 +89,7 @@ def measure(reads: int = 20_000, ctx=None, latch: bool = False,
         writer.start()
         try:
             reader.start()
-            result = out.get(timeout=300)
+            result: dict[str, int] = out.get(timeout=300)
             reader.join()
         finally:
             stop.set()
@@ -91,7 +101,7 @@ def measure(reads: int = 20_000, ctx=None, latch: bool = False,
     return result
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     reads = args.iterations or 20_000
     print(f"A writer process rewrites a {SIZE}-byte record (all words "
           "equal) in a loop;\na reader process copies it "

@@ -22,10 +22,18 @@ import ctypes
 import multiprocessing as mp
 import statistics
 import time
+from collections.abc import Callable
 from multiprocessing import sharedctypes
+from typing import TYPE_CHECKING, TypeAlias
 
 from ..atomic import AtomicInt
 from ..seqlock import SeqRecord
+
+if TYPE_CHECKING:
+    import argparse
+    import multiprocessing.synchronize
+
+    from . import MpContext
 
 TITLE = "a writer's rate with and without a reader hammering"
 
@@ -38,7 +46,16 @@ class Rec(ctypes.Structure):
                 ("c", ctypes.c_int64), ("d", ctypes.c_double)]
 
 
-def make(kind, ctx):
+#: What the reader process gets: the record, or the structure and its lock.
+Shared: TypeAlias = ("SeqRecord | AtomicInt"
+                     " | tuple[Rec, multiprocessing.synchronize.Lock]")
+#: (writer, reader or None, what the reader process gets, cleanup)
+Made: TypeAlias = tuple[Callable[..., object],
+                        "Callable[[], object] | None", Shared,
+                        Callable[[], None]]
+
+
+def make(kind: str, ctx: MpContext) -> Made:
     """The shared record of ``kind``: (writer function, reader function,
     what to pass to the reader process, cleanup).  The writer takes the
     four values, except ``store``'s, which takes one."""
@@ -52,7 +69,7 @@ def make(kind, ctx):
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     s, lock = sharedctypes.RawValue(Rec), ctx.Lock()
 
-    def write(a, b, c, d):
+    def write(a: int, b: int, c: int, d: float) -> None:
         with lock:
             s.a = a
             s.b = b
@@ -61,16 +78,18 @@ def make(kind, ctx):
     return write, None, (s, lock), lambda: None
 
 
-def _lock_reader(s, lock):
-    def read():
+def _lock_reader(s: Rec, lock: multiprocessing.synchronize.Lock
+                 ) -> Callable[[], tuple[int, int, int, float]]:
+    def read() -> tuple[int, int, int, float]:
         with lock:
             return (s.a, s.b, s.c, s.d)
     return read
 
 
-def _hammer(obj, flag, reads):
+def _hammer(obj: Shared, flag: AtomicInt, reads: AtomicInt) -> None:
     """Reader process: while flag is 1, read in a tight loop (counting the
     reads); 0: idle; -1: exit."""
+    read: Callable[[], object]
     if isinstance(obj, SeqRecord):
         read = obj.read
     elif isinstance(obj, AtomicInt):
@@ -104,7 +123,8 @@ def _runq_wait_ns() -> int:
         return 0
 
 
-def _rate(write, seconds, one_arg=False):
+def _rate(write: Callable[..., object], seconds: float,
+          one_arg: bool = False) -> tuple[float, float]:
     """Writes per wall second, and per second of wall time minus the time
     this thread waited for a CPU (on a shared machine, other work takes
     CPUs; time blocked on a lock still counts).  ``write(i, i, i, 0.5)``,
@@ -128,7 +148,8 @@ def _rate(write, seconds, one_arg=False):
     return n / wall, n / max(busy, 1e-9)
 
 
-def measure(kind="seqlock", seconds=0.05, trials=21, ctx=None) -> dict:
+def measure(kind: str = "seqlock", seconds: float = 0.05, trials: int = 21,
+            ctx: MpContext | None = None) -> dict[str, float]:
     """Writer rates alone and with a reader process hammering, paired.
 
     Trials alternate solo, hammered, solo, ..., solo (``trials`` hammered
@@ -152,9 +173,11 @@ def measure(kind="seqlock", seconds=0.05, trials=21, ctx=None) -> dict:
     flag, reads = AtomicInt(0, shared=True), AtomicInt(0, shared=True)
     reader = ctx.Process(target=_hammer, args=(obj, flag, reads))
     reader.start()
-    solo, ham, hammer_s = [], [], 0.0
+    solo: list[tuple[float, float]] = []
+    ham: list[tuple[float, float]] = []
+    hammer_s = 0.0
 
-    def trial(state, out):
+    def trial(state: int, out: list[tuple[float, float]]) -> None:
         flag.store(state)
         time.sleep(0.003)  # the reader notices within ~1 ms
         out.append(_rate(write, seconds, one_arg))
@@ -195,7 +218,7 @@ def measure(kind="seqlock", seconds=0.05, trials=21, ctx=None) -> dict:
     return med
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print("This process writes a 4-field record for 50 ms at a time, "
           "alternately alone\nand while a reader process reads it in a tight "
           "loop; each hammered trial is\ncompared with the solo trials "
