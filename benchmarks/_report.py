@@ -34,7 +34,7 @@ import sys
 import textwrap
 import timeit
 import typing
-from typing import Callable
+from collections.abc import Callable
 
 OPS = 1000    # calls per timed loop: amortises the timer's own overhead
 UNROLL = 10   # calls per loop iteration: amortises the loop's overhead

@@ -12,8 +12,8 @@ the ``atomics`` package (if installed); ``multiprocessing.Value`` + its lock.
 import multiprocessing
 
 import pytest
-
 from _report import Case, main
+
 from lockfree import AtomicInt
 from lockfree._tools import lib  # the FFI floor lf_noop*
 

@@ -13,8 +13,8 @@ import functools
 import threading
 
 import pytest
-
 from _report import Case, main
+
 from lockfree import AtomicInt, Once
 from lockfree._tools import lib  # the FFI floor lf_noop*
 

@@ -23,8 +23,8 @@ import tempfile
 import threading
 
 import pytest
-
 from _report import Case, Results, environment, main
+
 from lockfree import RcuBuffer, RcuCell, RcuDomain
 from lockfree._tools import lib  # the FFI floor lf_noop*
 

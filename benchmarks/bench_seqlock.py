@@ -40,7 +40,8 @@ from multiprocessing import sharedctypes
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _report import Case, main as report_main  # noqa: E402
+from _report import Case  # noqa: E402
+from _report import main as report_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUP = "read-qqqd"

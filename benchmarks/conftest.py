@@ -7,7 +7,6 @@ marks missed targets.
 """
 
 import pytest
-
 from _report import OPS, Results, environment
 
 _results = Results()

@@ -128,7 +128,7 @@ def compiler(variant: str = "asm") -> str | None:
     return shutil.which(os.environ.get("CC", "gcc"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiler_id(cc: str) -> str:
     out = subprocess.run([cc, "--version"], capture_output=True, text=True)
     return f"{cc}\n{out.stdout.splitlines()[0] if out.stdout else ''}"
@@ -181,7 +181,7 @@ int main(void)
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain(variant: str) -> Toolchain:
     """Probe once per session: compile and run a trivial threaded program."""
     cc = compiler(variant)

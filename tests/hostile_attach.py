@@ -26,8 +26,7 @@ import time
 
 from . import hostile_cases as hcases
 from . import hostile_steps as hc
-from .hostile import (HANG, ROOT, START, Victim, _thread_errors, derive,
-                      value)
+from .hostile import HANG, ROOT, START, Victim, _thread_errors, derive, value
 
 
 def _guarded(size):
@@ -48,9 +47,17 @@ def _guarded(size):
 def _make_in(kind, rng):
     """A valid object of ``kind`` with some history, closed, in guarded
     memory; returns (mmap, offset, region size, class)."""
-    from lockfree import (AtomicInt, Kfifo, RcuBuffer, RcuDomain,
-                          RWSpinLock, SeqBytes, SeqRecord, SpinLock,
-                          TicketLock)
+    from lockfree import (
+        AtomicInt,
+        Kfifo,
+        RcuBuffer,
+        RcuDomain,
+        RWSpinLock,
+        SeqBytes,
+        SeqRecord,
+        SpinLock,
+        TicketLock,
+    )
     kw = {}
     if kind == "AtomicInt":
         cls, args = AtomicInt, (rng.randrange(-2**63, 2**63),)

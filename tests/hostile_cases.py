@@ -12,13 +12,40 @@ from __future__ import annotations
 
 import pickle
 
-from lockfree import (AtomicInt, Kfifo, Once, RcuBuffer, RcuDomain,
-                      RWSpinLock, SeqBytes, SeqRecord, SpinLock, TicketLock)
+from lockfree import (
+    AtomicInt,
+    Kfifo,
+    Once,
+    RcuBuffer,
+    RcuDomain,
+    RWSpinLock,
+    SeqBytes,
+    SeqRecord,
+    SpinLock,
+    TicketLock,
+)
 
-from .hostile_steps import (ATTACH, C, FAILED, FMT, SEQ, _bool, _int64, _is,
-                            _lock_steps, _rec, atomic_step, kfifo_step,
-                            once_step, rcu_close, rcu_open, rcu_step,
-                            rcubuf_step, seq_open, seq_step)
+from .hostile_steps import (
+    ATTACH,
+    FAILED,
+    FMT,
+    SEQ,
+    C,
+    _bool,
+    _int64,
+    _is,
+    _lock_steps,
+    _rec,
+    atomic_step,
+    kfifo_step,
+    once_step,
+    rcu_close,
+    rcu_open,
+    rcu_step,
+    rcubuf_step,
+    seq_open,
+    seq_step,
+)
 
 
 class Case:

@@ -15,8 +15,16 @@ from __future__ import annotations
 import queue
 import traceback
 
-from lockfree import (CorruptStateError, OwnerDiedError, PeerDied, RcuCell,
-                      RcuDomain, RcuError, RoleError, SeqRecord)
+from lockfree import (
+    CorruptStateError,
+    OwnerDiedError,
+    PeerDied,
+    RcuCell,
+    RcuDomain,
+    RcuError,
+    RoleError,
+    SeqRecord,
+)
 
 
 class Exact:

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 import lockfree
-from lockfree._tools import lib as tlib
 from lockfree.__main__ import main
+from lockfree._tools import lib as tlib
 from lockfree.bench import ck, harness, machine, matrix, progress, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

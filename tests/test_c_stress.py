@@ -28,7 +28,7 @@ EXPECTED_ATOMICS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(name: str, variant: str) -> "cbuild.Result":
     """One run per program and variant per session, shared by the tests."""
     return cbuild.run(name, variant)

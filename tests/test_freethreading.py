@@ -40,17 +40,24 @@ import lockfree._tools
 # use), collected again in this module so that they run a second time under
 # switch_often below.
 from .test_atomic import test_threads_fetch_add_and_cas_update_exact  # noqa: F401
-from .test_kfifo import test_blocked_producer_is_woken_and_blocking_put_writes_all  # noqa: F401,E501
+from .test_kfifo import (
+    test_blocked_producer_is_woken_and_blocking_put_writes_all,  # noqa: F401,E501
+)
 from .test_once import test_threads_race_many_fresh_onces  # noqa: F401
-from .test_rcu import domain  # noqa: F401
-from .test_rcu import test_retire_callbacks_never_see_readers  # noqa: F401
-from .test_rcu import test_update_loses_nothing  # noqa: F401
-from .test_seqlock_procs import test_threads_big_value_no_torn_snapshots  # noqa: F401,E501
-from .test_seqlock_procs import (  # noqa: F401
-    test_threads_share_one_object_no_torn_snapshots)
-from .test_spinlock import make  # noqa: F401
+from .test_rcu import (
+    domain,  # noqa: F401
+    test_retire_callbacks_never_see_readers,  # noqa: F401
+    test_update_loses_nothing,  # noqa: F401
+)
 from .test_rwlock import test_rw_readers_overlap_writers_exclude  # noqa: F401
-from .test_spinlock import test_threads_keep_plain_counter_exact  # noqa: F401
+from .test_seqlock_procs import (  # noqa: F401
+    test_threads_big_value_no_torn_snapshots,  # noqa: F401,E501
+    test_threads_share_one_object_no_torn_snapshots,
+)
+from .test_spinlock import (
+    make,  # noqa: F401
+    test_threads_keep_plain_counter_exact,  # noqa: F401
+)
 
 OBJDUMP = shutil.which("objdump")
 CSRC = pathlib.Path(__file__).resolve().parent.parent / "csrc"

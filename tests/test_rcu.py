@@ -10,8 +10,15 @@ import time
 
 import pytest
 
-from lockfree import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain,
-                      RcuError, RcuNotRegisteredError, RcuRegistryFullError)
+from lockfree import (
+    RcuBuffer,
+    RcuCell,
+    RcuDeadlockError,
+    RcuDomain,
+    RcuError,
+    RcuNotRegisteredError,
+    RcuRegistryFullError,
+)
 
 from .conftest import LONG
 
@@ -247,18 +254,16 @@ def test_thread_exit_releases_slot():
 def test_unregistered_use():
     d = RcuDomain(4, auto_register=False)
     cell = RcuCell(1, domain=d)
-    with pytest.raises(RcuNotRegisteredError):
-        with cell.read():
-            pass
+    with pytest.raises(RcuNotRegisteredError), cell.read():
+        pass
     d.register_thread()
     with cell.read() as v:
         assert v == 1
         with pytest.raises(RcuError):
             d.unregister_thread()
     d.unregister_thread()
-    with pytest.raises(RcuNotRegisteredError):
-        with d.read():
-            pass
+    with pytest.raises(RcuNotRegisteredError), d.read():
+        pass
     d.close()
 
 
@@ -269,9 +274,8 @@ def test_closed_domain():
         pass
     d.close()
     d.close()
-    with pytest.raises(ValueError):
-        with cell.read():
-            pass
+    with pytest.raises(ValueError), cell.read():
+        pass
     with pytest.raises(ValueError):
         d.synchronize()
     with pytest.raises(ValueError):
@@ -300,9 +304,8 @@ def test_attach_checks_kind():
     with RcuBuffer(64, shared=True) as b:
         with pytest.raises(ValueError, match="RcuBuffer"):
             RcuDomain.attach(b.name)
-    with RcuDomain(4, shared=True) as d:
-        with pytest.raises(ValueError):
-            RcuBuffer.attach(d.name)
+    with RcuDomain(4, shared=True) as d, pytest.raises(ValueError):
+        RcuBuffer.attach(d.name)
 
 
 # -- RcuBuffer ---------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 from lockfree import RcuBuffer, RcuCell, RcuDomain
 from lockfree.rcu import BufferRead, CellRead, ReadSection
 
-
 _RCU_MODULES = {"lockfree.rcu", "lockfree.rcu_buffer", "lockfree._rcu_core"}
 
 

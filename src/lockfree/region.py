@@ -201,8 +201,11 @@ class Primitive:
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def region_size(cls, *params: int) -> int:
-        """Bytes a region of this primitive needs in a caller's buffer."""
+    def region_size(cls, *params: Any, **kwargs: Any) -> int:
+        """Bytes a region of this primitive needs in a caller's buffer.
+
+        Each primitive overrides it with its own parameters (its
+        constructor's sizes), so the base takes anything."""
         return HEADER + cls._state_size(params)
 
     def _create(self, params: tuple[int, ...], init: Callable[[Any], object],

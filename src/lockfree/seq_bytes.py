@@ -72,14 +72,14 @@ class SeqBytes(SeqBase):
                        shared=shared))
 
     @classmethod
-    def region_size(cls, size: int,  # type: ignore[override, unused-ignore]
+    def region_size(cls, size: int,
                     latch: bool = False) -> int:
         """Bytes a SeqBytes of ``size`` bytes needs in a caller's buffer."""
         return super().region_size(_check_size(size), check_latch(latch), 0,
                                    BYTES)
 
     @classmethod
-    def attach(cls, name: str | None = None,  # type: ignore[override, unused-ignore]
+    def attach(cls, name: str | None = None,
                size: int | None = None, *, buffer: Any = None,
                offset: int = 0) -> SeqBytes:
         """Attach by segment name or in ``buffer``; ``size``, if given,

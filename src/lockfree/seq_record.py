@@ -87,7 +87,7 @@ class SeqRecord(SeqBase):
                        shared=shared))
 
     @classmethod
-    def region_size(cls, fmt: str,  # type: ignore[override, unused-ignore]
+    def region_size(cls, fmt: str,
                     latch: bool = False) -> int:
         """Bytes a SeqRecord of this format needs in a caller's buffer."""
         s = _compile(fmt)
@@ -95,7 +95,7 @@ class SeqRecord(SeqBase):
                                    RECORD)
 
     @classmethod
-    def attach(cls, name: str | None = None,  # type: ignore[override, unused-ignore]
+    def attach(cls, name: str | None = None,
                fmt: str | None = None, *, buffer: Any = None,
                offset: int = 0) -> SeqRecord:
         """Attach by segment name or in ``buffer``; ``fmt``, if given, must
