@@ -169,7 +169,7 @@ def _cell(num, den, lo=None, hi=None) -> str:
     if num is None or den is None or None in num or None in den:
         return f" {'n/a':>15}"
     cells = []
-    for n, d in zip(num, den):
+    for n, d in zip(num, den, strict=True):
         ratio = n / d
         miss = (lo and ratio < lo) or (hi and ratio > hi)
         cells.append(f"{ratio:.2f}{'!' if miss else ' '}")

@@ -143,7 +143,8 @@ def c_results(figures) -> Results:
                      f"synchronize(), {n} readers looping (ns)", 1000.0))
     for group, key, label, scale in rows:
         for role, impl in (("subject", "lockfree"), ("anchor", "liburcu")):
-            fig = figures.get(f"{key}_{'lockfree' if impl == 'lockfree' else 'urcu'}")
+            suffix = "lockfree" if impl == "lockfree" else "urcu"
+            fig = figures.get(f"{key}_{suffix}")
             case = Case(group, role, impl, impl, f"{impl}: {label}", "",
                         dict)
             if fig is None:

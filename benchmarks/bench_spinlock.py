@@ -40,9 +40,9 @@ import threading
 
 import pytest
 from _report import Case, run_direct
-from lockfree._tools import lib  # the FFI floor lf_noop*
 
 from lockfree import SpinLock
+from lockfree._tools import lib  # the FFI floor lf_noop*
 
 PAIR_TARGET, WITH_TARGET = 1.5, 2.0
 #: for pytest (one dict per file): the pair target.

@@ -1,9 +1,9 @@
 """pytest side of the benchmarks (see _report.py and README.md).
 
 A benchmark file parametrizes one test over its ``CASES`` and calls the
-``bench_case`` fixture; the best and median ns/op land in one registry, printed as the
-ratio table at the end of the session.  ``TARGETS`` in the file, if any,
-marks missed targets.
+``bench_case`` fixture; the best and median ns/op land in one registry,
+printed as the ratio table at the end of the session.  ``TARGETS`` in the
+file, if any, marks missed targets.
 """
 
 import pytest

@@ -47,3 +47,15 @@ def mp_context(request):
     if request.param not in mp.get_all_start_methods():
         pytest.skip(f"start method {request.param} not available")
     return mp.get_context(request.param)
+
+
+@pytest.fixture
+def domain():
+    """A private RCU domain with 16 reader slots, closed afterwards (the
+    RCU tests share it; imported here so that loading this file needs no
+    lockfree)."""
+    from lockfree import RcuDomain
+
+    d = RcuDomain(16)
+    yield d
+    d.close()

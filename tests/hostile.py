@@ -188,7 +188,8 @@ class Victim:
     """A victim process and its line protocol (reads with a deadline)."""
 
     def __init__(self, errfile):
-        self.err = open(errfile, "w+")
+        # the victim's stderr, read while it runs: closed in close()
+        self.err = open(errfile, "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-X", "faulthandler", "-m", "tests.hostile",
              "victim"], cwd=ROOT, stdin=subprocess.PIPE,

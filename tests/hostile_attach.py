@@ -107,9 +107,9 @@ def _history(kind, obj, rng):
             hc.rcubuf_step(obj, c)
         elif kind == "AtomicInt":
             hc.atomic_step(obj, c)
-    if kind == "SpinLock" or kind == "TicketLock" or kind == "RWSpinLock":
-        if rng.random() < 0.5:  # closed while held: a holder that left
-            obj.acquire()
+    if (kind in ("SpinLock", "TicketLock", "RWSpinLock")
+            and rng.random() < 0.5):  # closed while held: a holder that left
+        obj.acquire()
     assert not c.n_unexpected, c.unexpected
 
 
@@ -247,7 +247,8 @@ class _Worker(Victim):
 
     def __init__(self, kind, base, start, stop):
         import tempfile
-        self.err = tempfile.TemporaryFile("w+")
+        # the worker's stderr, read while it runs: closed in stderr()
+        self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-X", "faulthandler", "-m", "tests.hostile",
              "attach-worker", kind, str(base), str(start), str(stop)],

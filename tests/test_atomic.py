@@ -321,7 +321,7 @@ def test_fetch_add_sequence_wraps(values):
     assert a.load() == total
 
 
-# -- real contention ------------------------------------------------------------
+# -- real contention ----------------------------------------------------------
 
 N_ADD = 10**6 if not LONG else 10**7
 N_CAS = 10**5 if not LONG else 10**6
@@ -393,7 +393,7 @@ def test_threads_fetch_add_and_cas_update_exact():
     assert retries.load() > 0
 
 
-# -- no geometry: nothing outside the counter is ever touched ---------------------
+# -- no geometry: nothing outside the counter is ever touched -----------------
 
 def test_ops_touch_only_the_counter_whatever_the_header_says():
     """AtomicInt has no sizes, offsets or indexes: every operation is on the
@@ -431,7 +431,7 @@ def test_ops_touch_only_the_counter_whatever_the_header_says():
     b.close()
 
 
-# -- the class as users, IDEs and type checkers see it --------------------------
+# -- the class as users, IDEs and type checkers see it ------------------------
 
 PUBLIC = ["load", "store", "exchange", "compare_exchange", "cmpxchg",
           "fetch_add", "fetch_sub", "add_fetch", "sub_fetch", "update",

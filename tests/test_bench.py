@@ -342,7 +342,8 @@ BAD = [
     ["--threads", "0"], ["--threads", "x"], ["--threads", "65"],
     ["--cs-ns", "-1"], ["--primitives", "nope"], ["--duration", "0"],
     ["--duration", "abc"], ["--repeat", "0"], ["--pin", "smt"],
-    ["--lines", "65"], ["--lat-every", "3"], ["--read-pct", "101"], ["--ncs-ns", "1,2"],
+    ["--lines", "65"], ["--lat-every", "3"], ["--read-pct", "101"],
+    ["--ncs-ns", "1,2"],
     ["--json", "/nonexistent-dir/x.json"], ["--python", "--plot", "x.png"],
 ]
 

@@ -45,7 +45,6 @@ from .test_kfifo import (
 )
 from .test_once import test_threads_race_many_fresh_onces  # noqa: F401
 from .test_rcu import (
-    domain,  # noqa: F401
     test_retire_callbacks_never_see_readers,  # noqa: F401
     test_update_loses_nothing,  # noqa: F401
 )
@@ -167,7 +166,7 @@ def test_sources_keep_to_the_reason(name):
             assert ok.search(u), f"{name} used in {path.name}: {u}"
 
 
-# -- (3) ------------------------------------------------------------------------
+# -- (3) ----------------------------------------------------------------------
 
 @pytest.mark.skipif(not sysconfig.get_config_var("Py_GIL_DISABLED"),
                     reason="not a free-threaded (GIL-disabled) build")

@@ -162,8 +162,12 @@ def test_mutated_attach(kind):
     if r["exits"]:
         text += f" ({len(r['exits'])} harness errors)"
     _row(f"attach {kind}", text)
+
+    def _what(what, w):
+        return "hang" if what == "hangs" else f"exit code {w['rc']}"
+
     failures = [(what, f"trial {w['trial']} seed {w['seed']} ("
-                 f"{'hang' if what == 'hangs' else 'exit code %s' % w['rc']}"
+                 f"{_what(what, w)}"
                  f"; reproduce: python -m tests.hostile attach {kind} "
                  f"{w['seed']})\n{w['stderr']}")
                 for what in ("crashes", "hangs", "exits") for w in r[what]]

@@ -23,13 +23,6 @@ from lockfree import (
 from .conftest import LONG
 
 
-@pytest.fixture
-def domain():
-    d = RcuDomain(16)
-    yield d
-    d.close()
-
-
 def _in_thread(fn):
     t = threading.Thread(target=fn, daemon=True)
     t.start()
@@ -152,7 +145,7 @@ def test_retire_callbacks_never_see_readers(domain):
     threads = [_in_thread(reader) for _ in range(3)]
     n = 3000 if LONG else 300
     for i in range(1, n):
-        cell.update(lambda _: Obj(i), callback=invalidate)
+        cell.update(lambda _, i=i: Obj(i), callback=invalidate)
     domain.barrier(timeout=30)
     stop.set()
     for t in threads:
@@ -170,7 +163,7 @@ def test_update_loses_nothing(domain):
 
     def work(k):
         for i in range(200):
-            cell.update(lambda t: grow(t, (k, i)))
+            cell.update(lambda t, i=i: grow(t, (k, i)))
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
@@ -228,9 +221,9 @@ def test_registry_full():
     held = [_HeldReader(cell) for _ in range(2)]
     try:
         assert d.stats["readers"] == 2
-        with pytest.raises(RcuRegistryFullError, match="2 reader slots"):
-            with cell.read():
-                pass
+        with pytest.raises(RcuRegistryFullError,
+                           match="2 reader slots"), cell.read():
+            pass
     finally:
         for h in held:
             h.release()
@@ -301,9 +294,9 @@ def test_bad_arguments():
 
 
 def test_attach_checks_kind():
-    with RcuBuffer(64, shared=True) as b:
-        with pytest.raises(ValueError, match="RcuBuffer"):
-            RcuDomain.attach(b.name)
+    with RcuBuffer(64, shared=True) as b, \
+            pytest.raises(ValueError, match="RcuBuffer"):
+        RcuDomain.attach(b.name)
     with RcuDomain(4, shared=True) as d, pytest.raises(ValueError):
         RcuBuffer.attach(d.name)
 

@@ -97,9 +97,9 @@ def test_use_after_close_raises_value_error():
     d.close()
     buf.close()
     for fn in saved:
-        with pytest.raises(ValueError):
-            with fn():  # read() may hand out its section; entering raises
-                pass
+        # read() may hand out its section; entering raises
+        with pytest.raises(ValueError), fn():
+            pass
     for fn, args in [(saved_publish, (b"x",)), (d.poll_state, (0,)),
                      (d.call_rcu, (print, 1)), (cell.retire, (1, print)),
                      (buf.publish, (b"x",)), (d.unregister_thread, ()),

@@ -217,7 +217,7 @@ def test_killed_readers_do_not_stall_or_break_writer():
                    shared=True) as buf:
         version = 1
         procs = set()
-        for i in range(runs):
+        for _ in range(runs):
             while len(procs) < 3:
                 life = rnd.uniform(0.005, 0.1)
                 pid = os.fork()

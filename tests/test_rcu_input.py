@@ -11,8 +11,6 @@ import pytest
 
 from lockfree import RcuBuffer, RcuCell, RcuDomain
 
-from .test_rcu import domain  # noqa: F401  (fixture)
-
 # -- issue #16: shared state is input (validated once into a handle) --------
 
 def _run_py(code, timeout=60):

@@ -261,7 +261,7 @@ def test_pickling_private_or_closed_fails_clearly():
         pickle.dumps(a)
 
 
-# -- multiprocessing workers ----------------------------------------------------
+# -- multiprocessing workers --------------------------------------------------
 
 def _child_adds(a, n):
     for _ in range(n):

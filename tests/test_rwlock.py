@@ -206,7 +206,7 @@ def _read_once(lock):
     lock.release_read()
 
 
-# -- RW -------------------------------------------------------------------------
+# -- RW -----------------------------------------------------------------------
 
 def test_rw_readers_overlap_writers_exclude():
     lock = RWSpinLock()

@@ -74,7 +74,7 @@ def test_read_into():
             b.read_into(42)
 
 
-# -- argument errors ------------------------------------------------------------
+# -- argument errors ----------------------------------------------------------
 
 @pytest.mark.parametrize("fmt, exc, msg", [
     (42, TypeError, "str"),
@@ -210,7 +210,7 @@ def test_signatures_and_docs():
     assert hints["return"] == tuple[typing.Any, ...]
 
 
-# -- placement, attach, pickling ---------------------------------------------------
+# -- placement, attach, pickling ----------------------------------------------
 
 def test_caller_buffer_and_region_size():
     need = SeqRecord.region_size("qqqd", latch=True)
@@ -248,9 +248,9 @@ def test_attach_recovers_and_checks_format():
             SeqBytes.attach(b.name, 8)
         with SeqBytes.attach(b.name, 16) as a:
             assert a.size == 16
-    with AtomicInt(shared=True) as other:
-        with pytest.raises(ValueError, match="AtomicInt, expected a seqlock"):
-            SeqRecord.attach(other.name)
+    with AtomicInt(shared=True) as other, \
+            pytest.raises(ValueError, match="AtomicInt, expected a seqlock"):
+        SeqRecord.attach(other.name)
 
 
 def test_corrupt_format_in_region_detected():
@@ -297,9 +297,8 @@ def test_odd_writer_count_refused():
 
 
 def test_private_not_picklable():
-    with SeqRecord("q") as r:
-        with pytest.raises(TypeError, match="shared=True"):
-            pickle.dumps(r)
+    with SeqRecord("q") as r, pytest.raises(TypeError, match="shared=True"):
+        pickle.dumps(r)
 
 
 def _child_read_write(obj, out):

@@ -2,6 +2,7 @@
 buffers, a live-looking writer, scribbled counters and geometry, a
 scribbler over the whole region, mutated regions at attach."""
 
+import contextlib
 import mmap
 import multiprocessing as mp
 import os
@@ -219,10 +220,9 @@ def _victim(kind, name, seconds, ready):
                 obj.recover(*args)
             except (CorruptStateError, TimeoutError):
                 pass
-        try:
+        # refused: a scribbled header or state
+        with contextlib.suppress(ValueError):
             cls.attach(name).close()
-        except ValueError:  # refused: a scribbled header or state
-            pass
     obj.close()
 
 

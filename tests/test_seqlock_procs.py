@@ -14,7 +14,7 @@ from lockfree.demos import torn_read, writer_rate
 
 from .conftest import LONG
 
-# -- consistency under contention -----------------------------------------------------
+# -- consistency under contention ---------------------------------------------
 
 def _writer_and_readers(write, reader, n_readers=3):
     """One thread calls write(k) for k = 1, 2, ... while n_readers threads
@@ -123,7 +123,7 @@ def test_writer_rate_floor_kind_and_bad_kind():
         writer_rate.make("nope", mp.get_context("fork"))
 
 
-# -- dead writers -------------------------------------------------------------------
+# -- dead writers -------------------------------------------------------------
 
 def _die_mid_write(obj, ready):
     """Take the writer lock and leave a write half done, then wait."""

@@ -278,7 +278,7 @@ def test_blocking_wait_spans_slices(make):
     lock.release()
 
 
-# -- mutual exclusion: threads --------------------------------------------------
+# -- mutual exclusion: threads ------------------------------------------------
 
 def test_threads_keep_plain_counter_exact(make):
     lock = make()
@@ -503,7 +503,7 @@ def test_owner_thread_dead_soon_after_joined(make):
 
 
 
-# -- fairness, stats ------------------------------------------------------------
+# -- fairness, stats ----------------------------------------------------------
 
 
 def test_stats(make):

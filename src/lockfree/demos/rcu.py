@@ -55,8 +55,8 @@ def timeline(hold: float = 0.3,
                 f"v{v['version']}")
         for i in range(2):
             time.sleep(hold)
-            log("(time)", f"reclaimer has{' not' if not reclaimed.is_set() else ''}"
-                " run")
+            not_yet = "" if reclaimed.is_set() else " not"
+            log("(time)", f"reclaimer has{not_yet} run")
             release[i].set()
             readers[i].join()
         reclaimed.wait(10)
