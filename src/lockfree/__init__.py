@@ -7,8 +7,8 @@ Primitives work between threads, between processes over shared memory
 from ._ffi import ffi, lib
 from .atomic import AtomicInt
 from .errors import ConcurrentUseError, CorruptStateError
-from .kfifo import (ConsumerDied, Kfifo, ModeError, PeerDied, ProducerDied,
-                    RoleError)
+from .kfifo import (ConsumerDied, Kfifo, KfifoBytes, KfifoQueue, ModeError,
+                    PeerDied, ProducerDied, RoleError)
 from .once import Once, call_once
 from .rcu import (RcuBuffer, RcuCell, RcuDeadlockError, RcuDomain, RcuError,
                   RcuNotRegisteredError, RcuRegistryFullError)
@@ -25,7 +25,7 @@ __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",
            "RcuDeadlockError",
-           "Kfifo", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
+           "Kfifo", "KfifoBytes", "KfifoQueue", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
            "ModeError", "build_info", "__version__"]
 
 
