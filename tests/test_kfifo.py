@@ -1176,3 +1176,17 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
     finally:
         for k in (cons, prod, q):
             k.close()
+
+
+def test_qsize_counts_messages_across_the_index_wrap():
+    q = KfifoQueue(32)
+    for start in (WRAP - 40, WRAP - 7, WRAP - 1, 0):
+        q._set_indexes(start % WRAP)
+        sizes = [5, 0, 7, 3]            # 15 bytes + 4 prefixes: 31 of 32
+        for k, n in enumerate(sizes, 1):
+            q.put_nowait(b"m" * n)
+            assert q.qsize() == k
+        for k, n in enumerate(sizes, 1):
+            assert q.get_nowait() == b"m" * n
+            assert q.qsize() == len(sizes) - k
+    q.close()
