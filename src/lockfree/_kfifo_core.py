@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import weakref
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, overload
 
 from . import _wait
 from ._ffi import ffi, lib
@@ -142,6 +142,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_consumer_locks)
 
 
+if TYPE_CHECKING:
+    from .kfifo_bytes import KfifoBytes
+    from .kfifo_queue import KfifoQueue
+
 _ATTACH = object()  # Primitive.attach calls cls.__new__(cls)
 
 
@@ -175,6 +179,23 @@ class Kfifo(Primitive):
         if cls.__dict__.get("_MODE"):
             Kfifo._CLASSES[cls._MODE] = cls
 
+    # For type checkers: Kfifo(n) and Kfifo(n, "bytes") are a KfifoBytes,
+    # Kfifo(n, "records") a KfifoQueue (KfifoQueue(n): its own __init__).
+    @overload
+    def __new__(cls, capacity: int, mode: Literal["bytes"] | None = None, *,
+                buffer: Any = None, offset: int = 0, name: str | None = None,
+                shared: bool = False) -> KfifoBytes: ...
+
+    @overload
+    def __new__(cls, capacity: int, mode: Literal["records"], *,
+                buffer: Any = None, offset: int = 0, name: str | None = None,
+                shared: bool = False) -> KfifoQueue: ...
+
+    @overload
+    def __new__(cls, capacity: int, mode: str, *, buffer: Any = None,
+                offset: int = 0, name: str | None = None,
+                shared: bool = False) -> Kfifo: ...
+
     def __new__(cls, capacity: object = _ATTACH, mode: str | None = None,
                 **kw: Any) -> Any:
         # Kfifo(...) picks the class by mode; a subclass (and attach, which
@@ -185,9 +206,10 @@ class Kfifo(Primitive):
             cls = Kfifo._CLASSES[m]
         return object.__new__(cls)
 
-    def __init__(self, capacity: int, mode: str | None = None, *,
-                 buffer: Any = None, offset: int = 0,
-                 name: str | None = None, shared: bool = False) -> None:
+    def _init(self, capacity: int, mode: str | None, buffer: Any,
+              offset: int, name: str | None, shared: bool) -> None:
+        # Each class's __init__ (so that type checkers read Kfifo(n, mode)
+        # from the __new__ overloads and KfifoQueue(n) from its __init__).
         if mode is not None and mode != self._MODE:
             raise ValueError(f"a {type(self).__name__} has mode "
                              f"{self._MODE!r}, not {mode!r}")

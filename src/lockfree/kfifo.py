@@ -31,6 +31,8 @@ object raises ``ConcurrentUseError`` and changes nothing.
 
 from __future__ import annotations
 
+import inspect
+
 from ._kfifo_core import MAX_BATCH, MAX_CAPACITY, MODES, REC_HDR, Kfifo
 from .errors import (
                      ConcurrentUseError,
@@ -42,6 +44,12 @@ from .errors import (
 )
 from .kfifo_bytes import KfifoBytes
 from .kfifo_queue import KfifoQueue
+
+# help(Kfifo) / inspect.signature(Kfifo): the constructor's real parameters
+# (its __new__ takes what attach passes too).
+Kfifo.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    KfifoBytes.__init__).replace(parameters=list(inspect.signature(
+        KfifoBytes.__init__).parameters.values())[1:])
 
 __all__ = ["Kfifo", "KfifoBytes", "KfifoQueue", "RoleError", "PeerDied",
            "ProducerDied", "ConsumerDied", "ModeError", "ConcurrentUseError",

@@ -38,6 +38,14 @@ class KfifoBytes(Kfifo):
 
     _MODE = "bytes"
 
+    def __init__(self, capacity: int, mode: str | None = None, *,
+                 buffer: Any = None, offset: int = 0,
+                 name: str | None = None, shared: bool = False) -> None:
+        """A new ring of ``capacity`` bytes (rounded up to a power of two);
+        ``mode``, if given, must be 'bytes'; placement keywords as for every
+        lockfree primitive."""
+        self._init(capacity, mode, buffer, offset, name, shared)
+
     def _status(self, r: int) -> int:
         """0 for 'nothing now' (empty), raise for real errors."""
         return 0 if r in (EAGAIN, EOF) else self._check(r)

@@ -56,6 +56,14 @@ class KfifoQueue(Kfifo):
 
     _MODE = "records"
 
+    def __init__(self, capacity: int, mode: str | None = None, *,
+                 buffer: Any = None, offset: int = 0,
+                 name: str | None = None, shared: bool = False) -> None:
+        """A new ring of ``capacity`` bytes (rounded up to a power of two);
+        ``mode``, if given, must be 'records'; placement keywords as for every
+        lockfree primitive."""
+        self._init(capacity, mode, buffer, offset, name, shared)
+
     @property
     def max_message(self) -> int:
         """Largest message the ring can hold (capacity - 4)."""
