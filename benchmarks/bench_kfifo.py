@@ -210,6 +210,8 @@ def py_cases(quick=False):
     return [
         _case(g1, "subject", "lockfree", "put_message(m) / get_message()",
               _kfifo(), _send_kfifo, _recv_kfifo, SMALL, 1_000_000 // k),
+        _case(g1, "subject", "lockfree q.put", "q.put(m) / q.get()  (KfifoQueue)",
+              _kfifo(), _send_q, _recv_q, SMALL, 1_000_000 // k),
         _case(g1, "anchor", *mpq),
         _case(g1, "anchor", "mp.Pipe", "send_bytes(m) / recv_bytes()",
               _make_pipe, _send_pipe, _recv_pipe, SMALL, 300_000 // k),

@@ -451,6 +451,35 @@ int64_t lf_kfifo_len(struct lf_kfifo_handle *h)
 	return used > h->size ? (int64_t)LF_ECORRUPT : (int64_t)used;
 }
 
+/*
+ * Records mode: how many messages are queued (a snapshot, like
+ * queue.qsize()).  Walks the length prefixes from out to in; needs no role.
+ * A prefix that does not fit (the consumer freed the record and the
+ * producer reused its bytes while we walked) ends the count: the result
+ * may be stale, never a read outside the data area.  The acquire loads
+ * pair with prod_publish's and cons_publish's release stores.
+ */
+int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
+{
+	uint32_t out = lf_load_acquire32(&h->f->out);
+	uint32_t in = lf_load_acquire32(&h->f->in);
+	uint32_t used = in - out, pos = 0, len;
+	int64_t n = 0;
+
+	if (used > h->size)
+		return LF_ECORRUPT;
+	if (h->mode != LF_KFIFO_RECORDS)
+		return LF_EINVAL;
+	while (used - pos >= LF_KFIFO_REC_HDR) {
+		copy_out(h, &len, out + pos, LF_KFIFO_REC_HDR);
+		if (len > used - pos - LF_KFIFO_REC_HDR)
+			break;
+		pos += LF_KFIFO_REC_HDR + len;
+		n++;
+	}
+	return n;
+}
+
 int64_t lf_kfifo_avail(struct lf_kfifo_handle *h)
 {
 	int64_t used = lf_kfifo_len(h);

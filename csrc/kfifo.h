@@ -179,6 +179,7 @@ int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n);
 int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items);
 int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 

@@ -94,8 +94,8 @@ def _history(kind, obj, rng):
     c = hc.Ctx(rng)
     for _ in range(rng.randrange(6)):
         if kind == "Kfifo-bytes":
-            obj.put(rng.randbytes(rng.randrange(1, 20)))
-            obj.get(rng.randrange(1, 10))
+            obj.put(rng.randbytes(rng.randrange(1, 20)), block=False)
+            obj.get(rng.randrange(1, 10), block=False)
         elif kind == "Kfifo-records":
             if obj.free >= 12:
                 obj.put_message(rng.randbytes(rng.randrange(8)), False)

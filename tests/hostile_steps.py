@@ -358,16 +358,17 @@ def kfifo_step(q, c, role):
         if role == "producer":
             data = r.randbytes(n)
             if op <= 4:
-                c.call("put", q.put, PUT, data, check=_count(n))
+                c.call("put", q.put, PUT, data, False, check=_count(n))
             else:
                 c.call("put", q.put, PUT, data, True, 0.01, check=_count(n))
         elif op == 2:
             c.call("get", q.get, GET, n, True, 0.01, check=_upto(n))
         elif op == 3:
-            c.call("get", q.get, GET, n, check=_upto(n))
+            c.call("get", q.get, GET, n, False, check=_upto(n))
         elif op == 4:
             buf = bytearray(n)
-            c.call("get_into", q.get_into, GET, buf, check=_count(n))
+            c.call("get_into", q.get_into, GET, buf, False,
+                   check=_count(n))
         elif op == 5:
             c.call("peek", q.peek, GET, n, check=_upto(n))
         elif op == 6:

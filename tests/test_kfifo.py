@@ -2,6 +2,7 @@
 blocking, cross-process stress, crash safety."""
 
 import array
+import inspect
 import math
 import os
 import pickle
@@ -22,7 +23,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize,
 
 import lockfree._wait
 import lockfree.kfifo
-from lockfree import (AtomicInt, ConsumerDied, Kfifo, ModeError,
+from lockfree import (AtomicInt, ConsumerDied, Kfifo, KfifoBytes, KfifoQueue,
                       ProducerDied, RoleError)
 from lockfree.errors import ConcurrentUseError, CorruptStateError
 from lockfree.region import HEADER
@@ -64,29 +65,29 @@ def test_mode_checked():
 def test_bytes_put_get_peek_skip_partial():
     q = Kfifo(16)
     assert q.mode == "bytes" and q.empty() and not q.full()
-    assert q.put(b"0123456789abcdefXYZ") == 16          # partial, like kfifo_in
+    assert q.put(b"0123456789abcdefXYZ", block=False) == 16          # partial, like kfifo_in
     assert q.full() and len(q) == 16 and q.free == 0
-    assert q.put(b"more") == 0
+    assert q.put(b"more", block=False) == 0
     assert q.peek(4) == b"0123" and len(q) == 16
-    assert q.get(4) == b"0123"
+    assert q.get(4, block=False) == b"0123"
     assert q.skip(2) == 2
-    assert q.get(100) == b"6789abcdef"
-    assert q.get(5) == b"" and q.empty()
-    assert q.get(0) == b""
+    assert q.get(100, block=False) == b"6789abcdef"
+    assert q.get(5, block=False) == b"" and q.empty()
+    assert q.get(0, block=False) == b""
     q.close()
 
 
 def test_bytes_get_into_and_linear_view():
     q = Kfifo(16)
     q._set_indexes(WRAP - 4)            # readable bytes wrap at the end
-    assert q.put(b"abcdefgh") == 8
+    assert q.put(b"abcdefgh", block=False) == 8
     view = q.linear_view()
     assert view.readonly and bytes(view) == b"abcd"   # up to the end
     del view
     assert q.skip(4) == 4
     assert bytes(q.linear_view()) == b"efgh"
     buf = bytearray(10)
-    assert q.get_into(buf) == 4 and buf[:4] == b"efgh"
+    assert q.get_into(buf, block=False) == 4 and buf[:4] == b"efgh"
     assert bytes(q.linear_view()) == b""
     q.close()
 
@@ -176,9 +177,9 @@ def test_buffer_protocol_inputs():
         b"ba", b"mv", array.array("i", [1, 2]).tobytes()]
     assert q.get_many() == [b"1", b"22", array.array("h", [3]).tobytes()]
     b = Kfifo(64)
-    assert b.put(memoryview(bytearray(b"abc"))) == 3
-    assert b.put(array.array("H", [0x4142])) == 2
-    assert b.get(10) == b"abc" + array.array("H", [0x4142]).tobytes()
+    assert b.put(memoryview(bytearray(b"abc")), block=False) == 3
+    assert b.put(array.array("H", [0x4142]), block=False) == 2
+    assert b.get(10, block=False) == b"abc" + array.array("H", [0x4142]).tobytes()
     np = pytest.importorskip("numpy")
     a = np.arange(5, dtype=np.float64)
     q.put_message(a)
@@ -211,31 +212,111 @@ def test_wrong_types(bad):
         q.put_many([bad])
     b = Kfifo(64)
     with pytest.raises(TypeError):
-        b.put(bad)
+        b.put(bad, block=False)
     assert q.empty() and b.empty()
     for target in (bad, b"read-only"):
         with pytest.raises(TypeError):
-            b.get_into(target)
+            b.get_into(target, block=False)
         with pytest.raises(TypeError):
             q.get_message_into(target, block=False)
     q.close()
     b.close()
 
 
-def test_wrong_mode_raises_mode_error():
+def test_each_class_has_only_its_methods():
     b, r = Kfifo(64), Kfifo(64, "records")
-    for call in (lambda: b.put_message(b"x"), b.get_message,
-                 lambda: b.put_many([b"x"]), b.get_many, b.peek_len,
-                 b.message_views):
-        with pytest.raises(ModeError, match="'bytes' mode"):
-            call()
-    for call in (lambda: r.put(b"x"), lambda: r.get(1), lambda: r.peek(1),
-                 r.linear_view):
-        with pytest.raises(ModeError, match="'records' mode"):
-            call()
-    assert issubclass(ModeError, TypeError)
+    assert type(b) is KfifoBytes and type(r) is KfifoQueue
+    assert isinstance(b, Kfifo) and isinstance(r, Kfifo)
+    assert b.mode == "bytes" and r.mode == "records"
+    for name in ("put_message", "get_message", "put_many", "get_many",
+                 "peek_len", "message_views", "qsize", "put_nowait",
+                 "get_nowait", "max_message"):
+        assert not hasattr(b, name), name
+    for name in ("peek", "skip", "get_into", "linear_view"):
+        assert not hasattr(r, name), name
+    with pytest.raises(ValueError, match="mode"):
+        KfifoQueue(64, "bytes")
+    assert type(KfifoQueue(64, "records")) is KfifoQueue
     b.close()
     r.close()
+
+
+PUBLIC = {KfifoBytes: ["put", "get", "get_into", "peek", "skip",
+                       "linear_view", "close", "close_producer", "reset",
+                       "empty", "full", "__len__", "__iter__"],
+          KfifoQueue: ["put", "get", "put_nowait", "get_nowait", "qsize",
+                       "put_message", "get_message", "get_message_into",
+                       "put_many", "get_many", "peek_len", "skip_message",
+                       "message_views", "close", "close_producer", "reset",
+                       "empty", "full", "__len__", "__iter__"]}
+
+
+@pytest.mark.parametrize("cls", [KfifoBytes, KfifoQueue])
+def test_methods_live_on_the_class_with_real_signatures(cls):
+    q = cls(64)
+    for name in PUBLIC[cls]:
+        assert name not in vars(q), name
+        assert callable(getattr(cls, name)), name
+        params = inspect.signature(getattr(q, name)).parameters
+        assert all(p.kind is not p.VAR_POSITIONAL for p in params.values())
+    sig = inspect.signature(q.get)
+    assert sig.parameters["block"].default is True
+    assert sig.parameters["timeout"].default is None
+    assert inspect.signature(q.put).parameters["block"].default is True
+    q.close()
+
+
+@pytest.mark.parametrize("cls", [KfifoBytes, KfifoQueue])
+def test_closed_class_raises_value_error_also_via_saved_methods(cls):
+    q = cls(64)
+    saved = [q.put, q.get, q.empty, q.reset, q.close_producer]
+    q.close()
+    assert "closed" in repr(q)
+    for call in (lambda: saved[0](b"x"), lambda: saved[1](block=False)
+                 if cls is KfifoQueue else saved[1](1, block=False),
+                 saved[2], saved[3], saved[4], lambda: len(q),
+                 lambda: q.free, lambda: q.capacity,
+                 lambda: q.put(b"x", block=False)):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+def test_queue_module_interface():
+    q = KfifoQueue(32)
+    assert q.empty() and not q.full() and q.qsize() == 0
+    q.put(b"abc")
+    q.put_nowait(b"de")
+    assert q.qsize() == 2 and len(q) == 4 + 3 + 4 + 2
+    while q.free >= 4:
+        q.put_nowait(b"")
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(b"")
+    with pytest.raises(queue.Full):
+        q.put(b"x", timeout=0.01)
+    assert q.get() == b"abc" and q.get_nowait() == b"de"
+    while not q.empty():
+        assert q.get_nowait() == b""
+    assert q.qsize() == 0
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+    q.close()
+
+
+def test_attach_picks_the_class_of_the_ring():
+    for mode, cls, other in (("bytes", KfifoBytes, KfifoQueue),
+                             ("records", KfifoQueue, KfifoBytes)):
+        q = Kfifo(64, mode, shared=True)
+        a = Kfifo.attach(q.name)
+        assert type(a) is cls
+        b = cls.attach(q.name)
+        assert type(b) is cls
+        with pytest.raises(ValueError, match=f"{mode!r} mode"):
+            other.attach(q.name)
+        for x in (a, b, q):
+            x.close()
 
 
 def test_closed_object_raises_value_error():
@@ -247,7 +328,7 @@ def test_closed_object_raises_value_error():
         q.put_message(b"x")
     with pytest.raises(ValueError, match="closed"):
         len(q)
-    with pytest.raises(queue.Empty):   # a saved method keeps its memory
+    with pytest.raises(ValueError, match="closed"):  # a saved method too
         get(block=False)
     assert "closed" in repr(q)
 
@@ -261,10 +342,10 @@ def test_every_split_point_and_index_wrap_bytes(size):
     for start in range(WRAP - 2 * size, WRAP + size):
         for n in range(size + 1):
             q._set_indexes(start % WRAP)
-            assert q.put(data[:n]) == n
+            assert q.put(data[:n], block=False) == n
             assert len(q) == n and q.free == size - n
             assert q.peek(n) == data[:n]
-            assert q.get(size) == data[:n]
+            assert q.get(size, block=False) == data[:n]
             assert q.empty()
     q.close()
 
@@ -299,8 +380,8 @@ def test_large_message_beyond_scratch_wraps():
     assert q.get_many() == [big]
     b = Kfifo(1 << 20)
     b._set_indexes(WRAP - 300_000)
-    assert b.put(big) == 700_000
-    assert b.get(700_000) == big
+    assert b.put(big, block=False) == 700_000
+    assert b.get(700_000, block=False) == big
     q.close()
     b.close()
 
@@ -328,7 +409,7 @@ class KfifoModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.records)
     @rule(data=st.binary(max_size=80))
     def put(self, data):
-        n = self.q.put(data)
+        n = self.q.put(data, block=False)
         assert n == min(len(data), self.size - self.used())
         self.model.extend(data[:n])
 
@@ -341,12 +422,12 @@ class KfifoModel(RuleBasedStateMachine):
             assert self.q.peek(n) == want
             return
         if how == "get":
-            assert self.q.get(n) == want
+            assert self.q.get(n, block=False) == want
         elif how == "skip":
             assert self.q.skip(n) == len(want)
         else:
             buf = bytearray(n)
-            assert self.q.get_into(buf) == len(want)
+            assert self.q.get_into(buf, block=False) == len(want)
             assert bytes(buf[:len(want)]) == want
         for _ in want:
             self.model.popleft()
@@ -430,13 +511,13 @@ TestKfifoModel = KfifoModel.TestCase
 def test_counts_must_be_ints(bad):
     """get(float('nan')) used to return the whole ring."""
     b, r = Kfifo(64), Kfifo(64, "records")
-    b.put(b"abcdef")
+    b.put(b"abcdef", block=False)
     r.put_message(b"m")
     for call in (b.get, b.peek, b.skip, r.get_many,
                  lambda n: b.get(n, True, 1)):
         with pytest.raises(TypeError, match="int"):
             call(bad)
-    assert b.get(10) == b"abcdef" and r.get_many(True) == [b"m"]
+    assert b.get(10, block=False) == b"abcdef" and r.get_many(True) == [b"m"]
     b.close()
     r.close()
 
@@ -485,13 +566,13 @@ def test_buffers_as_their_bytes_or_type_error():
     grid = np.arange(6, dtype="u1").reshape(2, 3)      # C-contiguous 2-D
     r.put_message(grid)
     assert r.get_message() == grid.tobytes()
-    assert b.put(grid) == 6 and b.get(6) == grid.tobytes()
+    assert b.put(grid, block=False) == 6 and b.get(6, block=False) == grid.tobytes()
     skewed = np.arange(12, dtype="u1").reshape(3, 4)[:, ::2]
-    for call in (lambda: r.put_message(skewed), lambda: b.put(skewed),
+    for call in (lambda: r.put_message(skewed), lambda: b.put(skewed, block=False),
                  lambda: b.put(skewed, block=True),
                  lambda: r.put_many([b"ok", skewed]),
                  lambda: r.get_message_into(np.zeros((4, 4), "u1")[:, ::2]),
-                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2])):
+                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2], block=False)):
         with pytest.raises(TypeError):
             call()
     assert r.empty() and b.empty()
@@ -728,7 +809,7 @@ def test_timeouts():
     b = Kfifo(8)
     with pytest.raises(queue.Empty):
         b.get(4, block=True, timeout=0.05)
-    b.put(b"12345678")
+    b.put(b"12345678", block=False)
     with pytest.raises(queue.Full) as info:
         b.put(b"9", block=True, timeout=0.05)
     assert info.value.written == 0
@@ -1095,3 +1176,17 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
     finally:
         for k in (cons, prod, q):
             k.close()
+
+
+def test_qsize_counts_messages_across_the_index_wrap():
+    q = KfifoQueue(32)
+    for start in (WRAP - 40, WRAP - 7, WRAP - 1, 0):
+        q._set_indexes(start % WRAP)
+        sizes = [5, 0, 7, 3]            # 15 bytes + 4 prefixes: 31 of 32
+        for k, n in enumerate(sizes, 1):
+            q.put_nowait(b"m" * n)
+            assert q.qsize() == k
+        for k, n in enumerate(sizes, 1):
+            assert q.get_nowait() == b"m" * n
+            assert q.qsize() == len(sizes) - k
+    q.close()

@@ -11,6 +11,8 @@ from .errors import ConcurrentUseError, CorruptStateError
 from .kfifo import (
     ConsumerDied,
     Kfifo,
+    KfifoBytes,
+    KfifoQueue,
     ModeError,
     PeerDied,
     ProducerDied,
@@ -42,7 +44,7 @@ __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",
            "RcuDeadlockError",
-           "Kfifo", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
+           "Kfifo", "KfifoBytes", "KfifoQueue", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
            "ModeError", "build_info", "__version__"]
 
 

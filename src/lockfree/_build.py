@@ -354,6 +354,7 @@ CDEF = {
         int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h,
                                       uint32_t max_items);
         int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
+        int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
         int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,

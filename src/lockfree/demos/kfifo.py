@@ -42,7 +42,7 @@ def step_put(kf, data: bytes, say=print) -> int:
     how = (f"one copy at [{off}..{off + first - 1}]" if not second else
            f"two copies: [{off}..{size - 1}] then wrap to [0..{second - 1}]")
     say(f"  put({data!r}): {n} bytes fit; {how}; then in += {n}")
-    written = kf.put(data)
+    written = kf.put(data, block=False)
     picture(kf, say)
     return written
 
@@ -53,7 +53,7 @@ def step_get(kf, n: int, say=print) -> bytes:
     off, first, second = _split(o, k, size)
     how = (f"one copy from [{off}..{off + first - 1}]" if not second else
            f"two copies: [{off}..{size - 1}] then [0..{second - 1}]")
-    got = kf.get(n)
+    got = kf.get(n, block=False)
     say(f"  get({n}) -> {got!r}: {how}; then out += {len(got)}")
     picture(kf, say)
     return got
