@@ -296,6 +296,8 @@ static inline int lf_kfifo_get_elem(struct lf_kfifo_handle *h, void *p,
 }
 
 /* Tests only: move both indexes (empty ring) to idx, e.g. just below 2^32. */
+#ifdef LF_TEST_HOOKS  /* the C stress programs only */
 int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);
+#endif
 
 #endif /* LF_KFIFO_H */

@@ -114,6 +114,7 @@ struct lf_rcu_bh {
 	struct lf_rcu_buf_meta *meta;	/* b + meta_off (validated) */
 	char *data;			/* b + data_off (validated) */
 	uint64_t slot_size;		/* bytes per slot, a multiple of 64 */
+	uint64_t size;			/* longest version: the buffer's size */
 	uint32_t nslots;
 	uint32_t pad;
 };

@@ -97,6 +97,7 @@ int lf_rcu_buf_handle_init(struct lf_rcu_bh *h, struct lf_rcu_buf *b,
 	h->meta = m;
 	h->data = (char *)b + lf_read64(&b->data_off);
 	h->slot_size = LF_RCU_ALIGN64(size);
+	h->size = size;
 	h->nslots = nslots;
 	return 0;
 }
@@ -117,8 +118,10 @@ int64_t lf_rcu_buf_read_lock(struct lf_rcu_rh *r)
 	slot = cur & 0xff;
 	if (__builtin_expect(slot >= h->nslots, 0))
 		goto corrupt;
+	/* Longer than any version (not merely than the slot): a peer wrote
+	 * it, and a reader must never see more than size bytes. */
 	len = lf_read64(&h->meta[slot].length);
-	if (__builtin_expect(len > h->slot_size, 0))
+	if (__builtin_expect(len > h->size, 0))
 		goto corrupt;
 	return (int64_t)(len << 8 | slot);
 corrupt:
@@ -182,7 +185,7 @@ int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
 	struct lf_wait w;
 	int rc, slot;
 
-	if (len > h->slot_size)
+	if (len > h->size)
 		return LF_EMSGSIZE;
 	lf_wait_init(&w, deadline);
 	rc = lf_rcu_owner_lock(&b->wlock, lf_owner_self(), &w, NULL);

@@ -211,13 +211,16 @@ def _dynamic_symbols(path) -> set[str]:
 @pytest.mark.skipif(NM is None, reason="nm (binutils) not installed")
 def test_runtime_extension_exports_no_tool():
     """lockfree._lockfree exports the library and no tool symbol: the bench
-    harness, demos, Treiber stack and lf_noop floors are lockfree._tools'.
-    (The kfifo test hook lf_kfifo_debug_set_index is not checked yet.)"""
+    harness, demos, Treiber stack and lf_noop floors are lockfree._tools',
+    and test hooks (lf_*debug*, lf_test_*) exist only in the C stress
+    programs' builds (LF_TEST_HOOKS)."""
     syms = _dynamic_symbols(lockfree._lockfree.__file__)
     assert {"PyInit__lockfree", "lf_atomic_load", "lf_spin_release",
             "lf_kfifo_put"} <= syms, sorted(syms)[:20]
     tools = sorted(s for s in syms if TOOL_SYMBOL.match(s))
     assert not tools, f"tool symbols in the runtime extension: {tools}"
+    hooks = sorted(s for s in syms if "debug" in s or s.startswith("lf_test"))
+    assert not hooks, f"test hooks in the runtime extension: {hooks}"
     # ... and the tools are where they belong (built with hidden
     # visibility: the module exports its init function, no lf_ name).
     tsyms = _dynamic_symbols(lockfree._tools.__file__)

@@ -305,6 +305,7 @@ CDEF = {
         #define LF_KFIFO_ROLE_CONSUMER 2
         struct lf_kfifo {
             uint32_t in; uint32_t out; uint32_t size; uint32_t mask;
+            uint32_t in_cache; uint32_t out_cache;
             unsigned char data[]; ...;
         };
         struct lf_kfifo_handle {
@@ -368,7 +369,6 @@ CDEF = {
                                    uint64_t deadline);
         int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
-        int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx);
     """,
 }
 

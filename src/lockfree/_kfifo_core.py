@@ -353,9 +353,15 @@ class Kfifo(Primitive):
         return int(self._check(lib.lf_kfifo_reset(self._h)))
 
     def _set_indexes(self, idx: int) -> None:
-        """Tests only, both sides idle: an empty ring whose free-running
-        32-bit indexes start at ``idx`` (e.g. just below 2**32)."""
-        lib.lf_kfifo_debug_set_index(self._h, idx)
+        """Tests and the teaching demo only, both sides idle: an empty ring
+        whose free-running 32-bit indexes start at ``idx`` (e.g. just
+        below 2**32, to hit every wrap path).  Plain stores into this
+        process's mapping of the state; the C library has no such hook."""
+        f = self._h.f
+        idx = operator.index(idx) & 0xFFFFFFFF
+        f.in_cache = f.out_cache = idx
+        setattr(f, "out", idx)
+        setattr(f, "in", idx)
 
     def __repr__(self) -> str:
         if self.closed:
