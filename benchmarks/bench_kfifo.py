@@ -40,7 +40,6 @@ import sys
 import time
 
 import pytest
-
 from _report import Case, Results, environment
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -153,7 +152,7 @@ def _close(obj):
             end.close()
 
 
-# -- the cross-process timing loop ---------------------------------------------
+# -- the cross-process timing loop ------------------------------------------
 
 
 def _producer(send, obj, size, n, barrier, out):
@@ -210,7 +209,8 @@ def py_cases(quick=False):
     return [
         _case(g1, "subject", "lockfree", "put_message(m) / get_message()",
               _kfifo(), _send_kfifo, _recv_kfifo, SMALL, 1_000_000 // k),
-        _case(g1, "subject", "lockfree q.put", "q.put(m) / q.get()  (KfifoQueue)",
+        _case(g1, "subject", "lockfree q.put",
+              "q.put(m) / q.get()  (KfifoQueue)",
               _kfifo(), _send_q, _recv_q, SMALL, 1_000_000 // k),
         _case(g1, "anchor", *mpq),
         _case(g1, "anchor", "mp.Pipe", "send_bytes(m) / recv_bytes()",
@@ -280,7 +280,8 @@ def c_results(results, figs):
         (Case(g1b, "subject", "lockfree", "c-items-call",
               "lf_kfifo_put/get (8 B)", "", none),
          figs["lf_call_items_per_s"], 1),
-        (Case(g1b, "anchor", "ck_ring", "c-ck-2", "ck_ring_enqueue/dequeue_spsc",
+        (Case(g1b, "anchor", "ck_ring", "c-ck-2",
+              "ck_ring_enqueue/dequeue_spsc",
               "", none), figs["ck_items_per_s"], 1),
         (Case(g2, "subject", "lockfree", "c-bulk", "lf_kfifo_put/get 64 KiB "
               "(ns/MiB)", "", none), figs["lf_bulk_gb_per_s"], 1e9 / 2**20),
@@ -364,7 +365,8 @@ def main(argv=None):
         figs = c_figures(15)
         c_results(results, figs)
     print(results.format(f"{environment()}\nmedian ns per message of "
-                         f"{args.rounds} runs (C: median of 15 short rounds); the machine "
+                         f"{args.rounds} runs (C: median of 15 short "
+                         "rounds); the machine "
                          "is shared, expect noise"))
     if not args.no_c:
         print(f"\nC items, inline lf_kfifo_*_elem / ck_ring paired per round: "

@@ -18,13 +18,25 @@ from collections import deque
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize,
-                                 invariant, precondition, rule)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 import lockfree._wait
 import lockfree.kfifo
-from lockfree import (AtomicInt, ConsumerDied, Kfifo, KfifoBytes, KfifoQueue,
-                      ProducerDied, RoleError)
+from lockfree import (
+    AtomicInt,
+    ConsumerDied,
+    Kfifo,
+    KfifoBytes,
+    KfifoQueue,
+    ProducerDied,
+    RoleError,
+)
 from lockfree.errors import ConcurrentUseError, CorruptStateError
 from lockfree.region import HEADER
 
@@ -65,7 +77,8 @@ def test_mode_checked():
 def test_bytes_put_get_peek_skip_partial():
     q = Kfifo(16)
     assert q.mode == "bytes" and q.empty() and not q.full()
-    assert q.put(b"0123456789abcdefXYZ", block=False) == 16          # partial, like kfifo_in
+    # partial, like kfifo_in:
+    assert q.put(b"0123456789abcdefXYZ", block=False) == 16
     assert q.full() and len(q) == 16 and q.free == 0
     assert q.put(b"more", block=False) == 0
     assert q.peek(4) == b"0123" and len(q) == 16
@@ -179,7 +192,8 @@ def test_buffer_protocol_inputs():
     b = Kfifo(64)
     assert b.put(memoryview(bytearray(b"abc")), block=False) == 3
     assert b.put(array.array("H", [0x4142]), block=False) == 2
-    assert b.get(10, block=False) == b"abc" + array.array("H", [0x4142]).tobytes()
+    want = b"abc" + array.array("H", [0x4142]).tobytes()
+    assert b.get(10, block=False) == want
     np = pytest.importorskip("numpy")
     a = np.arange(5, dtype=np.float64)
     q.put_message(a)
@@ -566,13 +580,16 @@ def test_buffers_as_their_bytes_or_type_error():
     grid = np.arange(6, dtype="u1").reshape(2, 3)      # C-contiguous 2-D
     r.put_message(grid)
     assert r.get_message() == grid.tobytes()
-    assert b.put(grid, block=False) == 6 and b.get(6, block=False) == grid.tobytes()
+    assert b.put(grid, block=False) == 6
+    assert b.get(6, block=False) == grid.tobytes()
     skewed = np.arange(12, dtype="u1").reshape(3, 4)[:, ::2]
-    for call in (lambda: r.put_message(skewed), lambda: b.put(skewed, block=False),
+    for call in (lambda: r.put_message(skewed),
+                 lambda: b.put(skewed, block=False),
                  lambda: b.put(skewed, block=True),
                  lambda: r.put_many([b"ok", skewed]),
                  lambda: r.get_message_into(np.zeros((4, 4), "u1")[:, ::2]),
-                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2], block=False)):
+                 lambda: b.get_into(np.zeros((4, 4), "u1")[:, ::2],
+                                    block=False)):
         with pytest.raises(TypeError):
             call()
     assert r.empty() and b.empty()
@@ -695,7 +712,8 @@ def test_handing_a_role_to_another_thread_is_fine():
         t.start()
         t.join()
         out = []
-        t = threading.Thread(target=lambda: out.append(q.get_message()))
+        t = threading.Thread(
+            target=lambda out=out: out.append(q.get_message()))
         t.start()
         t.join()
         assert out == [b"%d" % i]
@@ -716,8 +734,8 @@ def test_in_a_caller_buffer_and_attach():
 
 
 def test_attach_rejects_other_kinds_sizes_versions():
-    with AtomicInt(shared=True) as a:
-        with pytest.raises(ValueError, match="AtomicInt, expected a Kfifo"):
+    with AtomicInt(shared=True) as a, \
+            pytest.raises(ValueError, match="AtomicInt, expected a Kfifo"):
             Kfifo.attach(a.name)
     size = Kfifo.region_size(64)
     buf = bytearray(size)
@@ -741,7 +759,7 @@ def test_attach_rejects_other_kinds_sizes_versions():
         Kfifo.attach(buffer=bad)
 
 
-# -- roles ---------------------------------------------------------------------
+# -- roles ------------------------------------------------------------------
 
 def test_second_producer_and_consumer_refused_in_process():
     q = Kfifo(64, "records", shared=True)
@@ -1129,7 +1147,7 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
             p.start()
             # Until it has taken the dead one's role, a get would say
             # ProducerDied (rightly: the registered producer is dead).
-            _await(lambda: q.producer_pid == p.pid)
+            _await(lambda p=p: q.producer_pid == p.pid)
             end = time.monotonic() + rnd.uniform(0.002, 0.05)
             while time.monotonic() < end or want == progress.value == 0:
                 _check(cons.get_message(timeout=30), want)
@@ -1150,7 +1168,7 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
             c = ctx.Process(target=_consume_checked,
                             args=(q, first, last, bad))
             c.start()
-            _await(lambda: q.consumer_pid == c.pid)
+            _await(lambda c=c: q.consumer_pid == c.pid)
             end = time.monotonic() + rnd.uniform(0.002, 0.05)
             while time.monotonic() < end or last.value < 0:
                 try:

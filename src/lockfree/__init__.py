@@ -44,7 +44,8 @@ __all__ = ["AtomicInt", "SpinLock", "TicketLock", "RWSpinLock",
            "RcuDomain", "RcuCell", "RcuBuffer", "RcuError",
            "RcuRegistryFullError", "RcuNotRegisteredError",
            "RcuDeadlockError",
-           "Kfifo", "KfifoBytes", "KfifoQueue", "RoleError", "PeerDied", "ProducerDied", "ConsumerDied",
+           "Kfifo", "KfifoBytes", "KfifoQueue", "RoleError", "PeerDied",
+           "ProducerDied", "ConsumerDied",
            "ModeError", "build_info", "__version__"]
 
 

@@ -214,7 +214,7 @@ class Kfifo(Primitive):
             raise ValueError(f"a {type(self).__name__} has mode "
                              f"{self._MODE!r}, not {mode!r}")
         size, m = check_capacity(capacity, self._MODE)
-        self._create(  # type: ignore[no-untyped-call]
+        self._create(
             (size, m), lambda st: lib.lf_kfifo_init(st, size, m),
             buffer=buffer, offset=offset, name=name, shared=shared)
 
@@ -360,7 +360,7 @@ class Kfifo(Primitive):
         f = self._h.f
         idx = operator.index(idx) & 0xFFFFFFFF
         f.in_cache = f.out_cache = idx
-        setattr(f, "out", idx)
+        f.out = idx
         setattr(f, "in", idx)
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from typing import TypeAlias
 
 from .atomic import AtomicInt
 from .errors import OwnerDiedError
-from .kfifo import Kfifo
+from .kfifo import KfifoQueue
 from .once import Once
 from .rcu import RcuBuffer, RcuCell, RcuDomain
 from .seqlock import SeqBytes, SeqRecord
@@ -115,7 +115,7 @@ def _bytes_writer(sb: SeqBytes, stop: AtomicInt) -> None:
         sb.write(bytes([i & 0xFF]) * size)
 
 
-def _kfifo_producer(q: Kfifo, n: int) -> None:
+def _kfifo_producer(q: KfifoQueue, n: int) -> None:
     for i in range(n):
         q.put_message(i.to_bytes(8, "little") * 8)
     q.close_producer()
@@ -313,7 +313,7 @@ def _rcu_processes() -> tuple[bool, str]:
 
 
 def _kfifo(n: int) -> tuple[bool, str]:
-    with Kfifo(1 << 16, "records", shared=True) as q:
+    with KfifoQueue(1 << 16, shared=True) as q:
         p = _CTX.Process(target=_kfifo_producer, args=(q, n))
         t0 = time.perf_counter()
         p.start()
@@ -363,7 +363,7 @@ def _checks(n: int) -> list[tuple[str, _Check]]:
             ("SeqBytes 4 KiB, writer process", _seqbytes),
             ("RcuCell retire, reader thread", _rcu_threads),
             ("RcuBuffer, publisher process", _rcu_processes),
-            ("Kfifo records, producer process",
+            ("KfifoQueue, producer process",
              functools.partial(_kfifo, n // 2))]
     return out
 

@@ -38,6 +38,12 @@ class KfifoBytes(Kfifo):
 
     _MODE = "bytes"
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> KfifoBytes:
+        # A KfifoBytes is always a KfifoBytes (Kfifo's __new__ picks a class by
+        # mode only for Kfifo itself): said here so that type checkers
+        # read KfifoBytes(...) as KfifoBytes, then check __init__'s parameters.
+        return object.__new__(cls)
+
     def __init__(self, capacity: int, mode: str | None = None, *,
                  buffer: Any = None, offset: int = 0,
                  name: str | None = None, shared: bool = False) -> None:

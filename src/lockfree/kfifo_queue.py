@@ -56,6 +56,12 @@ class KfifoQueue(Kfifo):
 
     _MODE = "records"
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> KfifoQueue:
+        # A KfifoQueue is always a KfifoQueue (Kfifo's __new__ picks a class by
+        # mode only for Kfifo itself): said here so that type checkers
+        # read KfifoQueue(...) as KfifoQueue, then check __init__'s parameters.
+        return object.__new__(cls)
+
     def __init__(self, capacity: int, mode: str | None = None, *,
                  buffer: Any = None, offset: int = 0,
                  name: str | None = None, shared: bool = False) -> None:

@@ -2,40 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 from .._ffi import ffi
-from ..kfifo import Kfifo
+from ..kfifo import KfifoBytes
+
+Say = Callable[[str], object]
 
 TITLE = "kfifo: in, out, size-1 masking and the two-part copy, step by step"
 
 
-def state(kf):
+def state(kf: KfifoBytes) -> tuple[int, int, int, int, bytes]:
     """(in, out, size, mask, ring bytes) of a private byte-mode Kfifo."""
     st = kf._state
-    return getattr(st, "in"), st.out, st.size, st.mask, bytes(
-        ffi.buffer(st.data, st.size))
+    return (int(getattr(st, "in")), int(st.out), int(st.size),
+            int(st.mask), bytes(ffi.buffer(st.data, st.size)))
 
 
-def picture(kf, say=print) -> None:
+def picture(kf: KfifoBytes, say: Say = print) -> None:
     i, o, size, mask, data = state(kf)
-    used = {(o + k) & mask for k in range((i - o) & 0xFFFFFFFF)}
-    cells = " ".join(chr(data[k]) if k in used else "." for k in range(size))
+    slots = {(o + k) & mask for k in range((i - o) & 0xFFFFFFFF)}
+    cells = " ".join(chr(data[k]) if k in slots else "." for k in range(size))
     marks = [" "] * (2 * size)
     marks[2 * (o & mask)] = "o"
     marks[2 * (i & mask)] = "i" if (i & mask) != (o & mask) or i == o \
         else "*"
-    say(f"    ring [{cells}]   in={i} out={o} len=in-out={(i - o) & 0xFFFFFFFF}"
+    used = (i - o) & 0xFFFFFFFF
+    say(f"    ring [{cells}]   in={i} out={o} len=in-out={used}"
         f" free={size - ((i - o) & 0xFFFFFFFF)}")
     say(f"          {''.join(marks).rstrip()}      (i = in & {mask}, "
         f"o = out & {mask})")
 
 
-def _split(idx, n, size):
+def _split(idx: int, n: int, size: int) -> tuple[int, int, int]:
     off = idx & (size - 1)
     first = min(n, size - off)
     return off, first, n - first
 
 
-def step_put(kf, data: bytes, say=print) -> int:
+def step_put(kf: KfifoBytes, data: bytes, say: Say = print) -> int:
     i, o, size, _, _ = state(kf)
     n = min(len(data), size - ((i - o) & 0xFFFFFFFF))
     off, first, second = _split(i, n, size)
@@ -47,7 +53,7 @@ def step_put(kf, data: bytes, say=print) -> int:
     return written
 
 
-def step_get(kf, n: int, say=print) -> bytes:
+def step_get(kf: KfifoBytes, n: int, say: Say = print) -> bytes:
     i, o, size, _, _ = state(kf)
     k = min(n, (i - o) & 0xFFFFFFFF)
     off, first, second = _split(o, k, size)
@@ -59,10 +65,10 @@ def step_get(kf, n: int, say=print) -> bytes:
     return got
 
 
-def script(say=print) -> list:
+def script(say: Say = print) -> list[bytes]:
     """The whole walk-through; returns what each get returned."""
-    got = []
-    with Kfifo(8) as kf:
+    got: list[bytes] = []
+    with KfifoBytes(8) as kf:
         say("An 8-byte ring. in and out only ever grow; the slot is "
             "index & (size-1).")
         picture(kf, say)
@@ -79,7 +85,7 @@ def script(say=print) -> list:
     return got
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     print("The kernel's kfifo keeps two free-running unsigned indexes: the "
           "producer\nonly writes `in`, the consumer only writes `out`. "
           "Because the size is a power\nof two, `index & (size - 1)` is "
