@@ -444,7 +444,7 @@ def test_methods_are_defined_once_on_the_class():
     for name in PUBLIC:
         assert name not in vars(a), name
         assert getattr(AtomicInt, name).__doc__, name
-    assert set(vars(a)) <= {"_region", "_state", "_h", "_bound"}
+    assert set(vars(a)) <= {"_region", "_state", "_h"}
     a.close()
 
 

@@ -10,7 +10,7 @@ from multiprocessing import shared_memory
 import pytest
 
 from lockfree import AtomicInt, CorruptStateError, lib
-from lockfree.region import HEADER, Region, specialize
+from lockfree.region import HEADER, Region
 
 from .conftest import SESSION_PREFIX, SHM_DIR
 
@@ -317,18 +317,3 @@ def test_auto_names_use_the_environment_prefix(monkeypatch):
         name = a.name
         assert name.startswith(SESSION_PREFIX + "pfx_") and seg_exists(name)
     assert not seg_exists(name)
-
-
-def _template(x, y=2):
-    return scale * (x + y)  # noqa: F821  (a global of each copy)
-
-
-def test_specialize_gives_each_copy_its_namespace_and_code():
-    f = specialize(_template, "Thing.method", scale=10)
-    g = specialize(_template, "Thing.method", scale=100)
-    assert (f(1), f(1, 3), g(1)) == (30, 40, 300)
-    assert f.__name__ == "method" and f.__qualname__ == "Thing.method"
-    # private code objects: the interpreter's inline caches are per copy
-    assert f.__code__ is not g.__code__ is not _template.__code__
-    assert f.__globals__ is not g.__globals__
-    assert "Region" not in f.__globals__  # nothing of this module leaks in

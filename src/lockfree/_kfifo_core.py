@@ -247,7 +247,7 @@ class Kfifo(Primitive):
 
     # -- setup (Primitive._setup calls it) -----------------------------------
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         region: Any = self._region
         size, mode = region.params[:2]
         h = ffi.new("struct lf_kfifo_handle *")

@@ -115,7 +115,7 @@ class LockBase(Primitive):
         self._create((), lambda state: init(state, flags), buffer=buffer,
                      offset=offset, name=name, shared=shared)
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         """Setup hook of ``Primitive``: a lock created with ``stats=True``
         becomes an instance of the counting variant of its class."""
         if self._h.flags & _STATS:

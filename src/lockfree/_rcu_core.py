@@ -212,7 +212,6 @@ class DomainBase(Primitive):
         what = type(self).__name__
         region: Any = self._region
         self._state = self._region = None
-        self._bound = []
         region.close()
         if rc == lib.LF_ECORRUPT:
             name = ffi.string(field[0]).decode() if field[0] else None

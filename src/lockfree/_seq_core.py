@@ -138,7 +138,7 @@ class SeqBase(Primitive):
             return (f"this seqlock is a {FORM_NAMES[form]}, not a "
                     f"{cls.__name__}: attach it with "
                     f"{FORM_NAMES[form]}.attach()")
-        return None  # the state is checked by _bind_calls (the handle)
+        return None  # the state is checked by _open_handle (the handle)
 
     def _new(self, size: int, latch: bool, meta: bytes, initial: Any,
              placement: dict[str, Any]) -> None:
@@ -169,7 +169,7 @@ class SeqBase(Primitive):
         return _new_handle(self._state, region.avail - HEADER, size, flags,
                            meta_len, what)
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         """Setup (called by Primitive._setup): check the state into a
         handle, then give this process's first reader thread its scratch
         buffer.  The first thread that reads owns ``_main`` (see

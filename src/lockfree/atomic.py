@@ -116,7 +116,7 @@ class AtomicInt(Primitive):
     def _state_size(cls, params: tuple[int, ...]) -> int:
         return 8
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         """Nothing per process: every method passes ``self._h``, the state
         pointer ``Primitive._setup`` sets."""
 

@@ -98,7 +98,7 @@ class RcuDomain(DomainBase):
         check_capacity(capacity)
         return int(lib.lf_rcu_domain_size(capacity))
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         region: Any = self._region
         dh = ffi.new("struct lf_rcu_dh *")
         field = ffi.new("char **")

@@ -145,7 +145,7 @@ class RcuBuffer(DomainBase):
             raise ValueError(f"size must be in 1..2**40 bytes, got {size}")
         return int(lib.lf_rcu_buf_size(capacity, nslots, size))
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         region: Any = self._region
         capacity, nslots, size = region.params[:3]
         bh = ffi.new("struct lf_rcu_bh *")

@@ -46,7 +46,6 @@ shared-memory segment 'lf_x' for this AtomicInt: its creator closed it ...``.
 
 from __future__ import annotations
 
-import builtins
 import errno
 import functools
 import sys
@@ -73,34 +72,6 @@ if TYPE_CHECKING:
 _P = TypeVar("_P", bound="Primitive")
 
 __all__ = ["Region", "Primitive", "HEADER", "KIND_NAMES", "ALIGN"]
-
-
-def specialize(template: Callable[..., Any], qualname: str,
-               **names: Any) -> Callable[..., Any]:
-    """A copy of the module-level function ``template`` whose global names
-    are ``names`` (plus the builtins): a namespace private to one object.
-
-    For the hot methods that need a Python frame anyway (an ``acquire`` that
-    looks at its arguments, a ``release`` that raises, a
-    ``compare_exchange`` that builds a tuple).  Reading the object's cffi
-    functions and state pointer as globals of a private namespace is
-    cheaper than reading them from closure cells: on CPython 3.11 here a
-    SpinLock ``acquire()`` + ``release()`` pair measured 1.57-1.63x two
-    bare one-argument cffi calls this way, 1.78-1.80x as closures, in the
-    same runs.  The code object is copied too, so the interpreter's inline
-    caches (which remember one namespace's layout) are per object: with one
-    code object shared by several namespaces the pair measured 2.0x.
-
-    ``template`` may use only ``names`` and builtins; ``qualname`` is the
-    method's (``"SpinLock.acquire"``).
-    """
-    namespace = dict(names, __builtins__=builtins)
-    name = qualname.rpartition(".")[2]
-    fn = types.FunctionType(template.__code__.replace(co_name=name),
-                            namespace, name, template.__defaults__)
-    fn.__kwdefaults__ = template.__kwdefaults__
-    fn.__qualname__ = qualname
-    return fn
 
 
 class _ClosedHandle:
@@ -156,18 +127,20 @@ def _unpickle(cls: type[_P], name: str, offset: int) -> _P:
 
 
 class Primitive:
-    """Base of every lockfree object: a Region plus bound C entry points.
+    """Base of every lockfree object: a Region plus the handle its methods
+    pass to C.
 
     Subclasses set ``_KIND`` (``lib.LF_KIND_*``) and ``_CTYPE`` (the C
     pointer type of their state), implement ``_state_size(params)`` and
-    ``_bind_calls()``, and create themselves through ``_create``.
+    ``_open_handle()`` (validate the state once and set ``self._h``, when
+    the primitive has a per-process C handle), and create themselves
+    through ``_create``.
 
-    Hot methods are bound per instance as methods of the cffi function on
-    the state pointer (``self._bind``): calling one goes straight into cffi,
-    with no Python frame.  Those that need a frame are per-object copies of
-    a template (``specialize``).  ``close()`` removes them all, so the
-    class's methods, which raise ``ValueError``, answer; a method saved
-    before ``close()`` keeps the memory mapped until it is collected.
+    Every method is an ordinary method of its class that passes
+    ``self._h`` to C.  ``close()`` drops the handle and turns the object
+    into its closed stand-in class, whose ``_h`` raises ``ValueError``: so
+    every method, and a method saved before ``close()``, raises instead of
+    reaching C (see ``_ClosedHandle``).
     """
 
     _KIND: int
@@ -187,7 +160,7 @@ class Primitive:
     def _state_size(cls, params: tuple[int, ...]) -> int:
         raise NotImplementedError
 
-    def _bind_calls(self) -> None:
+    def _open_handle(self) -> None:
         raise NotImplementedError
 
     @classmethod
@@ -274,25 +247,9 @@ class Primitive:
         self._state = ffi.gc(ffi.cast(self._CTYPE, region.base + HEADER),
                              functools.partial(_keep_alive, region))
         # The handle every method passes to C: the state pointer, unless
-        # _bind_calls() sets a per-process C handle instead.
+        # _open_handle() sets a per-process C handle instead.
         self._h = self._state
-        self._bound: list[str] = []
-        self._bind_calls()
-
-    def _bind(self, attr: str, cfunc: Any, arg: Any = None) -> Any:
-        """Bind ``cfunc(state, ...)`` as the instance attribute ``attr``.
-
-        A bound method of a cffi function, not a partial or a Python
-        function: calling it goes straight from the interpreter into cffi
-        (the method object only prepends the state pointer).  ``arg``, if
-        given, is prepended instead of the state pointer (e.g. a per-process
-        handle that points at the state); it must keep the region alive the
-        way ``self._state`` does.
-        """
-        fn = types.MethodType(cfunc, self._state if arg is None else arg)
-        self.__dict__[attr] = fn
-        self._bound.append(attr)
-        return fn
+        self._open_handle()
 
     # -- life cycle ---------------------------------------------------------
 
@@ -321,9 +278,6 @@ class Primitive:
         region = self._region
         if region is None:
             return
-        for attr in self._bound:  # class methods now raise ValueError
-            del self.__dict__[attr]
-        self._bound = []
         self._state = self._region = None
         # Methods read self._h: from now on the closed class answers that
         # with ValueError.

@@ -78,8 +78,8 @@ class RWSpinLock(LockBase):
         self._init_lock(0, stats, buffer, offset, name, shared,
                         lib.lf_rwlock_init)
 
-    def _bind_calls(self) -> None:
-        super()._bind_calls()
+    def _open_handle(self) -> None:
+        super()._open_handle()
         counted = self._h.flags & lib.LF_LOCK_STATS
         self._read_side = (_CountedReadSide if counted
                            else _ReadSide)(self._h)
