@@ -35,6 +35,15 @@ from ._kfifo_core import (
 
 __all__ = ["KfifoQueue"]
 
+# The hot calls, read as module globals: CPython 3.11 does not specialize a
+# call to a function with keyword-only parameters, so binding them as
+# keyword-only defaults made every put/get slower (as measured for
+# AtomicInt and the locks).
+_put: Any = lib.lf_kfifo_rec_put
+_put_wait: Any = lib.lf_kfifo_rec_put_wait
+_get: Any = lib.lf_kfifo_rec_get
+_get_wait: Any = lib.lf_kfifo_rec_get_wait
+
 
 def _nbytes(x: object) -> int:
     """Bytes of a bytes-like item (what ``b"".join`` takes from it)."""
@@ -84,9 +93,7 @@ class KfifoQueue(Kfifo):
     # -- producer ------------------------------------------------------------
 
     def put_message(self, data: Any, block: bool = True,
-                    timeout: float | None = None, *,
-                    _put: Any = lib.lf_kfifo_rec_put,
-                    _put_wait: Any = lib.lf_kfifo_rec_put_wait) -> None:
+                    timeout: float | None = None) -> None:
         """Append one message (any bytes-like object; all or nothing).
         Full: ``queue.Full`` if not ``block`` or at the timeout; too large
         for the ring: ``ValueError``; consumer died while waiting:
@@ -173,9 +180,8 @@ class KfifoQueue(Kfifo):
     # out of the per-object scratch buffer (the C in-use word guards only
     # the C call); another thread inside one: ConcurrentUseError.
 
-    def get_message(self, block: bool = True, timeout: float | None = None,
-                    *, _get: Any = lib.lf_kfifo_rec_get,
-                    _get_wait: Any = lib.lf_kfifo_rec_get_wait) -> bytes:
+    def get_message(self, block: bool = True,
+                    timeout: float | None = None) -> bytes:
         """Remove and return the next message.  Empty: ``queue.Empty`` if
         not ``block`` or at the timeout; producer closed and ring drained:
         ``EOFError``; producer died: ``ProducerDied``."""
