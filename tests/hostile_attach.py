@@ -163,8 +163,12 @@ def attach_trial(kind, seed, leaked):
     case_name, roles = _OPS[kind]
     case = hcases.CASES[case_name]
     objs = {}
+    # A SeqRecord user attaches with the format they will write (a peer
+    # may have rewritten it into another format of the same size).
+    akw = {"fmt": hc.FMT} if kind == "SeqRecord" else {}
     for role in roles:
-        obj = c.call("attach", cls.attach, hc.ATTACH, buffer=mm, offset=off)
+        obj = c.call("attach", cls.attach, hc.ATTACH, buffer=mm, offset=off,
+                     **akw)
         if obj is hc.FAILED:
             break
         objs[role] = case.open(obj, role, rng)
