@@ -7,17 +7,23 @@ For each operation (one group each): the floor, a bare cffi call of the same
 arity into a no-op C function; AtomicInt's method hoisted to a local
 (``f = a.fetch_add``) and called as users write it (``a.fetch_add(1)``);
 the ``atomics`` package (if installed); ``multiprocessing.Value`` + its lock.
+
+``LOCKFREE_BENCH_OLD=<old install>/lockfree`` adds ``old-*`` rows: the same
+calls on that build's AtomicInt, imported beside the installed one (see
+``_oldbuild.py``), so old and new are timed in one run, interleaved.
 """
 
 import multiprocessing
 
 import pytest
+from _oldbuild import old_lockfree
 from _report import Case, main
 
 from lockfree import AtomicInt
 from lockfree._tools import lib  # the FFI floor lf_noop*
 
 TARGETS = {"floor": 1.4, "atomics": 20, "mp.Value": 5}
+OLD = old_lockfree()
 
 _MP_CAS = """\
 with lock:
@@ -25,13 +31,23 @@ with lock:
     if seen == 0:
         v.value = 0"""
 
+_MP_BTS = """\
+with lock:
+    seen = v.value
+    v.value = seen | 1"""
+
 # operation: (call arguments, atomics method, multiprocessing.Value statement)
 _OPS = {
     "load": ((), "load", "v.value"),
+    "store": (("0",), "store", "v.value = 0"),
+    "exchange": (("0",), "exchange", "with lock: v.value = 0"),
     "fetch_add": (("1",), "fetch_add", "with lock: v.value += 1"),
+    "test_and_set_bit": (("0",), "bit_test_set", _MP_BTS),
     "cmpxchg": (("0", "0"), "cmpxchg_strong", _MP_CAS),
     "compare_exchange": (("0", "0"), "cmpxchg_strong", _MP_CAS),
 }
+
+_MP_LABELS = {_MP_CAS: "with lock: CAS", _MP_BTS: "with lock: v |= 1"}
 
 
 def _call(fn, *args):
@@ -45,9 +61,9 @@ def _floor(arity):
     return lambda: {"f": fn, "p": AtomicInt()._h}
 
 
-def _lockfree(op):
+def _lockfree(op, cls=AtomicInt):
     def setup():
-        a = AtomicInt()
+        a = cls()
         return {"a": a, "f": getattr(a, op)}
     return setup
 
@@ -78,6 +94,12 @@ def _cases():
         attr = _call(f"a.{op}", *args)
         yield Case(group, "subject", "lockfree", "lockfree-attr", attr, attr,
                    _lockfree(op))
+        if OLD is not None:
+            yield Case(group, "subject", "lockfree", "old-lockfree",
+                       f"old-f = a.{op}; {call}", call,
+                       _lockfree(op, OLD.AtomicInt))
+            yield Case(group, "subject", "lockfree", "old-lockfree-attr",
+                       f"old-{attr}", attr, _lockfree(op, OLD.AtomicInt))
         if op == "fetch_add":
             # fetch_add(1) takes a one-argument C call (lf_atomic_fetch_inc);
             # any other delta pays the two-argument call plus a frame.
@@ -87,10 +109,14 @@ def _cases():
             other = _call(f"a.{op}", "3")
             yield Case(group, "subject", "lockfree", "lockfree-attr-delta3",
                        other, other, _lockfree(op))
+            if OLD is not None:
+                yield Case(group, "subject", "lockfree",
+                           "old-lockfree-attr-delta3", f"old-{other}", other,
+                           _lockfree(op, OLD.AtomicInt))
         yield Case(group, "anchor", "atomics", "atomics",
                    f"f = b.{method}; {call}", call, _atomics(method))
         yield Case(group, "anchor", "mp.Value", "mp.Value",
-                   "with lock: CAS" if mp_stmt is _MP_CAS else mp_stmt,
+                   _MP_LABELS.get(mp_stmt, mp_stmt),
                    mp_stmt, _mp_value)
 
 

@@ -3,7 +3,7 @@ stdlib locks.
 
     pytest benchmarks/bench_spinlock.py --benchmark-only
     python benchmarks/bench_spinlock.py
-    LOCKFREE_BENCH_OLD=<git rev> python benchmarks/bench_spinlock.py
+    LOCKFREE_BENCH_OLD=<dir> python benchmarks/bench_spinlock.py
 
 Per lock and path, an uncontended acquire+release pair hoisted to locals
 (``a(); r()``) and written as users write it (``l.acquire();
@@ -19,26 +19,22 @@ Targets (issue #17): the pair as users write it <= 1.5x the floor, ``with``
 1.5 on the pair groups and 2.0 on the ``-with`` groups; under pytest (one
 ``TARGETS`` per file) 1.5 is marked on every row.
 
-``LOCKFREE_BENCH_OLD=<rev>`` (run from a git checkout) adds ``old-*`` rows
-for the lock module of that revision, loaded from ``git show`` beside the
-installed one and run against the same C build (the C side of a lock did
-not change with its Python API), so old and new are timed in one run,
-interleaved.  It works for revisions whose locks live in one
-``src/lockfree/spinlock.py`` (before the split of issue #17).
+``LOCKFREE_BENCH_OLD=<dir>`` (the ``lockfree`` package directory of
+another install, see ``_oldbuild.py``) adds ``old-*`` rows for that build,
+Python layer and C extension, imported beside the installed one, so old
+and new are timed in one run, interleaved.
 
 Contended behaviour is not per-op cost: see ``python -m lockfree bench``
 (C threads) and ``python -m lockfree bench --python``.
 """
 
-import importlib.util
 import multiprocessing
 import os
-import pathlib
-import subprocess
 import sys
 import threading
 
 import pytest
+from _oldbuild import old_lockfree
 from _report import Case, run_direct
 
 from lockfree import SpinLock
@@ -51,25 +47,7 @@ TARGETS = {"floor": PAIR_TARGET}
 PAIR = "a(); r()"
 
 
-def _old_module():
-    """The lock module of revision LOCKFREE_BENCH_OLD, or None."""
-    rev = os.environ.get("LOCKFREE_BENCH_OLD")
-    if not rev:
-        return None
-    root = pathlib.Path(__file__).resolve().parent.parent
-    src = subprocess.run(
-        ["git", "-C", str(root), "show", f"{rev}:src/lockfree/spinlock.py"],
-        check=True, capture_output=True, text=True).stdout
-    spec = importlib.util.spec_from_loader("lockfree._bench_old_spinlock",
-                                           loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = "lockfree"
-    sys.modules[spec.name] = mod
-    exec(compile(src, f"<{rev}:spinlock.py>", "exec"), mod.__dict__)
-    return mod
-
-
-OLD = _old_module()
+OLD = old_lockfree()
 
 
 def _floor():
@@ -156,7 +134,7 @@ def _main_with_targets(argv=None):
     print(results.format(
         f"{environment()}\nbest and median ns/op of the loops of {OPS} "
         f"calls, {args.repeat} rounds x {args.calls} calls (timeit)"
-        + (f"; old-* rows: lock module of {old}, same C build" if old
+        + (f"; old-* rows: the build in {old}" if old
            else "")))
 
 

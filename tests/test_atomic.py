@@ -152,6 +152,38 @@ def test_bit_number_out_of_range(nr):
     assert a.load() == 0
 
 
+class _Index:
+    """An index-like object (as numpy's integers): not an int, but
+    ``operator.index`` converts it."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __index__(self):
+        return self.n
+
+
+def test_bit_number_types():
+    # The bit operations check an int's range in C (``nr in range(64)``)
+    # and send anything else through operator.index: index-like objects
+    # and bools work, floats and strings raise TypeError, before C sees
+    # them or after (cffi refuses a float that range() accepted).
+    a = AtomicInt()
+    assert a.test_and_set_bit(_Index(5)) is False
+    assert a.test_bit(_Index(5)) is True and a.load() == 32
+    a.set_bit(True)
+    a.clear_bit(_Index(5))
+    assert a.load() == 2 and a.test_and_clear_bit(True) is True
+    with pytest.raises(ValueError, match="0..63"):
+        a.set_bit(_Index(64))
+    for op in (a.test_and_set_bit, a.test_and_clear_bit, a.set_bit,
+               a.clear_bit, a.test_bit):
+        for bad in (1.0, 1.5, "1", None):
+            with pytest.raises(TypeError):
+                op(bad)
+    assert a.load() == 0
+
+
 def test_wraps_like_int64():
     a = AtomicInt(INT64_MAX)
     assert a.fetch_add(1) == INT64_MAX
