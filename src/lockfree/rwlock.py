@@ -256,5 +256,27 @@ class _ClosedReadSide(_ReadSide):
         raise ValueError("operation on a closed RWSpinLock")
 
 
-counted_variant(RWSpinLock, _write_release_counted, _WRITE_RELEASE_ERROR,
-                release_read=(_read_release_counted, _READ_RELEASE_ERROR))
+class _CountedRWSpinLock(RWSpinLock):
+    """An RWSpinLock created with ``stats=True``: its releases also count
+    the acquisitions (one more locked ``xadd`` each)."""
+
+    def release(self) -> None:
+        if _write_release_counted(self._h):
+            raise RuntimeError(_WRITE_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _write_release_counted(self._h):
+            raise RuntimeError(_WRITE_RELEASE_ERROR)
+
+    def release_read(self) -> None:
+        if _read_release_counted(self._h):
+            raise RuntimeError(_READ_RELEASE_ERROR)
+
+    release.__doc__ = RWSpinLock.release.__doc__
+    __exit__.__doc__ = RWSpinLock.__exit__.__doc__
+    release_read.__doc__ = RWSpinLock.release_read.__doc__
+
+
+counted_variant(RWSpinLock, _CountedRWSpinLock)

@@ -166,4 +166,22 @@ class SpinLock(LockBase):
         return bool(lib.lf_spin_recover(self._h))
 
 
-counted_variant(SpinLock, _release_counted, _RELEASE_ERROR)
+class _CountedSpinLock(SpinLock):
+    """A SpinLock created with ``stats=True``: its release also counts the
+    acquisition (one more locked ``xadd``)."""
+
+    def release(self) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    release.__doc__ = SpinLock.release.__doc__
+    __exit__.__doc__ = SpinLock.__exit__.__doc__
+
+
+counted_variant(SpinLock, _CountedSpinLock)

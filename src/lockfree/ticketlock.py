@@ -158,4 +158,22 @@ class TicketLock(LockBase):
         return bool(lib.lf_ticket_recover(self._h))
 
 
-counted_variant(TicketLock, _release_counted, _RELEASE_ERROR)
+class _CountedTicketLock(TicketLock):
+    """A TicketLock created with ``stats=True``: its release also counts
+    the acquisition (one more locked ``xadd``)."""
+
+    def release(self) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if _release_counted(self._h):
+            raise RuntimeError(_RELEASE_ERROR)
+
+    release.__doc__ = TicketLock.release.__doc__
+    __exit__.__doc__ = TicketLock.__exit__.__doc__
+
+
+counted_variant(TicketLock, _CountedTicketLock)
