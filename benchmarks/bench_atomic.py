@@ -4,7 +4,10 @@
     python benchmarks/bench_atomic.py
 
 For each operation (one group each): the floor, a bare cffi call of the same
-arity into a no-op C function; AtomicInt's method hoisted to a local
+arity into a no-op C function; the C function the method calls, called bare
+(``c-op`` rows: what the operation itself and the conversion of its result
+cost beyond the floor, e.g. a new int object for a large returned value);
+AtomicInt's method hoisted to a local
 (``f = a.fetch_add``) and called as users write it (``a.fetch_add(1)``);
 the ``atomics`` package (if installed); ``multiprocessing.Value`` + its lock.
 
@@ -20,6 +23,7 @@ from _oldbuild import old_lockfree
 from _report import Case, main
 
 from lockfree import AtomicInt
+from lockfree._ffi import lib as core
 from lockfree._tools import lib  # the FFI floor lf_noop*
 
 TARGETS = {"floor": 1.4, "atomics": 20, "mp.Value": 5}
@@ -47,6 +51,18 @@ _OPS = {
     "compare_exchange": (("0", "0"), "cmpxchg_strong", _MP_CAS),
 }
 
+# operation: [(C function the method calls, its arguments after the pointer)]
+_C_OPS = {
+    "load": [("lf_atomic_load", ())],
+    "store": [("lf_atomic_store", ("0",))],
+    "exchange": [("lf_atomic_exchange", ("0",))],
+    "fetch_add": [("lf_atomic_fetch_inc", ()),
+                  ("lf_atomic_fetch_add", ("3",))],
+    "test_and_set_bit": [("lf_atomic_test_and_set_bit", ("0",))],
+    "cmpxchg": [("lf_atomic_cmpxchg", ("0", "0"))],
+    "compare_exchange": [("lf_atomic_try_cmpxchg", ("0", "0"))],
+}
+
 _MP_LABELS = {_MP_CAS: "with lock: CAS", _MP_BTS: "with lock: v |= 1"}
 
 
@@ -59,6 +75,10 @@ def _floor(arity):
     # ._h is the pointer AtomicInt's methods pass; it keeps the AtomicInt's
     # memory alive.
     return lambda: {"f": fn, "p": AtomicInt()._h}
+
+
+def _c_op(name):
+    return lambda: {"c": getattr(core, name), "p": AtomicInt()._h}
 
 
 def _lockfree(op, cls=AtomicInt):
@@ -89,6 +109,10 @@ def _cases():
         yield Case(group, "floor", "cffi", "floor",
                    f"f = lib.lf_noop{len(args) + 1}; {floor}", floor,
                    _floor(len(args) + 1))
+        for name, c_args in _C_OPS[op]:
+            stmt = _call("c", "p", *c_args)
+            yield Case(group, "subject", "cffi", f"c-op-{name}",
+                       f"c = lib.{name}; {stmt}", stmt, _c_op(name))
         yield Case(group, "subject", "lockfree", "lockfree",
                    f"f = a.{op}; {call}", call, _lockfree(op))
         attr = _call(f"a.{op}", *args)

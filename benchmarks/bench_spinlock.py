@@ -10,6 +10,12 @@ Per lock and path, an uncontended acquire+release pair hoisted to locals
 l.release()``), and, in a ``<lock>-with`` group, as ``with``.  The floor is
 two bare one-argument cffi calls (``f(p); f(p)`` with ``f =
 lib.lf_noop1``): a pair of C calls, which no cffi-based lock can go below.
+In the ``spinlock-ttas`` groups two more rows show what CPython allows:
+``c-pair``, the C functions SpinLock calls, called bare (``t(p); r(p)``),
+and ``minimal``, a class whose ``acquire``/``release``/``__enter__``/
+``__exit__`` only pass ``self._h`` to them: no argument check, no error
+check, the least a method can do, so the least any lock written as Python
+methods over cffi can cost.
 Anchors: ``threading.Lock`` and ``multiprocessing.Lock``, the stdlib
 equivalents (the stdlib has no reader-writer or ticket lock: they anchor
 those groups too).
@@ -38,6 +44,7 @@ from _oldbuild import old_lockfree
 from _report import Case, run_direct
 
 from lockfree import SpinLock
+from lockfree._ffi import lib as core
 from lockfree._tools import lib  # the FFI floor lf_noop*
 
 PAIR_TARGET, WITH_TARGET = 1.5, 2.0
@@ -45,6 +52,34 @@ PAIR_TARGET, WITH_TARGET = 1.5, 2.0
 TARGETS = {"floor": PAIR_TARGET}
 
 PAIR = "a(); r()"
+
+_try, _rel = core.lf_spin_try_acquire, core.lf_spin_release
+
+
+class _Minimal:
+    """The least a lock written as methods over cffi can do: each method
+    passes ``self._h`` to the C function, checks nothing."""
+
+    def __init__(self):
+        self._lock = SpinLock()  # keeps the memory
+        self._h = self._lock._h
+
+    def acquire(self):
+        return _try(self._h)
+
+    def release(self):
+        _rel(self._h)
+
+    def __enter__(self):
+        return _try(self._h)
+
+    def __exit__(self, exc_type, exc, tb):
+        _rel(self._h)
+
+
+def _c_pair():
+    lock = SpinLock()
+    return {"t": _try, "r": _rel, "p": lock._h, "l": lock}
 
 
 OLD = old_lockfree()
@@ -96,6 +131,16 @@ def _cases():
             yield Case(g, "floor", "cffi", "floor",
                        "f = lib.lf_noop1; f(p); f(p)", "f(p); f(p)", _floor)
         yield from _subjects(group, with_group, make, acq, rel, with_stmt)
+        if group == "spinlock-ttas":
+            yield Case(group, "subject", "cffi", "c-pair",
+                       "t = lib.lf_spin_try_acquire; r = ...; t(p); r(p)",
+                       "t(p); r(p)", _c_pair)
+            yield Case(group, "subject", "minimal", "minimal",
+                       "minimal methods: l.acquire(); l.release()",
+                       "l.acquire(); l.release()", _pair(_Minimal))
+            yield Case(with_group, "subject", "minimal", "minimal-with",
+                       "minimal methods: with l: pass", "with l: pass",
+                       _pair(_Minimal))
         if group in old:
             yield from _subjects(group, with_group, *old[group], tag="old-")
         yield Case(group, "anchor", "threading", "threading",

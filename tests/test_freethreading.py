@@ -39,7 +39,9 @@ import lockfree._tools
 # (2) The thread stress tests of each primitive (and the fixtures they
 # use), collected again in this module so that they run a second time under
 # switch_often below.
-from .test_atomic import test_threads_fetch_add_and_cas_update_exact  # noqa: F401
+from .test_atomic_model import (
+    test_threads_fetch_add_and_cas_update_exact,  # noqa: F401
+)
 from .test_kfifo import (
     test_blocked_producer_is_woken_and_blocking_put_writes_all,  # noqa: F401,E501
 )

@@ -2,7 +2,7 @@
 readers, read()/write() context managers.
 
 The behaviour it shares with SpinLock and TicketLock (exclusion, timeouts,
-dead holders, stats, the typed API) is tested in test_spinlock.py."""
+dead holders, stats, the typed API) is tested in test_spinlock*.py."""
 
 import multiprocessing as mp
 import os
@@ -15,7 +15,7 @@ import pytest
 from lockfree import OwnerDiedError, RWSpinLock, lib
 
 from .conftest import LONG
-from .test_spinlock import _check_recovered
+from .locks import check_recovered
 
 
 def _hold_rw_reads(lock, n, ready):
@@ -59,7 +59,7 @@ def test_rw_dead_reader_detected_then_recovered(method):
         lock.release_read()
         assert lock.recover() is True  # holds given back, write lock taken
         assert lock.readers == 0 and lock.write_locked()
-        _check_recovered(lock)
+        check_recovered(lock)
     finally:
         child.kill()
         child.join()

@@ -1,7 +1,7 @@
 """TicketLock: FIFO order, dead queued waiters, given-up tickets, Ctrl-C.
 
 The behaviour it shares with SpinLock and RWSpinLock (exclusion, timeouts,
-dead holders, stats, the typed API) is tested in test_spinlock.py."""
+dead holders, stats, the typed API) is tested in test_spinlock*.py."""
 
 import multiprocessing as mp
 import threading
@@ -12,7 +12,7 @@ import pytest
 from lockfree import OwnerDiedError, TicketLock, lib
 from lockfree.spinlock import SpinLock
 
-from .test_spinlock import _hold_and_wait
+from .locks import hold_and_wait
 
 
 def test_ticket_dead_queued_waiter_detected():
@@ -22,7 +22,7 @@ def test_ticket_dead_queued_waiter_detected():
     ctx = mp.get_context("fork")
     lock.acquire()
     ready = ctx.Event()
-    child = ctx.Process(target=_hold_and_wait, args=(lock, ready))
+    child = ctx.Process(target=hold_and_wait, args=(lock, ready))
     child.start()
     deadline = time.monotonic() + 30
     while lock._state.tail - lock._state.head < 2:  # child queued
