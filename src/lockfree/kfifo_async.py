@@ -147,6 +147,8 @@ class _Waiter:
             r = call(end)
             if r != EAGAIN or end == dl:
                 return r
+            if self.shutdown:  # (a stop raced with the slice's end)
+                return STOPPED
 
     def submit(self, req: _Request) -> None:
         with self.cv:
