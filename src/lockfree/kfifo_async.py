@@ -299,7 +299,10 @@ class KfifoAsync(_Base):
 
     async def __anext__(self) -> bytes:
         try:
-            return await self.get_message_async()
+            try:  # a message there: no inner coroutine
+                return self.get_message(False)
+            except queue.Empty:
+                return await self.get_message_async()
         except EOFError:
             raise StopAsyncIteration from None
 
