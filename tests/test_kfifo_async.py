@@ -473,3 +473,14 @@ def test_one_consumer_at_a_time():
 
     assert _run(main()) == b"for the first"
     q.close()
+
+
+def test_the_demo_runs_and_is_right():
+    from lockfree.demos import kfifo_async as demo
+
+    lines = []
+    got, ticks, cpu = demo.script(3, 0.1, say=lines.append)
+    assert got == [b"message 0", b"message 1", b"message 2"]
+    assert ticks >= 10  # the loop ran while the consumer waited
+    assert any("cancelled" in line for line in lines)
+    assert cpu < 0.5
