@@ -34,6 +34,7 @@ from ._kfifo_core import (
     EAGAIN,
     EDEAD,
     EOF,
+    FOREVER,
     NOWAIT,
     PRODUCER,
     REC_HDR,
@@ -266,7 +267,7 @@ class KfifoAsync(_Base):
         closed and the ring is drained, ``ProducerDied``.  Cancelling it
         loses no message.  One caller at a time (``ConcurrentUseError``
         for a second consumer call while it waits)."""
-        dl = deadline(True, timeout)
+        dl = FOREVER if timeout is None else deadline(True, timeout)
         get = self.get_message
         while True:
             try:
