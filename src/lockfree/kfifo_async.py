@@ -252,9 +252,10 @@ class KfifoAsync(_Base):
             _close_waiters(self._waiters)
 
     def close(self) -> None:
-        """Give up this object's roles and release its memory (idempotent).
-        A coroutine waiting in ``get_message_async``/``put_message_async``
-        gets ``ValueError``; the waiter threads end first."""
+        """Give up this object's roles and release its memory (idempotent;
+        not ``close_producer()``: another producer may take over).  The
+        waiter threads end first; a coroutine waiting in
+        ``get_message_async``/``put_message_async`` gets ``ValueError``."""
         self._stop_waiters()
         super().close()
 
