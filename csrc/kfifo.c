@@ -1169,6 +1169,99 @@ LF_KFIFO_CALL(int, close_producer, 0, (struct lf_kfifo_handle *h),
 LF_KFIFO_CALL(int64_t, reset, 1, (struct lf_kfifo_handle *h),
 	      (h))
 
+/* -- the asyncio waiter (src/lockfree/kfifo_async.py) ------------------- */
+
+/*
+ * lf_kfifo_wait_readable/writable that another thread can end: they also
+ * return 1 as soon as *stop is non-zero.  lf_kfifo_wait_stop() sets *stop
+ * and wakes the sleeper.  The stop word is the caller's (process-private
+ * memory, never the shared state).  wait_on()'s conditions take (h, idx,
+ * need) only, so the condition reads the word through a thread-local
+ * pointer set for the duration of the call.
+ */
+static __thread const uint32_t *wait_stop_word;
+
+static int readable_or_stop(struct lf_kfifo_handle *h, uint32_t out,
+			    uint32_t need)
+{
+	/* Pairs with the store-release in lf_kfifo_wait_stop(). */
+	if (lf_load_acquire32(wait_stop_word))
+		return 1;
+	return readable(h, out, need);
+}
+
+static int writable_or_stop(struct lf_kfifo_handle *h, uint32_t in,
+			    uint32_t need)
+{
+	/* Pairs with the store-release in lf_kfifo_wait_stop(). */
+	if (lf_load_acquire32(wait_stop_word))
+		return 1;
+	return writable(h, in, need);
+}
+
+static int wait_readable_or(struct lf_kfifo_handle *h, uint64_t deadline,
+			    const uint32_t *stop)
+{
+	struct lf_kfifo *f = h->f;
+	int r = need_role(h, LF_KFIFO_ROLE_CONSUMER);
+
+	if (r)
+		return r;
+	wait_stop_word = stop;
+	r = wait_on(h, readable_or_stop, lf_read32(&f->out), 1,
+		    &f->cons_sleeping, &f->cons_seq, LF_KFIFO_ROLE_PRODUCER,
+		    deadline);
+	wait_stop_word = NULL;
+	return r;
+}
+
+static int wait_writable_or(struct lf_kfifo_handle *h, uint32_t need,
+			    uint64_t deadline, const uint32_t *stop)
+{
+	struct lf_kfifo *f = h->f;
+	int r = need_role(h, LF_KFIFO_ROLE_PRODUCER);
+
+	if (r)
+		return r;
+	if (need > h->size)
+		return LF_EMSGSIZE;
+	wait_stop_word = stop;
+	r = wait_on(h, writable_or_stop, lf_read32(&f->in), need,
+		    &f->prod_sleeping, &f->prod_seq, LF_KFIFO_ROLE_CONSUMER,
+		    deadline);
+	wait_stop_word = NULL;
+	return r;
+}
+
+LF_KFIFO_CALL(int, wait_readable_or, 1,
+	      (struct lf_kfifo_handle *h, uint64_t deadline,
+	       const uint32_t *stop),
+	      (h, deadline, stop))
+LF_KFIFO_CALL(int, wait_writable_or, 0,
+	      (struct lf_kfifo_handle *h, uint32_t need, uint64_t deadline,
+	       const uint32_t *stop),
+	      (h, need, deadline, stop))
+
+/* No claim: another thread calls it while the waiter holds the role's
+ * in-use word.  It reads only h->f (set once at handle init) and wakes this
+ * role's sleeper; a wake-up nobody needed costs that sleeper one re-check. */
+int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
+		       uint32_t *stop)
+{
+	struct lf_kfifo *f = h->f;
+
+	if (role != LF_KFIFO_ROLE_PRODUCER && role != LF_KFIFO_ROLE_CONSUMER)
+		return LF_EINVAL;
+	/* Pairs with the load-acquire in readable_or_stop() and
+	 * writable_or_stop(); lf_kfifo_wake()'s xadd of seq (a full barrier)
+	 * then orders it before the new seq, which the waiter reads
+	 * (lf_kfifo_sleep_prepare) before its re-check of the word. */
+	lf_store_release32(stop, 1);
+	lf_kfifo_wake(role == LF_KFIFO_ROLE_CONSUMER ? &f->cons_seq
+						     : &f->prod_seq);
+	return 0;
+}
+
 #ifdef LF_TEST_HOOKS
 int lf_kfifo_debug_set_index(struct lf_kfifo_handle *h, uint32_t idx)
 {

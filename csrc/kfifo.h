@@ -196,6 +196,15 @@ int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
 int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, uint64_t deadline);
 int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
 			   uint64_t deadline);
+/* The same waits, ended early (return 1) once *stop is non-zero, which
+ * lf_kfifo_wait_stop() sets from another thread (the asyncio waiter of
+ * src/lockfree/kfifo_async.py). */
+int lf_kfifo_wait_readable_or(struct lf_kfifo_handle *h, uint64_t deadline,
+			      const uint32_t *stop);
+int lf_kfifo_wait_writable_or(struct lf_kfifo_handle *h, uint32_t need,
+			      uint64_t deadline, const uint32_t *stop);
+int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
+		       uint32_t *stop);
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
 

@@ -367,6 +367,13 @@ CDEF = {
                                    uint64_t deadline);
         int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
                                    uint64_t deadline);
+        int lf_kfifo_wait_readable_or(struct lf_kfifo_handle *h,
+                                      uint64_t deadline, const uint32_t *stop);
+        int lf_kfifo_wait_writable_or(struct lf_kfifo_handle *h,
+                                      uint32_t need, uint64_t deadline,
+                                      const uint32_t *stop);
+        int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
+                               uint32_t *stop);
         int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
     """,

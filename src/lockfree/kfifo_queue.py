@@ -32,6 +32,7 @@ from ._kfifo_core import (
     deadline,
     index,
 )
+from .kfifo_async import KfifoAsync
 
 __all__ = ["KfifoQueue"]
 
@@ -54,7 +55,7 @@ def _nbytes(x: object) -> int:
                         f"{type(x).__name__}") from None
 
 
-class KfifoQueue(Kfifo):
+class KfifoQueue(KfifoAsync, Kfifo):
     """A single-producer single-consumer message queue in a Kfifo ring.
 
     ``KfifoQueue(capacity)`` (or ``Kfifo(capacity, "records")``).  The first

@@ -34,6 +34,7 @@ DEMOS = {
     "spin-vs-mutex": "spin_vs_mutex",
     "rcu": "rcu",
     "kfifo": "kfifo",
+    "kfifo-async": "kfifo_async",
     "aba": "aba",
     "seqlock": "torn_read",
     "writer-rate": "writer_rate",
