@@ -7,8 +7,10 @@
 
 #include <stdint.h>
 
+/* cffi:begin */
 const char *lf_build_atomics(void);   /* "x86-64-asm" or "portable" */
 const char *lf_build_arch(void);      /* "x86_64", "aarch64", ... */
 const char *lf_build_compiler(void);  /* __VERSION__ of the compiler */
+/* cffi:end */
 
 #endif /* LF_BUILD_INFO_H */

@@ -117,6 +117,7 @@
 #include "lockwait.h"
 #include "spinlock.h"
 
+/* cffi:begin */
 #define LF_SEQ_LATCH     1u   /* flags: two copies, readers never wait */
 #define LF_SEQ_MAX_SIZE  (1u << 30)  /* bytes of a value, at most */
 #define LF_SEQ_INLINE_OFF 24u /* a classic copy of <= LF_SEQ_INLINE_MAX */
@@ -187,6 +188,7 @@ int lf_seq_handle_init(struct lf_seq_handle *h, lf_seqlock_t *sl,
 		       uint64_t meta_len, const char **field);
 /* The metadata area: h->meta_len bytes. */
 const char *lf_seq_meta(const struct lf_seq_handle *h);
+/* cffi:end */
 
 /* Copy idx (0, or 1 in latch mode) as the handle addresses it. */
 static inline char *lf_seq_copy(const struct lf_seq_handle *h, uint32_t idx)
@@ -340,6 +342,7 @@ extern void (*lf_test_seq_copied)(lf_seqlock_t *sl);
 void lf_seq_write_locked(const struct lf_seq_handle *h, const void *src);
 
 /* -- out-of-line entry points (cffi binds these) ---------------------------- */
+/* cffi:begin */
 
 /* Copy a consistent snapshot to dst (len == h->size).  Classic mode waits
  * for writes in progress, until the CLOCK_MONOTONIC deadline (ns;
@@ -374,5 +377,6 @@ int64_t lf_seq_fetch_until(struct lf_seq_handle *h, uint64_t deadline);
 /* lf_seq_write of h->size bytes if the writer lock is free (LF_OK), else
  * LF_EAGAIN at once (the caller waits with lf_seq_write_until). */
 int64_t lf_seq_store(const struct lf_seq_handle *h, const void *src);
+/* cffi:end */
 
 #endif /* LF_SEQLOCK_H */
