@@ -123,7 +123,6 @@ static inline bool lf_owner_valid(uint64_t id)
  * (gone, or a zombie) or id names no thread (malformed, or tid 0).  A system call and a /proc read: slow paths only. */
 /* cffi:begin */
 int lf_owner_alive(uint64_t id);
-uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
 /* The same for a whole process (any of its threads); errs towards alive. */
 int lf_pid_alive(uint32_t pid);
 

@@ -172,15 +172,10 @@ static inline int lf_rwlock_write_unlock(lf_rwlock_t *l)
 	return 0;
 }
 
-/* Out-of-line entry points (for cffi). */
+/* Out-of-line calls (out-of-line copies of the inline lock and unlock
+ * calls, for cffi, are binding shims: csrc/shims/rwlock.h). */
 /* cffi:begin */
-bool lf_rwlock_read_try_acquire(lf_rwlock_t *l);
-int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l, uint64_t deadline);
-int lf_rwlock_read_release(lf_rwlock_t *l);
 int lf_rwlock_read_release_counted(lf_rwlock_t *l);
-bool lf_rwlock_write_try_acquire(lf_rwlock_t *l);
-int64_t lf_rwlock_write_acquire_until(lf_rwlock_t *l, uint64_t deadline);
-int lf_rwlock_write_release(lf_rwlock_t *l);
 int lf_rwlock_write_release_counted(lf_rwlock_t *l);
 uint64_t lf_rwlock_readers(lf_rwlock_t *l);   /* may include transients */
 bool lf_rwlock_write_locked(lf_rwlock_t *l);  /* a writer holds or waits */

@@ -85,11 +85,9 @@ static inline int lf_spin_unlock(lf_spinlock_t *l)
 	return 0;
 }
 
-/* Out-of-line entry points (for cffi and other languages). */
+/* Out-of-line calls (the inline fast paths' out-of-line copies, for cffi
+ * and other languages, are binding shims: csrc/shims/spinlock.h). */
 /* cffi:begin */
-bool lf_spin_try_acquire(lf_spinlock_t *l);
-int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline);
-int lf_spin_release(lf_spinlock_t *l);
 int lf_spin_release_counted(lf_spinlock_t *l);  /* + stats.acquisitions */
 bool lf_spin_locked(lf_spinlock_t *l);
 uint64_t lf_spin_owner(lf_spinlock_t *l);

@@ -127,11 +127,10 @@ static inline int64_t lf_ticket_lock(lf_ticketlock_t *l)
 
 int lf_ticket_unlock(lf_ticketlock_t *l);  /* 0, or LF_EPERM: not held */
 
-/* Out-of-line entry points (for cffi). */
+/* Out-of-line calls (out-of-line copies of the inline lock and unlock, for
+ * cffi, are binding shims: csrc/shims/ticketlock.h). */
 /* cffi:begin */
 bool lf_ticket_try_acquire(lf_ticketlock_t *l);  /* never queues */
-int64_t lf_ticket_acquire_until(lf_ticketlock_t *l, uint64_t deadline);
-int lf_ticket_release(lf_ticketlock_t *l);
 int lf_ticket_release_counted(lf_ticketlock_t *l);
 bool lf_ticket_locked(lf_ticketlock_t *l);
 uint64_t lf_ticket_owner(lf_ticketlock_t *l);  /* taker at head, or 0 */

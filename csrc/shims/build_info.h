@@ -1,6 +1,8 @@
 /*
  * What this build is: the atomics implementation, the architecture and the
- * compiler.  (The FFI floor lf_noop0..3 is a tool: csrc/tools/noop.h.)
+ * compiler, for lockfree.build_info().  A binding shim: C code has the
+ * macros (LF_ATOMICS_IMPL of arch/atomic.h, __VERSION__).  (The FFI floor
+ * lf_noop0..3 is a tool: csrc/tools/noop.h.)
  */
 #ifndef LF_BUILD_INFO_H
 #define LF_BUILD_INFO_H
