@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* cffi:begin */
 typedef struct lf_atomic {
 	uint64_t counter;
 } lf_atomic_t;
@@ -50,5 +51,6 @@ bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr);
 void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);
 void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
 bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
+/* cffi:end */
 
 #endif /* LF_ATOMIC_H */

@@ -13,6 +13,7 @@
 #ifndef LF_ERRORS_H
 #define LF_ERRORS_H
 
+/* cffi:begin */
 #define LF_OK		0
 #define LF_EAGAIN	(-1)	/* would block: empty, full, busy, or the
 				   deadline passed */
@@ -33,6 +34,7 @@
 #define LF_ENOMEM	(-13)	/* out of memory */
 #define LF_EMISUSE	(-14)	/* a single-owner handle used by two threads
 				   at once */
+/* cffi:end */
 
 /* Is an acquire's result the -(owner id) of a dead holder? */
 #define LF_IS_DEAD_OWNER(r)	((int64_t)(r) <= -((int64_t)1 << 32))

@@ -59,6 +59,7 @@
 #include "errors.h"
 #include "lockwait.h"
 
+/* cffi:begin */
 #define LF_KFIFO_BYTES		0
 #define LF_KFIFO_RECORDS	1
 
@@ -207,6 +208,7 @@ int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
 		       uint32_t *stop);
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
+/* cffi:end */
 
 /*
  * Elements: the kernel's kfifo_put()/kfifo_get() for a typed fifo, in C

@@ -43,8 +43,6 @@ uint64_t lf_owner_self_slow(void)
 	return lf_owner_self_cache;
 }
 
-uint64_t lf_owner_self_id(void) { return lf_owner_self(); }
-
 /* The fields of a /proc stat file after "pid (comm) ", starting with the
  * state letter, in buf; NULL if unreadable.  The comm field may hold spaces
  * and parentheses, so parse after the last ')'. */

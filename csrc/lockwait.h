@@ -55,12 +55,14 @@
 #include "arch/atomic.h"
 #include "errors.h"
 
+/* cffi:begin */
 #define LF_FOREVER UINT64_MAX  /* a deadline that never expires */
 #define LF_NOWAIT  0ull        /* a deadline already past: one attempt */
 
 /* Lock flags, set at init and read-only afterwards. */
 #define LF_LOCK_STATS 1u   /* keep struct lf_lockstats */
 #define LF_LOCK_TTAS  2u   /* SpinLock: spin on a plain load, not on xchg */
+/* cffi:end */
 
 /* Waiting policy. */
 /* pause is ~20-140 cycles depending on the core (~23 ns here): the spin
@@ -73,12 +75,14 @@
 #define LF_SLEEP_MAX_NS    1000000ull    /* longest sleep: 1 ms */
 #define LF_OWNER_CHECK_NS  10000000ull   /* re-check liveness every 10 ms */
 
+/* cffi:begin */
 typedef struct lf_lockstats {
 	uint64_t acquisitions;  /* successful acquisitions (counted releases) */
 	uint64_t contended;     /* acquisitions that had to wait */
 	uint64_t spins;         /* lf_cpu_relax() calls while waiting */
 	uint64_t yields;        /* sched_yield() calls while waiting */
 } lf_lockstats_t;
+/* cffi:end */
 
 /* -- owners ---------------------------------------------------------------- */
 
@@ -117,14 +121,15 @@ static inline bool lf_owner_valid(uint64_t id)
 
 /* 1 if the thread named by id may still exist, 0 if it is certainly dead
  * (gone, or a zombie) or id names no thread (malformed, or tid 0).  A system call and a /proc read: slow paths only. */
+/* cffi:begin */
 int lf_owner_alive(uint64_t id);
-uint64_t lf_owner_self_id(void);  /* lf_owner_self(), exported for cffi */
 /* The same for a whole process (any of its threads); errs towards alive. */
 int lf_pid_alive(uint32_t pid);
 
 /* -- waiting --------------------------------------------------------------- */
 
 uint64_t lf_now_ns(void);  /* CLOCK_MONOTONIC in nanoseconds */
+/* cffi:end */
 
 /* The deadline ns from now (saturating at LF_FOREVER - 1). */
 static inline uint64_t lf_deadline_in(uint64_t ns)
@@ -279,7 +284,9 @@ void lf_wait_account(lf_lockstats_t *s, const struct lf_wait *w, bool acquired);
  * Blocking acquires from Python wait in slices of LF_SLICE_NS so that the
  * interpreter can run signal handlers (Ctrl-C) between them.
  */
+/* cffi:begin */
 #define LF_ACQUIRED 1
 #define LF_SLICE_NS 50000000ull   /* 50 ms */
+/* cffi:end */
 
 #endif /* LF_LOCKWAIT_H */

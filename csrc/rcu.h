@@ -44,10 +44,12 @@
 #define LF_RCU_GP_COUNT		1ULL
 #define LF_RCU_GP_PHASE		(1ULL << 32)
 #define LF_RCU_NEST_MASK	(LF_RCU_GP_PHASE - 1)
-#define LF_RCU_MAX_READERS	4096
 /* A reader slot's owner while a writer reclaims it from a dead process:
  * nonzero, so lf_rcu_register skips it; no process has this pid. */
 #define LF_RCU_RECLAIMING	(~0ULL)
+
+/* cffi:begin */
+#define LF_RCU_MAX_READERS	4096
 
 /* One reader slot: one cache line, written only by its owner (and by
  * lf_rcu_register/unregister and dead-reader reclaim, which cmpxchg owner). */
@@ -157,6 +159,7 @@ int lf_rcu_read_lock(struct lf_rcu_rh *r);
 int lf_rcu_read_unlock(struct lf_rcu_rh *r);
 /* Nesting depth of r's current read section (0 outside). */
 int64_t lf_rcu_read_depth(struct lf_rcu_rh *r);
+/* cffi:end */
 
 /* rcu_assign_pointer / rcu_dereference on a pointer-sized word. */
 void lf_rcu_assign(void **slot, void *v);
@@ -169,6 +172,7 @@ void *lf_rcu_dereference(void **slot);
  * LF_EDEADLK if the calling thread is inside a read section of the domain.
  */
 int lf_rcu_synchronize(const struct lf_rcu_dh *h);
+/* cffi:begin */
 int lf_rcu_synchronize_until(const struct lf_rcu_dh *h, uint64_t deadline);
 
 /* Polling (liburcu >= 0.14's start_poll_synchronize_rcu / poll_state): a
@@ -177,6 +181,7 @@ int lf_rcu_synchronize_until(const struct lf_rcu_dh *h, uint64_t deadline);
  * reclaimer thread to). */
 uint64_t lf_rcu_start_poll(const struct lf_rcu_dh *h);
 int lf_rcu_poll_state(const struct lf_rcu_dh *h, uint64_t cookie);
+/* cffi:end */
 
 /* call_rcu: a per-process reclaimer thread that batches callbacks. */
 struct lf_rcu_reclaimer;
@@ -206,6 +211,7 @@ struct lf_rcu_buf_meta {
 
 enum { LF_RCU_SLOT_FREE = 0, LF_RCU_SLOT_CURRENT = 1, LF_RCU_SLOT_RETIRED = 2 };
 
+/* cffi:begin */
 /* Layout: this 64-byte header, the domain, meta[nslots], data. */
 struct lf_rcu_buf {
 	uint64_t current;	/* published: version << 8 | slot */
@@ -248,6 +254,7 @@ int64_t lf_rcu_buf_read_lock(struct lf_rcu_rh *r);
 int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
 		       uint64_t len, uint64_t deadline);
 uint64_t lf_rcu_buf_version(const struct lf_rcu_bh *h);
+/* cffi:end */
 
 /* Internal, shared by rcu.c, rcu_call.c and rcu_buf.c. */
 #define LF_RCU_ALIGN64(x) (((x) + 63) & ~(uint64_t)63)

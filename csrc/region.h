@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #define LF_REGION_MAGIC   0x4e4f494745524c46ULL  /* "FLREGION" little-endian */
+/* cffi:begin */
 /* Bumped whenever any primitive's state layout changes (2: the seqlock's
  * writer line and inline copy; 3: the reader-writer lock's reader slots;
  * 4: owner-word locks: the lock word is the owner id, ticket slots, packed
@@ -70,5 +71,6 @@ struct lf_region {
 void lf_region_init(struct lf_region *r, uint32_t kind, uint64_t size);
 void lf_region_publish(struct lf_region *r);
 int lf_region_check(const struct lf_region *r, uint64_t avail, uint32_t kind);
+/* cffi:end */
 
 #endif /* LF_REGION_H */

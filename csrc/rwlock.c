@@ -185,39 +185,12 @@ int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 	return ret;
 }
 
-bool lf_rwlock_read_try_acquire(lf_rwlock_t *l)
-{
-	return lf_rwlock_read_trylock(l);
-}
-
-int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l, uint64_t deadline)
-{
-	return lf_rwlock_read_lock_until(l, deadline);
-}
-
-int lf_rwlock_read_release(lf_rwlock_t *l) { return lf_rwlock_untrack(l); }
-
 int lf_rwlock_read_release_counted(lf_rwlock_t *l)
 {
 	int r = lf_rwlock_untrack(l);
 	if (r == 0)
 		lf_xadd64(&l->read_acquisitions, 1);
 	return r;
-}
-
-bool lf_rwlock_write_try_acquire(lf_rwlock_t *l)
-{
-	return lf_rwlock_write_trylock(l);
-}
-
-int64_t lf_rwlock_write_acquire_until(lf_rwlock_t *l, uint64_t deadline)
-{
-	return lf_rwlock_write_lock_until(l, deadline);
-}
-
-int lf_rwlock_write_release(lf_rwlock_t *l)
-{
-	return lf_rwlock_write_unlock(l);
 }
 
 int lf_rwlock_write_release_counted(lf_rwlock_t *l)

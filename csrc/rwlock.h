@@ -51,10 +51,12 @@
 #include "lockwait.h"
 
 #define LF_RW_SLOTS_SHIFT 4
+#define LF_RW_HOLDS 0xFFFFFFFFull              /* holds in a slot word */
+
+/* cffi:begin */
 #define LF_RW_SLOTS (1u << LF_RW_SLOTS_SHIFT)  /* reading processes at once:
 						  lf_rwlock_has_readers()
 						  reads exactly 16 */
-#define LF_RW_HOLDS 0xFFFFFFFFull              /* holds in a slot word */
 
 /* One reader process: pid << 32 | its read holds. */
 struct lf_rw_slot {
@@ -80,6 +82,7 @@ typedef struct lf_rwlock {
 void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
 int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline);
 int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline);
+/* cffi:end */
 int lf_rwlock_read_try_slow(lf_rwlock_t *l);
 
 /* The slot a process probes first (Fibonacci hashing of the pid). */
@@ -169,14 +172,10 @@ static inline int lf_rwlock_write_unlock(lf_rwlock_t *l)
 	return 0;
 }
 
-/* Out-of-line entry points (for cffi). */
-bool lf_rwlock_read_try_acquire(lf_rwlock_t *l);
-int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l, uint64_t deadline);
-int lf_rwlock_read_release(lf_rwlock_t *l);
+/* Out-of-line calls (out-of-line copies of the inline lock and unlock
+ * calls, for cffi, are binding shims: csrc/shims/rwlock.h). */
+/* cffi:begin */
 int lf_rwlock_read_release_counted(lf_rwlock_t *l);
-bool lf_rwlock_write_try_acquire(lf_rwlock_t *l);
-int64_t lf_rwlock_write_acquire_until(lf_rwlock_t *l, uint64_t deadline);
-int lf_rwlock_write_release(lf_rwlock_t *l);
 int lf_rwlock_write_release_counted(lf_rwlock_t *l);
 uint64_t lf_rwlock_readers(lf_rwlock_t *l);   /* may include transients */
 bool lf_rwlock_write_locked(lf_rwlock_t *l);  /* a writer holds or waits */
@@ -188,5 +187,6 @@ uint64_t lf_rwlock_owner(lf_rwlock_t *l);
 #define LF_RW_RECOVER_NS 1000000000ull
 int lf_rwlock_recover(lf_rwlock_t *l);
 uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l);  /* pid << 32, or 0 */
+/* cffi:end */
 
 #endif /* LF_RWLOCK_H */

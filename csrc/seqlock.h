@@ -67,8 +67,8 @@
  * depend on the counter's value did not help; an lfence after the
  * counter's load (lf_barrier_nospec) did, down to the single store's loss.
  * It costs an uncontended C read ~13 ns, so only the out-of-line copy-out
- * helpers (lf_seq_read, lf_seq_fetch: what Python calls, ~250 ns a call)
- * use it; the inline lf_seq_read_begin does not.
+ * helpers (lf_seq_read_until, lf_seq_try_read: what Python calls, ~250 ns
+ * a call) use it; the inline lf_seq_read_begin does not.
  *
  * Dead writers.  A writer killed mid-write leaves, in classic mode, an odd
  * counter and a half-written copy: readers waiting for it check the writer
@@ -117,6 +117,7 @@
 #include "lockwait.h"
 #include "spinlock.h"
 
+/* cffi:begin */
 #define LF_SEQ_LATCH     1u   /* flags: two copies, readers never wait */
 #define LF_SEQ_MAX_SIZE  (1u << 30)  /* bytes of a value, at most */
 #define LF_SEQ_INLINE_OFF 24u /* a classic copy of <= LF_SEQ_INLINE_MAX */
@@ -165,7 +166,7 @@ struct lf_seq_handle {
 	uint32_t stride;    /* bytes from copy 0 to copy 1 */
 	uint32_t flags;     /* LF_SEQ_* */
 	uint32_t meta_len;  /* bytes of the metadata area */
-	void *buf;          /* size bytes (lf_seq_fetch) */
+	void *buf;          /* size bytes (lf_seq_fetch: csrc/shims/) */
 	uint64_t owner;     /* owner id of the thread using buf, or 0 */
 	int64_t retries;    /* of the last fetch through this handle */
 };
@@ -187,6 +188,7 @@ int lf_seq_handle_init(struct lf_seq_handle *h, lf_seqlock_t *sl,
 		       uint64_t meta_len, const char **field);
 /* The metadata area: h->meta_len bytes. */
 const char *lf_seq_meta(const struct lf_seq_handle *h);
+/* cffi:end */
 
 /* Copy idx (0, or 1 in latch mode) as the handle addresses it. */
 static inline char *lf_seq_copy(const struct lf_seq_handle *h, uint32_t idx)
@@ -340,6 +342,7 @@ extern void (*lf_test_seq_copied)(lf_seqlock_t *sl);
 void lf_seq_write_locked(const struct lf_seq_handle *h, const void *src);
 
 /* -- out-of-line entry points (cffi binds these) ---------------------------- */
+/* cffi:begin */
 
 /* Copy a consistent snapshot to dst (len == h->size).  Classic mode waits
  * for writes in progress, until the CLOCK_MONOTONIC deadline (ns;
@@ -363,16 +366,13 @@ int64_t lf_seq_recover(const struct lf_seq_handle *h, const void *src,
 		       uint64_t len);
 uint32_t lf_seq_sequence(const struct lf_seq_handle *h);
 uint64_t lf_seq_writer(const struct lf_seq_handle *h);  /* owner id or 0 */
+/* cffi:end */
 
-/* Read into h->buf without waiting: LF_EAGAIN at once if a classic write
- * is in progress (or after RETRY_CHECK torn copies); else as
- * lf_seq_read_until, or LF_EBUSY (another thread of this process owns the
- * handle).  The bindings' hot path: they wait, if they must, with
- * lf_seq_fetch_until and their own deadline. */
-int64_t lf_seq_fetch(struct lf_seq_handle *h);
-int64_t lf_seq_fetch_until(struct lf_seq_handle *h, uint64_t deadline);
-/* lf_seq_write of h->size bytes if the writer lock is free (LF_OK), else
- * LF_EAGAIN at once (the caller waits with lf_seq_write_until). */
-int64_t lf_seq_store(const struct lf_seq_handle *h, const void *src);
+/* lf_seq_read_until without waiting: LF_EAGAIN at once if a classic write
+ * is in progress (or after RETRY_CHECK torn copies).  The bindings' hot
+ * path (lf_seq_fetch, csrc/shims/seqlock.h): they wait, if they must, with
+ * their own deadline. */
+int64_t lf_seq_try_read(const struct lf_seq_handle *h, void *dst,
+			uint64_t len);
 
 #endif /* LF_SEQLOCK_H */

@@ -39,15 +39,6 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 	return ret;
 }
 
-bool lf_spin_try_acquire(lf_spinlock_t *l) { return lf_spin_trylock(l); }
-
-int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline)
-{
-	return lf_spin_lock_until(l, deadline);
-}
-
-int lf_spin_release(lf_spinlock_t *l) { return lf_spin_unlock(l); }
-
 int lf_spin_release_counted(lf_spinlock_t *l)
 {
 	if (lf_read64(&l->owner) != lf_owner_self())

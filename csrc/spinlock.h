@@ -41,6 +41,7 @@
 #include "arch/atomic.h"
 #include "lockwait.h"
 
+/* cffi:begin */
 typedef struct lf_spinlock {
 	uint32_t pad_;     /* (was the xchg'd byte of the owner-field lock) */
 	uint32_t flags;    /* LF_LOCK_*, read-only after lf_spin_init() */
@@ -50,6 +51,7 @@ typedef struct lf_spinlock {
 
 void lf_spin_init(lf_spinlock_t *l, uint32_t flags);
 int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline);
+/* cffi:end */
 
 /* One attempt: 1 if acquired, 0 if busy.  Never waits. */
 static inline int lf_spin_trylock(lf_spinlock_t *l)
@@ -83,10 +85,9 @@ static inline int lf_spin_unlock(lf_spinlock_t *l)
 	return 0;
 }
 
-/* Out-of-line entry points (for cffi and other languages). */
-bool lf_spin_try_acquire(lf_spinlock_t *l);
-int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline);
-int lf_spin_release(lf_spinlock_t *l);
+/* Out-of-line calls (the inline fast paths' out-of-line copies, for cffi
+ * and other languages, are binding shims: csrc/shims/spinlock.h). */
+/* cffi:begin */
 int lf_spin_release_counted(lf_spinlock_t *l);  /* + stats.acquisitions */
 bool lf_spin_locked(lf_spinlock_t *l);
 uint64_t lf_spin_owner(lf_spinlock_t *l);
@@ -94,5 +95,6 @@ uint64_t lf_spin_owner(lf_spinlock_t *l);
  * there was nothing to recover (free, owner alive, or another recoverer
  * won the compare-and-swap on the dead owner's id). */
 int lf_spin_recover(lf_spinlock_t *l);
+/* cffi:end */
 
 #endif /* LF_SPINLOCK_H */

@@ -203,13 +203,6 @@ bool lf_ticket_try_acquire(lf_ticketlock_t *l)
 	return t >= 0;
 }
 
-int64_t lf_ticket_acquire_until(lf_ticketlock_t *l, uint64_t deadline)
-{
-	return lf_ticket_lock_until(l, deadline);
-}
-
-int lf_ticket_release(lf_ticketlock_t *l) { return lf_ticket_unlock(l); }
-
 int lf_ticket_release_counted(lf_ticketlock_t *l)
 {
 	uint32_t h = lf_read32(&l->head);

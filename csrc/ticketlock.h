@@ -51,12 +51,14 @@
 #include "arch/atomic.h"
 #include "lockwait.h"
 
-#define LF_TICKET_SLOTS 64u
 #define LF_TICKET_ABANDONED (1ull << 63)  /* in a slot: that ticket gave up */
-#define LF_TICKET_QUEUED 2  /* lf_ticket_take(): >= this is ticket + 2 */
 #define LF_TICKET_TAG_SHIFT 44
 #define LF_TICKET_TAG_MASK 0x7FFFFull
 #define LF_TICKET_ID_BITS 22
+
+/* cffi:begin */
+#define LF_TICKET_SLOTS 64u
+#define LF_TICKET_QUEUED 2  /* lf_ticket_take(): >= this is ticket + 2 */
 
 typedef struct lf_ticketlock {
 	uint32_t head;    /* ticket being served */
@@ -67,6 +69,7 @@ typedef struct lf_ticketlock {
 	lf_lockstats_t stats;
 	uint64_t slot[LF_TICKET_SLOTS];  /* see above; 0 never used */
 } lf_ticketlock_t;
+/* cffi:end */
 
 /* Slot words. */
 static inline uint64_t lf_ticket_enc(uint32_t t, uint64_t id)
@@ -90,6 +93,7 @@ static inline bool lf_ticket_is(uint64_t s, uint32_t t)
 			 (t & LF_TICKET_TAG_MASK);
 }
 
+/* cffi:begin */
 void lf_ticket_init(lf_ticketlock_t *l, uint32_t flags);
 
 /* Take a ticket: LF_ACQUIRED if served at once, LF_TICKET_QUEUED + ticket
@@ -105,6 +109,7 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 /* Give ticket t up (one cmpxchg): 0, or LF_EPERM if t is not the
  * caller's waiting ticket.  If its turn had come, the lock is passed on. */
 int lf_ticket_abandon(lf_ticketlock_t *l, uint32_t t);
+/* cffi:end */
 
 static inline int64_t lf_ticket_lock_until(lf_ticketlock_t *l,
 					   uint64_t deadline)
@@ -122,13 +127,14 @@ static inline int64_t lf_ticket_lock(lf_ticketlock_t *l)
 
 int lf_ticket_unlock(lf_ticketlock_t *l);  /* 0, or LF_EPERM: not held */
 
-/* Out-of-line entry points (for cffi). */
+/* Out-of-line calls (out-of-line copies of the inline lock and unlock, for
+ * cffi, are binding shims: csrc/shims/ticketlock.h). */
+/* cffi:begin */
 bool lf_ticket_try_acquire(lf_ticketlock_t *l);  /* never queues */
-int64_t lf_ticket_acquire_until(lf_ticketlock_t *l, uint64_t deadline);
-int lf_ticket_release(lf_ticketlock_t *l);
 int lf_ticket_release_counted(lf_ticketlock_t *l);
 bool lf_ticket_locked(lf_ticketlock_t *l);
 uint64_t lf_ticket_owner(lf_ticketlock_t *l);  /* taker at head, or 0 */
 int lf_ticket_recover(lf_ticketlock_t *l);
+/* cffi:end */
 
 #endif /* LF_TICKETLOCK_H */

@@ -160,7 +160,7 @@ EXPECTED = [
     # The seqlock's copy-out readers (Python's read()) wait for the
     # counter's load before copying: see "Readers and the writer's cache
     # line" in csrc/seqlock.h.
-    ("lf_seq_fetch", LFENCE, "lfence"),
+    ("lf_seq_try_read", LFENCE, "lfence"),
     ("lf_seq_read_until", LFENCE, "lfence"),
 ]
 

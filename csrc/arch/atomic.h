@@ -63,9 +63,11 @@
 
 /* A pair of words that lf_cmpxchg128 swaps as one (lo at the lower
  * address: the low half of an unsigned __int128 on little-endian targets). */
+/* cffi:begin */
 typedef struct lf_u128 {
 	uint64_t lo, hi;
 } __attribute__((aligned(16))) lf_u128_t;
+/* cffi:end */
 
 #if defined(LF_ATOMICS_PORTABLE) || !defined(__x86_64__)
 # ifndef LF_ATOMICS_PORTABLE

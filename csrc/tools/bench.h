@@ -45,6 +45,7 @@
 
 #include <stdint.h>
 
+/* cffi:begin */
 enum lf_bench_prim {
 	LF_BENCH_NONE = 0,         /* no lock: the counter check must fail */
 	LF_BENCH_LF_TAS,           /* lf_spin_*, xchg on every attempt */
@@ -117,5 +118,6 @@ int lf_bench_available(int prim);          /* 1 if built in */
 const char *lf_bench_name(int prim);       /* "lf-tas", ...; NULL if bad */
 const char *lf_bench_clock(void);          /* "rdtsc" or "clock_gettime" */
 double lf_bench_bucket_ns(int i, double ticks_per_ns);  /* lower bound */
+/* cffi:end */
 
 #endif /* LF_BENCH_H */

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+/* cffi:begin */
 /* threads x iters increments of a plain (racy, volatile) counter and of an
  * atomic one; out[0] = plain total, out[1] = atomic total.  0 or -errno. */
 int lf_demo_lost_update(int threads, int64_t iters, int64_t *out);
@@ -16,5 +17,6 @@ int lf_demo_lost_update(int threads, int64_t iters, int64_t *out);
  * out[0] = final counter, out[1] = total CAS attempts.  0 or -errno. */
 int lf_demo_cas_retry(int threads, int64_t iters, int64_t *hist, int nbins,
 		      int64_t *out);
+/* cffi:end */
 
 #endif /* LF_DEMO_H */

@@ -9,9 +9,11 @@
 
 #include <stdint.h>
 
+/* cffi:begin */
 void lf_noop0(void);
 int64_t lf_noop1(void *p);
 int64_t lf_noop2(void *p, int64_t a);
 int64_t lf_noop3(void *p, int64_t a, int64_t b);
+/* cffi:end */
 
 #endif /* LF_NOOP_H */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include "arch/atomic.h"
 
+/* cffi:begin */
 #define LF_TREIBER_NIL UINT64_MAX
 
 struct lf_treiber {
@@ -42,5 +43,6 @@ int lf_treiber_pop_begin(struct lf_treiber *s, struct lf_treiber_snap *snap);
 int lf_treiber_pop_commit(struct lf_treiber *s,
 			  const struct lf_treiber_snap *snap);
 uint64_t lf_treiber_walk(struct lf_treiber *s, uint64_t *out, uint64_t max);
+/* cffi:end */
 
 #endif /* LF_TREIBER_H */

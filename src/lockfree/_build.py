@@ -1,8 +1,9 @@
 """cffi build script (out-of-line API mode) for ``lockfree._lockfree``.
 
-setup.py names it in ``cffi_modules``; it compiles the library, the C
-sources directly in ``csrc/``, into one extension module (the tools in
-``csrc/tools/`` go into ``lockfree._tools``: ``_build_tools.py``).
+setup.py names it in ``cffi_modules``; it compiles the library (the core,
+the C sources directly in ``csrc/``, and the binding shims of
+``csrc/shims/``) into one extension module (the tools in ``csrc/tools/``
+go into ``lockfree._tools``: ``_build_tools.py``).
 Environment variables read at build time (by both):
 
 ``LOCKFREE_ATOMICS``
@@ -17,11 +18,15 @@ Environment variables read at build time (by both):
     ``1`` keeps the debug information; release builds (the default) strip
     it at link time (``--strip-debug``: the symbol table stays, so
     ``objdump -d`` and ``nm -D`` still name every function).
+
+The cdef is not a copy: :func:`cdef_of` generates it from the headers'
+sections between ``/* cffi:begin */`` and ``/* cffi:end */``.
 """
 
 import glob
 import os
 import platform
+import re
 import shlex
 from typing import Any
 
@@ -30,354 +35,76 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.normpath(os.path.join(HERE, "..", "..", "csrc"))
 
-# The C declarations Python sees, one block per concept, in csrc/ order.
-CDEF = {
-    "build_info": """
-        const char *lf_build_atomics(void);
-        const char *lf_build_arch(void);
-        const char *lf_build_compiler(void);
-    """,
-    "region": """
-        #define LF_REGION_HEADER 64
-        #define LF_LAYOUT_VERSION ...
-        #define LF_KIND_ATOMIC 1
-        #define LF_KIND_SPINLOCK 2
-        #define LF_KIND_TICKETLOCK 3
-        #define LF_KIND_RWLOCK 4
-        #define LF_KIND_SEQLOCK 5
-        #define LF_KIND_RCU 6
-        #define LF_KIND_KFIFO 7
-        #define LF_REGION_OK 0
-        #define LF_REGION_EMAGIC -1
-        #define LF_REGION_EVERSION -2
-        #define LF_REGION_EKIND -3
-        #define LF_REGION_ESIZE -4
-        struct lf_region {
-            uint64_t magic;
-            uint32_t version;
-            uint32_t kind;
-            uint64_t size;
-            uint64_t param[4];
-            uint64_t reserved;
-        };
-        void lf_region_init(struct lf_region *r, uint32_t kind, uint64_t size);
-        void lf_region_publish(struct lf_region *r);
-        int lf_region_check(const struct lf_region *r, uint64_t avail,
-                            uint32_t kind);
-    """,
-    "atomic": """
-        typedef struct lf_atomic { uint64_t counter; } lf_atomic_t;
-        void lf_atomic_init(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_load(lf_atomic_t *a);
-        void lf_atomic_store(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_exchange(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
-        bool lf_atomic_try_cmpxchg(lf_atomic_t *a, int64_t old, int64_t new_);
-        int64_t lf_atomic_fetch_add(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_fetch_sub(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_add_fetch(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_sub_fetch(lf_atomic_t *a, int64_t v);
-        int64_t lf_atomic_fetch_inc(lf_atomic_t *a);
-        int64_t lf_atomic_fetch_dec(lf_atomic_t *a);
-        int64_t lf_atomic_inc_return(lf_atomic_t *a);
-        int64_t lf_atomic_dec_return(lf_atomic_t *a);
-        bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr);
-        bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr);
-        void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);
-        void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
-        bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
-    """,
-    "errors": """
-        #define LF_OK ...
-        #define LF_EAGAIN ...
-        #define LF_EOF ...
-        #define LF_EDEAD ...
-        #define LF_EBUSY ...
-        #define LF_EMSGSIZE ...
-        #define LF_ECLOSED ...
-        #define LF_ECORRUPT ...
-        #define LF_EBIG ...
-        #define LF_EINVAL ...
-        #define LF_EPERM ...
-        #define LF_EDEADLK ...
-        #define LF_ENOSPC ...
-        #define LF_ENOMEM ...
-        #define LF_EMISUSE ...
-    """,
-    "lockwait": """
-        #define LF_LOCK_STATS 1
-        #define LF_LOCK_TTAS 2
-        #define LF_ACQUIRED 1
-        #define LF_SLICE_NS 50000000
-        typedef struct lf_lockstats {
-            uint64_t acquisitions;
-            uint64_t contended;
-            uint64_t spins;
-            uint64_t yields;
-        } lf_lockstats_t;
-        #define LF_FOREVER ...
-        #define LF_NOWAIT ...
-        uint64_t lf_owner_self_id(void);
-        int lf_owner_alive(uint64_t id);
-        int lf_pid_alive(uint32_t pid);
-        uint64_t lf_now_ns(void);
-    """,
-    "spinlock": """
-        typedef struct lf_spinlock {
-            uint32_t flags;
-            uint64_t owner;
-            lf_lockstats_t stats;
-            ...;
-        } lf_spinlock_t;
-        void lf_spin_init(lf_spinlock_t *l, uint32_t flags);
-        bool lf_spin_try_acquire(lf_spinlock_t *l);
-        int64_t lf_spin_acquire_until(lf_spinlock_t *l, uint64_t deadline);
-        int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline);
-        int lf_spin_release(lf_spinlock_t *l);
-        int lf_spin_release_counted(lf_spinlock_t *l);
-        bool lf_spin_locked(lf_spinlock_t *l);
-        uint64_t lf_spin_owner(lf_spinlock_t *l);
-        int lf_spin_recover(lf_spinlock_t *l);
-    """,
-    "ticketlock": """
-        #define LF_TICKET_SLOTS 64
-        #define LF_TICKET_QUEUED 2
-        typedef struct lf_ticketlock {
-            uint32_t head;
-            uint32_t tail;
-            uint32_t flags;
-            lf_lockstats_t stats;
-            uint64_t slot[64];
-            ...;
-        } lf_ticketlock_t;
-        void lf_ticket_init(lf_ticketlock_t *l, uint32_t flags);
-        bool lf_ticket_try_acquire(lf_ticketlock_t *l);
-        int64_t lf_ticket_take(lf_ticketlock_t *l, uint64_t deadline);
-        int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t,
-                               uint64_t deadline, int give_up);
-        int lf_ticket_abandon(lf_ticketlock_t *l, uint32_t t);
-        int64_t lf_ticket_acquire_until(lf_ticketlock_t *l,
-                                        uint64_t deadline);
-        int lf_ticket_release(lf_ticketlock_t *l);
-        int lf_ticket_release_counted(lf_ticketlock_t *l);
-        bool lf_ticket_locked(lf_ticketlock_t *l);
-        uint64_t lf_ticket_owner(lf_ticketlock_t *l);
-        int lf_ticket_recover(lf_ticketlock_t *l);
-    """,
-    "rwlock": """
-        #define LF_RW_SLOTS ...
-        struct lf_rw_slot { uint64_t word; ...; };
-        typedef struct lf_rwlock {
-            uint32_t flags;
-            uint64_t owner;
-            lf_lockstats_t stats;
-            uint64_t read_acquisitions;
-            struct lf_rw_slot slots[...];
-            ...;
-        } lf_rwlock_t;
-        void lf_rwlock_init(lf_rwlock_t *l, uint32_t flags);
-        bool lf_rwlock_read_try_acquire(lf_rwlock_t *l);
-        int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline);
-        int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline);
-        int64_t lf_rwlock_read_acquire_until(lf_rwlock_t *l,
-                                             uint64_t deadline);
-        int lf_rwlock_read_release(lf_rwlock_t *l);
-        int lf_rwlock_read_release_counted(lf_rwlock_t *l);
-        bool lf_rwlock_write_try_acquire(lf_rwlock_t *l);
-        int64_t lf_rwlock_write_acquire_until(lf_rwlock_t *l,
-                                              uint64_t deadline);
-        int lf_rwlock_write_release(lf_rwlock_t *l);
-        int lf_rwlock_write_release_counted(lf_rwlock_t *l);
-        uint64_t lf_rwlock_readers(lf_rwlock_t *l);
-        bool lf_rwlock_write_locked(lf_rwlock_t *l);
-        uint64_t lf_rwlock_owner(lf_rwlock_t *l);
-        int lf_rwlock_recover(lf_rwlock_t *l);
-        uint64_t lf_rwlock_dead_reader(lf_rwlock_t *l);
-    """,
-    "rcu": """
-        #define LF_RCU_MAX_READERS 4096
-        #define LF_RCU_BUF_MAX_SLOTS 255
-        struct lf_rcu_domain {
-            uint64_t nr_dead; uint64_t nr_gp; uint64_t nr_readers; ...;
-        };
-        struct lf_rcu_buf { uint64_t nr_recycled; ...; };
-        struct lf_rcu_dh {
-            struct lf_rcu_domain *d; uint32_t capacity; ...;
-        };
-        struct lf_rcu_bh {
-            struct lf_rcu_dh dom; struct lf_rcu_buf *b; char *data;
-            uint64_t slot_size; uint32_t nslots; ...;
-        };
-        struct lf_rcu_rh { int64_t idx; ...; };
-        uint64_t lf_rcu_domain_size(uint32_t capacity);
-        int lf_rcu_init(struct lf_rcu_domain *d, uint32_t capacity);
-        int lf_rcu_handle_init(struct lf_rcu_dh *h, struct lf_rcu_domain *d,
-                               uint64_t avail, uint32_t capacity,
-                               const char **field);
-        void lf_rcu_rh_init(struct lf_rcu_rh *r, const struct lf_rcu_dh *h,
-                            const struct lf_rcu_bh *bh);
-        int lf_rcu_register(struct lf_rcu_rh *r);
-        int lf_rcu_unregister(struct lf_rcu_rh *r);
-        int lf_rcu_read_lock(struct lf_rcu_rh *r);
-        int lf_rcu_read_unlock(struct lf_rcu_rh *r);
-        int64_t lf_rcu_read_depth(struct lf_rcu_rh *r);
-        int lf_rcu_synchronize_until(const struct lf_rcu_dh *h,
-                                     uint64_t deadline);
-        uint64_t lf_rcu_start_poll(const struct lf_rcu_dh *h);
-        int lf_rcu_poll_state(const struct lf_rcu_dh *h, uint64_t cookie);
-        uint64_t lf_rcu_buf_size(uint32_t capacity, uint32_t nslots,
-                                 uint64_t slot_size);
-        int lf_rcu_buf_init(struct lf_rcu_buf *b, uint32_t capacity,
-                            uint32_t nslots, uint64_t slot_size);
-        int lf_rcu_buf_handle_init(struct lf_rcu_bh *h, struct lf_rcu_buf *b,
-                                   uint64_t avail, uint32_t capacity,
-                                   uint32_t nslots, uint64_t size,
-                                   const char **field);
-        int64_t lf_rcu_buf_read_lock(struct lf_rcu_rh *r);
-        int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
-                               uint64_t len, uint64_t deadline);
-        uint64_t lf_rcu_buf_version(const struct lf_rcu_bh *h);
-    """,
-    "seqlock": """
-        #define LF_SEQ_LATCH 1
-        #define LF_SEQ_META_OFF 128
-        #define LF_SEQ_MAX_SIZE ...
-        #define LF_SEQ_INLINE_MAX 40
-        typedef struct lf_seqlock {
-            uint32_t seq;
-            uint32_t flags;
-            uint32_t size;
-            uint32_t data_off;
-            uint32_t stride;
-            uint32_t meta_len;
-            lf_spinlock_t lock;
-            uint32_t wseq;
-            ...;
-        } lf_seqlock_t;
-        struct lf_seq_handle {
-            lf_seqlock_t *sl;
-            char *copy0;
-            uint32_t size;
-            uint32_t stride;
-            uint32_t flags;
-            uint32_t meta_len;
-            void *buf;
-            uint64_t owner;
-            int64_t retries;
-        };
-        uint64_t lf_seq_state_size(uint64_t size, uint32_t flags,
-                                   uint64_t meta_len);
-        /* const char * where seqlock.h says const void *: cffi passes a
-           bytes object to a char * without copying it (tests/test_cdef.py
-           allows exactly this difference). */
-        void lf_seq_init(lf_seqlock_t *sl, uint64_t size, uint32_t flags,
-                         const char *meta, uint64_t meta_len);
-        int lf_seq_handle_init(struct lf_seq_handle *h, lf_seqlock_t *sl,
-                               uint64_t bytes, uint64_t size, uint32_t flags,
-                               uint64_t meta_len, const char **field);
-        const char *lf_seq_meta(const struct lf_seq_handle *h);
-        int64_t lf_seq_read_until(const struct lf_seq_handle *h, void *dst,
-                                  uint64_t len, uint64_t deadline);
-        int64_t lf_seq_read(const struct lf_seq_handle *h, void *dst,
-                            uint64_t len);
-        int64_t lf_seq_write_until(const struct lf_seq_handle *h,
-                                   const char *src, uint64_t len,
-                                   uint64_t deadline);
-        int64_t lf_seq_write(const struct lf_seq_handle *h, const char *src,
-                             uint64_t len);
-        int64_t lf_seq_recover(const struct lf_seq_handle *h,
-                               const char *src, uint64_t len);
-        uint32_t lf_seq_sequence(const struct lf_seq_handle *h);
-        uint64_t lf_seq_writer(const struct lf_seq_handle *h);
-        int64_t lf_seq_fetch(struct lf_seq_handle *h);
-        int64_t lf_seq_fetch_until(struct lf_seq_handle *h,
-                                   uint64_t deadline);
-        int64_t lf_seq_store(const struct lf_seq_handle *h, const char *src);
-    """,
-    "kfifo": """
-        #define LF_KFIFO_BYTES 0
-        #define LF_KFIFO_RECORDS 1
-        #define LF_KFIFO_MIN_SIZE 2
-        #define LF_KFIFO_MAX_SIZE 2147483648
-        #define LF_KFIFO_REC_HDR 4
-        #define LF_KFIFO_FMT_ITEM 11
-        #define LF_KFIFO_ROLE_PRODUCER 1
-        #define LF_KFIFO_ROLE_CONSUMER 2
-        struct lf_kfifo {
-            uint32_t in; uint32_t out; uint32_t size; uint32_t mask;
-            uint32_t in_cache; uint32_t out_cache;
-            unsigned char data[]; ...;
-        };
-        struct lf_kfifo_handle {
-            struct lf_kfifo *f;
-            uint32_t size;
-            uint32_t mode;
-            uint32_t roles;
-            char *scratch;
-            uint32_t scratch_size;
-            uint32_t fmt_items;
-            char *fmt;
-            uint32_t msg_len;
-            uint32_t part_len[2];
-            char *part[2];
-            ...;
-        };
-        void lf_kfifo_init(struct lf_kfifo *f, uint32_t size, uint32_t mode);
-        uint64_t lf_kfifo_state_size(uint32_t size);
-        int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
-                                 uint32_t size, uint32_t mode);
-        void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
-                                     uint32_t scratch_size, char *fmt,
-                                     uint32_t fmt_items);
-        int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
-        void lf_kfifo_release(struct lf_kfifo_handle *h);
-        int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
-        int lf_kfifo_hold(struct lf_kfifo_handle *h, uint32_t role);
-        void lf_kfifo_unhold(struct lf_kfifo_handle *h, uint32_t role);
-        int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_avail(struct lf_kfifo_handle *h);
-        int lf_kfifo_is_closed(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_put(struct lf_kfifo_handle *h, const char *p,
-                             uint32_t n);
-        int64_t lf_kfifo_get(struct lf_kfifo_handle *h, char *p, uint32_t n);
-        int64_t lf_kfifo_get_scratch(struct lf_kfifo_handle *h, uint32_t n);
-        int64_t lf_kfifo_peek(struct lf_kfifo_handle *h, char *p, uint32_t n);
-        int64_t lf_kfifo_skip(struct lf_kfifo_handle *h, uint32_t n);
-        int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n);
-        int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p,
-                             uint32_t n);
-        int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h,
-                                      const char *buf, uint64_t buf_len,
-                                      const uint32_t *lens, uint32_t count);
-        int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p,
-                                      uint32_t n);
-        int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h,
-                                      uint32_t max_items);
-        int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
-        int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
-                                  uint32_t n);
-        int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
-                                           uint32_t max_items);
-        int lf_kfifo_wait_readable(struct lf_kfifo_handle *h,
-                                   uint64_t deadline);
-        int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
-                                   uint64_t deadline);
-        int lf_kfifo_wait_readable_or(struct lf_kfifo_handle *h,
-                                      uint64_t deadline, const uint32_t *stop);
-        int lf_kfifo_wait_writable_or(struct lf_kfifo_handle *h,
-                                      uint32_t need, uint64_t deadline,
-                                      const uint32_t *stop);
-        int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
-                               uint32_t *stop);
-        int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
-        int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
-    """,
-}
+#: The library's primitives, in dependency order.  Each one's declarations
+#: are the marked sections of csrc/<name>.h, then of csrc/shims/<name>.h
+#: (its binding shims), whichever exist.
+PRIMITIVES = ("build_info", "region", "atomic", "errors", "lockwait",
+              "spinlock", "ticketlock", "rwlock", "rcu", "seqlock", "kfifo")
+
+_SECTION = re.compile(r"/\*\s*cffi:begin\s*\*/(.*?)/\*\s*cffi:end\s*\*/", re.S)
+_BODY = re.compile(r"\b(struct|union|enum)(\s+\w+)?\s*\{")
+
+
+def _tail_bodies(text: str) -> str:
+    """Every top-level struct/union body gets ``...;`` (the compiler lays
+    it out) and its array lengths become ``[...]``; every enum loses its
+    values and gets ``...`` (the compiler numbers it).  Nested bodies stay
+    as written."""
+    out, pos = [], 0
+    for m in _BODY.finditer(text):
+        if m.start() < pos:
+            continue  # nested in a body already done
+        depth, end = 1, m.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        body = text[m.end():end - 1]
+        if m.group(1) == "enum":
+            names = [e.split("=")[0].strip() for e in body.split(",")]
+            body = ", ".join([n for n in names if n] + ["..."])
+        else:
+            top = re.sub(r"\{[^{}]*\}", lambda n: n.group().replace(
+                "[", "\0"), body)  # (one level of nesting is enough)
+            body = re.sub(r"\[[^\]\0]+\]", "[...]", top).replace(
+                "\0", "[").rstrip() + "\n\t...;\n"
+        out += [text[pos:m.end()], body, "}"]
+        pos = end
+    return "".join(out + [text[pos:]])
+
+
+def cdef_of(path: str) -> str:
+    """The cffi declarations of the header at ``path``: its sections
+    between ``/* cffi:begin */`` and ``/* cffi:end */`` (plain C
+    declarations), comments and ``__attribute__``s dropped, ``#define NAME
+    value`` as ``#define NAME ...`` and struct and enum bodies made partial
+    (:func:`_tail_bodies`), so every value comes from the compiler; ``const
+    void *`` reads ``const char *`` (cffi passes a bytes object to a
+    ``char *`` without copying it)."""
+    with open(path) as f:
+        sections = _SECTION.findall(f.read())
+    if not sections:
+        raise ValueError(f"{path}: no /* cffi:begin */ section")
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", "\n".join(sections), flags=re.S)
+    text = re.sub(r"__attribute__\s*\(\((?:[^()]|\([^()]*\))*\)\)", "", text)
+    text = re.sub(r"(?m)^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+\S.*$",
+                  r"#define \1 ...", text)
+    bad = re.search(r"(?m)^[ \t]*#(?!define \w+ \.\.\.$).*|\binline\b", text)
+    if bad:
+        raise ValueError(f"{path}: not a plain declaration: {bad.group()}")
+    return _tail_bodies(text.replace("const void *", "const char *"))
+
+
+def headers(name: str, csrc: str = CSRC) -> list[str]:
+    """The headers of one primitive (relative to ``csrc``)."""
+    return [h for h in (f"{name}.h", f"shims/{name}.h")
+            if os.path.isfile(os.path.join(csrc, h))]
+
+
+def cdefs(csrc: str = CSRC) -> dict[str, str]:
+    """{primitive: its cdef}, in :data:`PRIMITIVES` order."""
+    return {name: "\n".join(cdef_of(os.path.join(csrc, h))
+                            for h in headers(name, csrc))
+            for name in PRIMITIVES}
 
 
 def atomics_impl() -> str:
@@ -393,8 +120,9 @@ def atomics_impl() -> str:
 
 
 def sources(directory: str) -> list[str]:
-    """The C sources directly in ``directory`` (csrc/ holds the library;
-    csrc/arch/ only headers, csrc/tools/ the tools of ``_build_tools.py``),
+    """The C sources directly in ``directory`` (csrc/ holds the core,
+    csrc/shims/ the binding shims, csrc/arch/ only headers, csrc/tools/ the
+    tools of ``_build_tools.py``),
     relative to setup.py's directory when building from there, as
     setuptools wants."""
     found = sorted(glob.glob(os.path.join(directory, "*.c")))
@@ -424,17 +152,19 @@ def build_options(portable: bool | None = None) -> dict[str, list[Any]]:
     )
 
 
-def _make_builder() -> FFI:
+def ffibuilder() -> FFI:
+    """The builder of ``lockfree._lockfree`` (cffi calls it: a function,
+    so that importing this module reads no header)."""
     builder = FFI()
-    builder.cdef("\n".join(CDEF.values()))
+    decls = cdefs()
+    builder.cdef("\n".join(decls.values()))
     builder.set_source(
         "lockfree._lockfree",
-        "\n".join(f'#include "{name}.h"' for name in CDEF),
-        sources=sources(CSRC), **build_options())
+        "\n".join(f'#include "{h}"' for name in decls for h in headers(name)),
+        sources=sources(CSRC) + sources(os.path.join(CSRC, "shims")),
+        **build_options())
     return builder
 
 
-ffibuilder = _make_builder()
-
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    ffibuilder().compile(verbose=True)

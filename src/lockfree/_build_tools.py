@@ -41,92 +41,24 @@ def _load_build() -> types.ModuleType:
 
 _build = _load_build()
 
-# The C declarations Python sees, one block per tool (csrc/tools/<name>.h).
-CDEF = {
-    "noop": """
-        void lf_noop0(void);
-        int64_t lf_noop1(void *p);
-        int64_t lf_noop2(void *p, int64_t a);
-        int64_t lf_noop3(void *p, int64_t a, int64_t b);
-    """,
-    "treiber": """
-        #define LF_TREIBER_NIL 0xFFFFFFFFFFFFFFFF
-        typedef struct lf_u128 { uint64_t lo, hi; ...; } lf_u128_t;
-        struct lf_treiber { lf_u128_t head; ...; };
-        struct lf_treiber_snap { uint64_t top, tag, next; };
-        uint64_t lf_treiber_size(uint64_t capacity);
-        void lf_treiber_init(struct lf_treiber *s, uint64_t capacity,
-                             int tagged);
-        void lf_treiber_push(struct lf_treiber *s, uint64_t node);
-        uint64_t lf_treiber_pop(struct lf_treiber *s);
-        int lf_treiber_pop_begin(struct lf_treiber *s,
-                                 struct lf_treiber_snap *snap);
-        int lf_treiber_pop_commit(struct lf_treiber *s,
-                                  const struct lf_treiber_snap *snap);
-        uint64_t lf_treiber_walk(struct lf_treiber *s, uint64_t *out,
-                                 uint64_t max);
-    """,
-    "demo": """
-        int lf_demo_lost_update(int threads, int64_t iters, int64_t *out);
-        int lf_demo_cas_retry(int threads, int64_t iters, int64_t *hist,
-                              int nbins, int64_t *out);
-    """,
-    "bench": """
-        #define LF_BENCH_NONE 0
-        #define LF_BENCH_LF_RW_MIXED 5
-        #define LF_BENCH_NPRIMS 12
-        #define LF_BENCH_MAX_THREADS 64
-        #define LF_BENCH_MAX_LINES 64
-        #define LF_BENCH_BUCKETS 976
-        struct lf_bench_config {
-            int32_t prim;
-            int32_t threads;
-            uint64_t duration_ns;
-            uint64_t cs_ns;
-            uint64_t ncs_ns;
-            int32_t cs_lines;
-            int32_t read_pct;
-            uint32_t lat_every;
-            int32_t cpu[64];
-        };
-        struct lf_bench_thread {
-            uint64_t acquisitions;
-            uint64_t reads;
-            uint64_t utime_ns;
-            uint64_t stime_ns;
-            uint64_t vcsw;
-            uint64_t ivcsw;
-            int32_t cpu;
-            int32_t pin_error;
-        };
-        struct lf_bench_result {
-            uint64_t elapsed_ns;
-            uint64_t acquisitions;
-            uint64_t reads;
-            uint64_t writes;
-            uint64_t timed;
-            uint64_t counter;
-            uint64_t torn;
-            int32_t ok;
-            int32_t cs_iters;
-            int32_t ncs_iters;
-            double iters_per_ns;
-            double ticks_per_ns;
-            double timer_ns;
-            double lat_p50_ns, lat_p99_ns, lat_p999_ns, lat_max_ns,
-                   lat_mean_ns;
-            uint64_t hist[976];
-            struct lf_bench_thread thread[64];
-            ...;
-        };
-        int lf_bench_run(const struct lf_bench_config *cfg,
-                         struct lf_bench_result *r);
-        int lf_bench_available(int prim);
-        const char *lf_bench_name(int prim);
-        const char *lf_bench_clock(void);
-        double lf_bench_bucket_ns(int i, double ticks_per_ns);
-    """,
+#: The tools and their headers (relative to csrc/), whose marked sections
+#: (``/* cffi:begin */`` ... ``/* cffi:end */``) make their cdefs
+#: (:func:`_build.cdef_of`); the Treiber stack's head is an lf_u128_t.
+TOOLS = {
+    "noop": ("tools/noop.h",),
+    "treiber": ("arch/atomic.h", "tools/treiber.h"),
+    "demo": ("tools/demo.h",),
+    "bench": ("tools/bench.h",),
 }
+
+
+def cdefs(csrc: str | None = None,
+          tools: tuple[str, ...] = tuple(TOOLS)) -> dict[str, str]:
+    """{tool: its cdef} for ``tools``, from the headers in ``csrc``."""
+    base = str(_build.CSRC) if csrc is None else csrc
+    return {t: "\n".join(_build.cdef_of(os.path.join(base, h))
+                         for h in TOOLS[t]) for t in tools}
+
 
 # Compile options of the tools on top of the library's: only what the
 # module's C code reaches is kept, and only PyInit_* is exported.
@@ -167,9 +99,9 @@ def ck_files(csrc: str) -> list[str]:
 
 
 def make_builder(module: str = "lockfree._tools", csrc: str | None = None,
-                 tools: tuple[str, ...] = tuple(CDEF), ck: bool = False,
+                 tools: tuple[str, ...] = tuple(TOOLS), ck: bool = False,
                  portable: bool | None = None) -> FFI:
-    """An FFI builder of ``tools`` (keys of :data:`CDEF`) and the core.
+    """An FFI builder of ``tools`` (keys of :data:`TOOLS`) and the core.
 
     ``csrc``: the C source tree (default: the repository's ``csrc/``; an
     installed wheel carries what the CK build needs as ``lockfree/_csrc``).
@@ -195,14 +127,19 @@ def make_builder(module: str = "lockfree._tools", csrc: str | None = None,
             s for s in _build.sources(tools_dir)
             if os.path.basename(s)[:-2] in tools]
     builder = FFI()
-    builder.cdef("\n".join(CDEF[t] for t in tools))
+    builder.cdef("\n".join(cdefs(csrc, tools).values()))
     builder.set_source(module,
                        "\n".join(f'#include "{t}.h"' for t in tools),
                        sources=srcs, **opts)
     return builder
 
 
-ffibuilder = make_builder()
+def ffibuilder() -> FFI:
+    """The builder of ``lockfree._tools`` (cffi calls it: a function, so
+    that importing this module, as bench/ck.py does in an installed wheel
+    without csrc/, reads no header)."""
+    return make_builder()
+
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    ffibuilder().compile(verbose=True)

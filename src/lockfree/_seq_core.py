@@ -27,7 +27,7 @@ _LATCH: int = lib.LF_SEQ_LATCH
 _HANDLE_BYTES: int = ffi.sizeof("struct lf_seq_handle")
 RECORD, BYTES = 1, 2             # header param[3]: which class made it
 FORM_NAMES = {RECORD: "SeqRecord", BYTES: "SeqBytes"}
-MAX_SIZE = 1 << 30               # bytes per value: a sanity bound
+MAX_SIZE: int = lib.LF_SEQ_MAX_SIZE  # bytes per value (seqlock.h)
 MAX_FORMAT = 4096                # characters of a struct format
 
 _CORRUPT = {

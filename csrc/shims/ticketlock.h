@@ -1,0 +1,17 @@
+/*
+ * Binding shims of the ticket lock (csrc/ticketlock.h): out-of-line copies
+ * of its static inline fast paths, which cffi (or any FFI) cannot call.  C
+ * code calls the inlines (lf_ticket_lock_until, lf_ticket_unlock).
+ * Not part of the core: the C stress programs build without csrc/shims/.
+ */
+#ifndef LF_SHIMS_TICKETLOCK_H
+#define LF_SHIMS_TICKETLOCK_H
+
+#include "../ticketlock.h"
+
+/* cffi:begin */
+int64_t lf_ticket_acquire_until(lf_ticketlock_t *l, uint64_t deadline);
+int lf_ticket_release(lf_ticketlock_t *l);
+/* cffi:end */
+
+#endif /* LF_SHIMS_TICKETLOCK_H */
