@@ -38,8 +38,13 @@
  * same time gets LF_EMISUSE and touches nothing, while handing a handle over
  * from one thread to another (one after the other) just works.
  * lf_kfifo_hold()/lf_kfifo_unhold() keep the claim across several calls
- * (the Python layer's multi-call slow paths).  The inline element fast
- * paths below are not checked: C code that uses them owns its handle.
+ * (the Python layer's multi-call slow paths).  The records-mode calls that
+ * leave their result in the handle (rec_get, rec_get_wait, rec_get_many,
+ * rec_get_many_wait: h->scratch and h->fmt; rec_parts: h->part[]) keep the
+ * consumer claim when they succeed: the caller copies the result, then
+ * gives the claim back with lf_kfifo_unhold() (kfifo.c, LF_KFIFO_CALL_KEEP).
+ * The inline element fast paths below are not checked: C code that uses
+ * them owns its handle.
  *
  * Blocking: lf_kfifo_wait_readable/writable wait with lockwait's policy
  * (lf_wait: spin -> yield -> futex sleep) until an absolute CLOCK_MONOTONIC
@@ -135,7 +140,7 @@ struct lf_kfifo_handle {
 	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
 	 * none; a line each, so a producer thread and a consumer thread sharing
 	 * one handle do not bounce a line between them. */
-	struct {
+	struct lf_kfifo_inuse {
 		uint64_t word;
 		uint64_t pad[7];
 	} user[2];

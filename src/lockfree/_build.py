@@ -308,6 +308,7 @@ CDEF = {
             uint32_t in_cache; uint32_t out_cache;
             unsigned char data[]; ...;
         };
+        struct lf_kfifo_inuse { uint64_t word; ...; };
         struct lf_kfifo_handle {
             struct lf_kfifo *f;
             uint32_t size;
@@ -320,6 +321,7 @@ CDEF = {
             uint32_t msg_len;
             uint32_t part_len[2];
             char *part[2];
+            struct lf_kfifo_inuse user[2];
             ...;
         };
         void lf_kfifo_init(struct lf_kfifo *f, uint32_t size, uint32_t mode);
