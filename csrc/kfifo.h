@@ -237,8 +237,18 @@ int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
  */
 uint32_t lf_kfifo_sleep_prepare(uint32_t *sleeping, uint32_t *seq);
 
+/* A waiter's first sleep lasts at most this long, then it re-checks: the
+ * bound on a wake-up the handshake missed (lf_kfifo_sleep_prepare()). */
+#define LF_KFIFO_RACE_NS 50000ull
+
 static inline void lf_kfifo_notify(uint32_t *sleeping, uint32_t *seq)
 {
+	/* Compiler barrier only: the index store stays before the flag load
+	 * in the instruction stream, which is what the waiter's membarrier
+	 * orders (an IPI lands between two instructions).  Without it the
+	 * portable layer's relaxed load could be hoisted above the
+	 * store-release by the compiler, where no membarrier can help. */
+	lf_barrier();
 	if (__builtin_expect(lf_read32(sleeping) != 0, 0))
 		lf_kfifo_wake(seq);
 }
