@@ -894,6 +894,7 @@ static int wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 	int r, step, announced = 0;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_poll(&w);
 	for (;;) {
 		r = cond(h, idx, need);
 		if (r != LF_EAGAIN || deadline == LF_NOWAIT)
