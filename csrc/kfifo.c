@@ -26,9 +26,6 @@
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 
-/* Without membarrier only: the first sleep's bound (lf_kfifo_sleep_prepare). */
-#define LF_KFIFO_RACE_NS 50000ull
-
 _Static_assert(sizeof(struct lf_kfifo) == 3 * LF_CACHELINE,
 	       "producer, consumer and control lines, then the data");
 _Static_assert(__builtin_offsetof(struct lf_kfifo, out) == LF_CACHELINE,
@@ -115,12 +112,30 @@ static int membarrier_ready(struct lf_kfifo *f)
  * once.  tests/c/kfifo_stress.c's "wakerace" phase races the two halves
  * and fails when the membarrier is removed (misses in most runs).
  *
- * It has also, rarely, seen a miss WITH the membarrier (4 of 20,000 racing
- * rounds, once, in the ASAN build on a loaded machine; not understood
- * yet).  So the waiter's first sleep is always bounded by
- * LF_KFIFO_RACE_NS and then re-checks: the stated worst case of a missed
- * wake-up is a wake-up LF_KFIFO_RACE_NS (50 us) late, never a lost one;
- * the "wakeup" phase fails on any wait of 100 ms or more.
+ * The guarantee stated is a bound, not "impossible": the waiter's first
+ * sleep lasts at most LF_KFIFO_RACE_NS (50 us, kfifo.h), then it re-checks,
+ * so a wake-up the handshake missed comes at most LF_KFIFO_RACE_NS late
+ * (the publisher's index store, made before its early flag load, has
+ * drained from its store buffer by then: nanoseconds).  Why not rely on the
+ * membarrier alone: the wakerace litmus once saw 4 misses in 20,000 racing
+ * rounds with it (ASAN build, loaded machine), not reproduced since (0 in
+ * some 15 asm and 3 ASAN runs the session after).  Two ways a real miss can happen:
+ *  - the compiler hoisting the publisher's flag load above its index
+ *    store (allowed for a relaxed load after a release store in C11; the
+ *    portable atomics layer): the membarrier orders instructions, not the
+ *    source.  lf_kfifo_notify() now has a compiler barrier between them.
+ *  - the kernel: membarrier_global_expedited() skips a CPU whose runqueue
+ *    state lacks MEMBARRIER_STATE_GLOBAL_EXPEDITED.  That state is copied
+ *    from the mm at a context switch only when the mm changes
+ *    (membarrier_switch_mm(rq, prev->active_mm, next->mm)), and
+ *    registration updates only CPUs whose current task uses the mm; a CPU
+ *    idle in lazy-TLB mode on our mm at registration keeps the old state
+ *    until it next switches to another process.  A publisher running there
+ *    gets no IPI.
+ * tests/c/kfifo_stress.c "wakebound" publishes without notifying inside a
+ * waiter's first sleep and fails if the waiter is not back within 100 ms
+ * (an unbounded first sleep fails it); "wakerace" fails above 1 % misses
+ * (the mutant without the membarrier misses far more).
  *
  * Cost: ~2 us per sleep, paid only after lf_wait's spin and yield budget.
  * Where membarrier is unavailable (old kernel, seccomp) the process marks
@@ -879,6 +894,7 @@ static int wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 	int r, step, announced = 0;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_poll(&w);
 	for (;;) {
 		r = cond(h, idx, need);
 		if (r != LF_EAGAIN || deadline == LF_NOWAIT)
@@ -1109,6 +1125,32 @@ ret lf_kfifo_##name params						\
 	return r;							\
 }
 
+/*
+ * The calls whose result the caller reads from the handle afterwards (a
+ * message in h->scratch, a batch format in h->fmt, h->part[]): on success
+ * (r >= 0) they return with the consumer's in-use word still claimed, so
+ * another thread's call cannot overwrite the result before the caller has
+ * copied it; the caller gives the word back when done (lf_kfifo_unhold(),
+ * or from Python a plain store of 0 into h->user[1].word: see
+ * KfifoQueue.get_message).  One claim per message, where a second lock
+ * around the call and the copy cost ~130 ns in Python.  A failed call
+ * releases the word as every call does.  A thread that keeps calling just
+ * re-enters its own claim (claim() returns 0).
+ */
+#define LF_KFIFO_CALL_KEEP(name, params, args)				\
+int64_t lf_kfifo_##name params						\
+{									\
+	int c = claim(h, 1);						\
+	int64_t r;							\
+									\
+	if (unlikely(c < 0))						\
+		return c;						\
+	r = name args;							\
+	if (unlikely(c && r < 0))					\
+		unclaim(h, 1);						\
+	return r;							\
+}
+
 LF_KFIFO_CALL(int64_t, put, 0,
 	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))
@@ -1136,28 +1178,28 @@ LF_KFIFO_CALL(int64_t, rec_put_many, 0,
 	      (struct lf_kfifo_handle *h, const char *buf, uint64_t buf_len,
 	       const uint32_t *lens, uint32_t count),
 	      (h, buf, buf_len, lens, count))
-LF_KFIFO_CALL(int64_t, rec_get, 1, (struct lf_kfifo_handle *h),
-	      (h))
+LF_KFIFO_CALL_KEEP(rec_get, (struct lf_kfifo_handle *h),
+		   (h))
 LF_KFIFO_CALL(int64_t, rec_get_into, 1,
 	      (struct lf_kfifo_handle *h, char *p, uint32_t n),
 	      (h, p, n))
-LF_KFIFO_CALL(int64_t, rec_get_many, 1,
-	      (struct lf_kfifo_handle *h, uint32_t max_items),
-	      (h, max_items))
+LF_KFIFO_CALL_KEEP(rec_get_many,
+		   (struct lf_kfifo_handle *h, uint32_t max_items),
+		   (h, max_items))
 LF_KFIFO_CALL(int64_t, rec_peek_len, 1, (struct lf_kfifo_handle *h),
 	      (h))
-LF_KFIFO_CALL(int64_t, rec_parts, 1, (struct lf_kfifo_handle *h),
-	      (h))
+LF_KFIFO_CALL_KEEP(rec_parts, (struct lf_kfifo_handle *h),
+		   (h))
 LF_KFIFO_CALL(int64_t, rec_skip, 1, (struct lf_kfifo_handle *h),
 	      (h))
 LF_KFIFO_CALL(int, rec_put_wait, 0,
 	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))
-LF_KFIFO_CALL(int64_t, rec_get_wait, 1, (struct lf_kfifo_handle *h),
-	      (h))
-LF_KFIFO_CALL(int64_t, rec_get_many_wait, 1,
-	      (struct lf_kfifo_handle *h, uint32_t max_items),
-	      (h, max_items))
+LF_KFIFO_CALL_KEEP(rec_get_wait, (struct lf_kfifo_handle *h),
+		   (h))
+LF_KFIFO_CALL_KEEP(rec_get_many_wait,
+		   (struct lf_kfifo_handle *h, uint32_t max_items),
+		   (h, max_items))
 LF_KFIFO_CALL(int, wait_readable, 1,
 	      (struct lf_kfifo_handle *h, uint64_t deadline),
 	      (h, deadline))

@@ -38,8 +38,13 @@
  * same time gets LF_EMISUSE and touches nothing, while handing a handle over
  * from one thread to another (one after the other) just works.
  * lf_kfifo_hold()/lf_kfifo_unhold() keep the claim across several calls
- * (the Python layer's multi-call slow paths).  The inline element fast
- * paths below are not checked: C code that uses them owns its handle.
+ * (the Python layer's multi-call slow paths).  The records-mode calls that
+ * leave their result in the handle (rec_get, rec_get_wait, rec_get_many,
+ * rec_get_many_wait: h->scratch and h->fmt; rec_parts: h->part[]) keep the
+ * consumer claim when they succeed: the caller copies the result, then
+ * gives the claim back with lf_kfifo_unhold() (kfifo.c, LF_KFIFO_CALL_KEEP).
+ * The inline element fast paths below are not checked: C code that uses
+ * them owns its handle.
  *
  * Blocking: lf_kfifo_wait_readable/writable wait with lockwait's policy
  * (lf_wait: spin -> yield -> futex sleep) until an absolute CLOCK_MONOTONIC
@@ -136,7 +141,7 @@ struct lf_kfifo_handle {
 	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
 	 * none; a line each, so a producer thread and a consumer thread sharing
 	 * one handle do not bounce a line between them. */
-	struct {
+	struct lf_kfifo_inuse {
 		uint64_t word;
 		uint64_t pad[7];
 	} user[2];
@@ -243,8 +248,18 @@ int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
  */
 uint32_t lf_kfifo_sleep_prepare(uint32_t *sleeping, uint32_t *seq);
 
+/* A waiter's first sleep lasts at most this long, then it re-checks: the
+ * bound on a wake-up the handshake missed (lf_kfifo_sleep_prepare()). */
+#define LF_KFIFO_RACE_NS 50000ull
+
 static inline void lf_kfifo_notify(uint32_t *sleeping, uint32_t *seq)
 {
+	/* Compiler barrier only: the index store stays before the flag load
+	 * in the instruction stream, which is what the waiter's membarrier
+	 * orders (an IPI lands between two instructions).  Without it the
+	 * portable layer's relaxed load could be hoisted above the
+	 * store-release by the compiler, where no membarrier can help. */
+	lf_barrier();
 	if (__builtin_expect(lf_read32(sleeping) != 0, 0))
 		lf_kfifo_wake(seq);
 }

@@ -189,15 +189,17 @@ static void lf_wait_sleep(struct lf_wait *w)
 
 int lf_wait_step(struct lf_wait *w)
 {
-	if (w->rounds < LF_SPIN_ROUNDS) {
+	bool spinning = lf_wait_spinning(w);
+
+	if (spinning) {
 		/* Bounded exponential backoff: fewer probes of the lock's cache
-		 * line the longer it stays busy. */
+		 * line the longer it stays busy (none for a poll). */
 		for (uint32_t i = 0; i < w->backoff; i++)
 			lf_cpu_relax();
 		w->spins += w->backoff;
-		if (w->backoff < LF_BACKOFF_MAX)
+		if (w->backoff < w->backoff_max)
 			w->backoff <<= 1;
-	} else if (w->rounds < LF_SPIN_ROUNDS + LF_YIELD_ROUNDS) {
+	} else if (w->yields < LF_YIELD_ROUNDS) {
 		/* Spin budget spent: the holder is probably not running (more
 		 * threads than cores).  Give it our core. */
 		sched_yield();
@@ -208,12 +210,15 @@ int lf_wait_step(struct lf_wait *w)
 		lf_wait_sleep(w);
 	}
 	w->rounds++;
-	if (w->deadline == LF_FOREVER && w->rounds < LF_SPIN_ROUNDS)
-		return LF_WAIT_AGAIN;  /* no clock needed yet */
+	/* No clock needed yet; a poll's deadline may pass by its spin
+	 * budget (~20-100 us), its rounds are too short to read the clock. */
+	if (spinning && lf_wait_spinning(w) &&
+	    (w->deadline == LF_FOREVER || w->backoff_max == 1))
+		return LF_WAIT_AGAIN;
 	uint64_t now = lf_now_ns();
 	if (now >= w->deadline)
 		return LF_WAIT_TIMEOUT;
-	if (w->rounds >= LF_SPIN_ROUNDS && now >= w->next_check) {
+	if (!lf_wait_spinning(w) && now >= w->next_check) {
 		w->next_check = now + LF_OWNER_CHECK_NS;
 		return LF_WAIT_CHECK;
 	}

@@ -29,9 +29,14 @@
  * live owner is never declared dead, at worst a dead one is missed.
  *
  * Waiting (struct lf_wait): a waiter calls lf_wait_step() after each failed
- * attempt.  The first LF_SPIN_ROUNDS rounds spin with lf_cpu_relax() and a
- * bounded exponential backoff (1, 2, 4 ... LF_BACKOFF_MAX pauses), so
- * waiters hammer the lock's cache line less and less.  After that spin
+ * attempt.  The first rounds spin with lf_cpu_relax() and a bounded
+ * exponential backoff (1, 2, 4 ... LF_BACKOFF_MAX pauses), so waiters
+ * hammer the lock's cache line less and less, until LF_SPIN_PAUSES pauses
+ * (16 rounds).  A waiter for data rather than a lock (kfifo) polls instead
+ * (lf_wait_poll(): one pause a round, the same LF_SPIN_PAUSES budget, no
+ * clock read while it spins): it must see a publish within a pause, not
+ * within 64 (~3 us, several messages' time), and the line it polls is
+ * written once per publish, not fought over.  After that spin
  * budget the next LF_YIELD_ROUNDS rounds call sched_yield(): when threads
  * outnumber cores the holder may be preempted, and a waiter burning its
  * core would keep it off.  After that every round sleeps: on the caller's
@@ -70,6 +75,8 @@
  * some 10-50 us, about a context switch, before the first yield. */
 #define LF_BACKOFF_MAX     64u           /* pauses per round, at most */
 #define LF_SPIN_ROUNDS     16u           /* rounds before yielding */
+/* ... which with backoff is 1 + 2 + ... + 64 + 9 * 64 pauses */
+#define LF_SPIN_PAUSES     703u
 #define LF_YIELD_ROUNDS    256u          /* yielding rounds before sleeping */
 #define LF_SLEEP_MIN_NS    50000ull      /* first sleep: 50 us */
 #define LF_SLEEP_MAX_NS    1000000ull    /* longest sleep: 1 ms */
@@ -170,6 +177,7 @@ struct lf_wait {
 	uint32_t *futex;      /* sleep on this word (NULL: timed sleeps) */
 	uint32_t futex_val;   /* ... while it still holds this value */
 	uint32_t backoff;     /* pauses in the next spinning round */
+	uint32_t backoff_max; /* LF_BACKOFF_MAX, or 1 (lf_wait_poll) */
 	uint32_t rounds;
 };
 
@@ -182,13 +190,26 @@ static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
 	w->futex = NULL;
 	w->futex_val = 0;
 	w->backoff = 1;
+	w->backoff_max = LF_BACKOFF_MAX;
 	w->rounds = 0;
+}
+
+/* Poll (one pause a round) instead of backing off: see "Waiting". */
+static inline void lf_wait_poll(struct lf_wait *w)
+{
+	w->backoff_max = 1;
+}
+
+/* Still in the spin phase (before the first yield)? */
+static inline bool lf_wait_spinning(const struct lf_wait *w)
+{
+	return w->spins < LF_SPIN_PAUSES;
 }
 
 /* Is the next lf_wait_step() a sleep (spin and yield budgets spent)? */
 static inline bool lf_wait_sleeping(const struct lf_wait *w)
 {
-	return w->rounds >= LF_SPIN_ROUNDS + LF_YIELD_ROUNDS;
+	return !lf_wait_spinning(w) && w->yields >= LF_YIELD_ROUNDS;
 }
 
 /* Make the next sleeping lf_wait_step() sleep on *word while it equals

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import platform
 import queue
 import threading
 import weakref
@@ -119,8 +120,11 @@ def _hold(keep: tuple[Any, ...], handle: Any) -> None:
         lib.lf_kfifo_release(handle)
 
 
-# Consumer locks of live objects, re-initialised in a fork child (a parent
-# thread inside a call at fork time does not exist there).
+# KfifoBytes's consumer try-locks (its calls that fill the scratch buffer
+# hold one until the bytes are copied out), re-initialised in a fork child
+# (a parent thread inside a call at fork time does not exist there).
+# KfifoQueue needs none: its C calls keep the consumer claim until the
+# caller gives it back (claim_release).
 _CONSUMER_LOCKS: weakref.WeakValueDictionary[int, Any] = \
     weakref.WeakValueDictionary()
 
@@ -140,6 +144,32 @@ def _reinit_consumer_locks() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_consumer_locks)
+
+
+class _UnholdConsumer:
+    """``release[0] = 0`` as a C call: gives the consumer claim back with a
+    release store (lf_kfifo_unhold), for CPUs that are not TSO."""
+    __slots__ = ("h",)
+
+    def __init__(self, h: Any) -> None:
+        self.h = h
+
+    def __setitem__(self, i: int, v: int) -> None:
+        lib.lf_kfifo_unhold(self.h, CONSUMER)
+
+
+def claim_release(h: Any) -> Any:
+    """What KfifoQueue's consumer calls store 0 into (``r[0] = 0``) to give
+    back the consumer claim that a successful rec_get/rec_get_many/
+    rec_parts keeps (csrc/kfifo.c, LF_KFIFO_CALL_KEEP) once they have
+    copied the result out of the handle.  On x86-64 a memoryview of the
+    handle's in-use word: a plain store, ~25 ns, and a release store there
+    (TSO: the copy's loads come before it), pairing with the next
+    claimant's compare-and-swap.  Elsewhere lf_kfifo_unhold()."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        word = ffi.addressof(h.user[1], "word")
+        return memoryview(ffi.buffer(word, 8)).cast("Q")
+    return _UnholdConsumer(h)
 
 
 if TYPE_CHECKING:
@@ -172,6 +202,7 @@ class Kfifo(Primitive):
     _CLASSES: ClassVar[dict[str, type[Kfifo]]] = {}
     _h: Any
     _out: Any
+    _release: Any
     _lock: threading.Lock
 
     def __init_subclass__(cls, **kw: Any) -> None:
@@ -270,6 +301,7 @@ class Kfifo(Primitive):
         # Slicing a buffer object made once is the cheapest way from the
         # scratch buffer to a bytes object (~2x faster than ffi.unpack).
         self._out = ffi.buffer(scratch)
+        self._release = claim_release(h)
         holder = _Lock()
         _CONSUMER_LOCKS[id(holder)] = holder
         self._lock_holder = holder

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._ffi import ffi, lib
 from ._kfifo_core import (
+    CONSUMER,
     EAGAIN,
     EBIG,
     EMSGSIZE,
@@ -28,7 +29,6 @@ from ._kfifo_core import (
     REC_HDR,
     Kfifo,
     bufptr,
-    busy,
     deadline,
     index,
 )
@@ -44,6 +44,7 @@ _put: Any = lib.lf_kfifo_rec_put
 _put_wait: Any = lib.lf_kfifo_rec_put_wait
 _get: Any = lib.lf_kfifo_rec_get
 _get_wait: Any = lib.lf_kfifo_rec_get_wait
+_unhold: Any = lib.lf_kfifo_unhold
 
 
 def _nbytes(x: object) -> int:
@@ -100,10 +101,9 @@ class KfifoQueue(KfifoAsync, Kfifo):
         for the ring: ``ValueError``; consumer died while waiting:
         ``ConsumerDied``."""
         h = self._h
-        if timeout is None:
-            put, dl = (_put_wait, FOREVER) if block else (_put, NOWAIT)
-        else:
-            put, dl = _put, deadline(block, timeout)
+        if timeout is not None:
+            return self._put_until(data, block, deadline(block, timeout))
+        put = _put_wait if block else _put
         try:
             if type(data) is bytes:  # cffi passes bytes' own memory
                 r = put(h, data, len(data))
@@ -113,13 +113,26 @@ class KfifoQueue(KfifoAsync, Kfifo):
         except OverflowError:  # 4 GiB or more
             r = EMSGSIZE
         if r:
-            self._put_slow(r, data, block, dl)
+            self._put_slow(r, data, block, FOREVER if block else NOWAIT)
 
     put = put_message
 
     def put_nowait(self, item: Any) -> None:
         """``put(item, block=False)``."""
-        self.put_message(item, False)
+        self._put_until(item, False, NOWAIT)
+
+    def _put_until(self, data: Any, block: bool, dl: int) -> None:
+        h = self._h
+        try:
+            if type(data) is bytes:
+                r = _put(h, data, len(data))
+            else:
+                data, n = bufptr(data)
+                r = _put(h, data, n)
+        except OverflowError:
+            r = EMSGSIZE
+        if r:
+            self._put_slow(r, data, block, dl)
 
     def _put_slow(self, r: int, data: Any, block: bool, dl: int) -> None:
         h = self._h
@@ -177,9 +190,14 @@ class KfifoQueue(KfifoAsync, Kfifo):
                                               arr + done, n - done))
 
     # -- consumer ------------------------------------------------------------
-    # Consumer calls hold the object's try-lock until the message is copied
-    # out of the per-object scratch buffer (the C in-use word guards only
-    # the C call); another thread inside one: ConcurrentUseError.
+    # One thread at a time per consumer object, checked by the C in-use
+    # word alone: the calls that leave their result in the handle (the
+    # message in the scratch buffer, a batch's format, the parts) return
+    # with the word still claimed, and the method stores 0 into
+    # self._release once it has copied the result (claim_release in
+    # _kfifo_core).  Another thread's call in between: ConcurrentUseError.
+    # Any exception on the way gives the claim back (_unhold: only if this
+    # thread holds it).
 
     def get_message(self, block: bool = True,
                     timeout: float | None = None) -> bytes:
@@ -187,26 +205,40 @@ class KfifoQueue(KfifoAsync, Kfifo):
         not ``block`` or at the timeout; producer closed and ring drained:
         ``EOFError``; producer died: ``ProducerDied``."""
         h = self._h
-        dl = (FOREVER if block else NOWAIT) if timeout is None \
-            else deadline(block, timeout)
-        lock = self._lock
-        if not lock.acquire(False):
-            raise busy("consumer")
+        if timeout is not None:
+            return self._get_until(block, deadline(block, timeout))
         try:
-            n = _get_wait(h) if dl == FOREVER else _get(h)
+            n = _get_wait(h) if block else _get(h)
             if n >= 0:
-                return self._out[:n]  # type: ignore[no-any-return]
-            return self._get_slow(n, block, dl)
-        finally:
-            lock.release()
+                data = self._out[:n]
+                self._release[0] = 0
+                return data  # type: ignore[no-any-return]
+            return self._get_slow(n, block, FOREVER if block else NOWAIT)
+        except BaseException:
+            _unhold(h, CONSUMER)
+            raise
 
     get = get_message
 
     def get_nowait(self) -> bytes:
         """``get(block=False)``."""
-        return self.get_message(False)
+        return self._get_until(False, NOWAIT)
+
+    def _get_until(self, block: bool, dl: int) -> bytes:
+        h = self._h
+        try:
+            n = _get(h)
+            if n >= 0:
+                data = self._out[:n]
+                self._release[0] = 0
+                return data  # type: ignore[no-any-return]
+            return self._get_slow(n, block, dl)
+        except BaseException:
+            _unhold(h, CONSUMER)
+            raise
 
     def _get_slow(self, n: int, block: bool, dl: int) -> bytes:
+        # (callers give the claim back on an exception)
         while True:
             if n == EBIG:
                 return self._get_big()
@@ -214,16 +246,20 @@ class KfifoQueue(KfifoAsync, Kfifo):
                 self._check(EOF)
             n = int(lib.lf_kfifo_rec_get(self._h))
             if n >= 0:
-                return bytes(self._out[:n])
+                data: bytes = self._out[:n]
+                self._release[0] = 0
+                return data
 
     def _get_big(self) -> bytes:
-        # Longer than the scratch buffer: one copy straight out of the ring.
+        # Longer than the scratch buffer: one copy straight out of the ring
+        # (rec_parts keeps the claim; rec_skip runs inside it).
         h = self._h
         self._check(lib.lf_kfifo_rec_parts(h))
         data: bytes = ffi.unpack(h.part[0], h.part_len[0])
         if h.part_len[1]:
             data += ffi.unpack(h.part[1], h.part_len[1])
         self._check(lib.lf_kfifo_rec_skip(h))
+        self._release[0] = 0
         return data
 
     def get_message_into(self, buffer: Any, block: bool = True,
@@ -235,21 +271,16 @@ class KfifoQueue(KfifoAsync, Kfifo):
         p, size = bufptr(buffer, writable=True)
         size = min(size, 0xFFFFFFFF)
         dl = deadline(block, timeout)
-        if not self._lock.acquire(False):
-            raise busy("consumer")
-        try:
-            while True:
-                n = int(lib.lf_kfifo_rec_get_into(h, p, size))
-                if n >= 0:
-                    return n
-                if n == EMSGSIZE:
-                    raise ValueError(f"next message has {h.msg_len} bytes, "
-                                     f"the buffer {len(p)}; the message "
-                                     "stays")
-                if self._wait_data(n, block, dl) == EOF:
-                    self._check(EOF)
-        finally:
-            self._lock.release()
+        while True:   # (rec_get_into copies inside its own claim)
+            n = int(lib.lf_kfifo_rec_get_into(h, p, size))
+            if n >= 0:
+                return n
+            if n == EMSGSIZE:
+                raise ValueError(f"next message has {h.msg_len} bytes, "
+                                 f"the buffer {len(p)}; the message "
+                                 "stays")
+            if self._wait_data(n, block, dl) == EOF:
+                self._check(EOF)
 
     def get_many(self, max_items: int = MAX_BATCH, block: bool = True,
                  timeout: float | None = None, *,
@@ -265,9 +296,6 @@ class KfifoQueue(KfifoAsync, Kfifo):
             raise ValueError(f"max_items must be >= 1, got {m}")
         m = min(m, MAX_BATCH)
         dl = deadline(block, timeout)
-        lock = self._lock
-        if not lock.acquire(False):
-            raise busy("consumer")
         try:
             n = int(_get_many_wait(h, m) if dl == FOREVER else _get_many(h, m))
             while n < 0:
@@ -278,19 +306,16 @@ class KfifoQueue(KfifoAsync, Kfifo):
                 n = int(lib.lf_kfifo_rec_get_many(h, m))
             # One C loop splits the copied messages: the struct format the
             # C call wrote, e.g. b"64s64s12s" (a fresh Struct: no cache).
-            return list(_Struct(_string(self._fmt)).unpack(self._out[:n]))
-        finally:
-            lock.release()
+            out = list(_Struct(_string(self._fmt)).unpack(self._out[:n]))
+            self._release[0] = 0
+            return out
+        except BaseException:
+            _unhold(h, CONSUMER)
+            raise
 
     def peek_len(self) -> int | None:
         """Length of the next message, ``None`` if there is none."""
-        h = self._h
-        if not self._lock.acquire(False):
-            raise busy("consumer")
-        try:
-            n = int(lib.lf_kfifo_rec_peek_len(h))
-        finally:
-            self._lock.release()
+        n = int(lib.lf_kfifo_rec_peek_len(self._h))
         if n in (EAGAIN, EOF):
             return None
         return self._check(n)
@@ -298,13 +323,7 @@ class KfifoQueue(KfifoAsync, Kfifo):
     def skip_message(self) -> int:
         """Drop the next message; return its length (``queue.Empty`` if
         there is none)."""
-        h = self._h
-        if not self._lock.acquire(False):
-            raise busy("consumer")
-        try:
-            n = int(lib.lf_kfifo_rec_skip(h))
-        finally:
-            self._lock.release()
+        n = int(lib.lf_kfifo_rec_skip(self._h))
         if n == EAGAIN:
             raise queue.Empty
         return self._check(n)
@@ -316,21 +335,21 @@ class KfifoQueue(KfifoAsync, Kfifo):
         (head, then tail).  Consume it with ``skip_message()``; do not use
         the views after that."""
         h = self._h
-        if not self._lock.acquire(False):
-            raise busy("consumer")
-        try:
-            n = int(lib.lf_kfifo_rec_parts(h))
-        finally:
-            self._lock.release()
+        n = int(lib.lf_kfifo_rec_parts(h))  # keeps the claim if n >= 0
         if n in (EAGAIN, EOF):
             return ()
         self._check(n)
-        views = []
-        for i in range(2 if h.part_len[1] else 1):  # head[, tail]
-            # The view's pointer holds the handle (hence the region) alive.
-            ptr = ffi.gc(ffi.cast("char *", h.part[i]), lambda _, k=h: None)
-            views.append(memoryview(ffi.buffer(ptr, h.part_len[i]))
-                         .toreadonly())
+        try:
+            views = []
+            for i in range(2 if h.part_len[1] else 1):  # head[, tail]
+                # The view's pointer holds the handle (hence the region)
+                # alive.
+                ptr = ffi.gc(ffi.cast("char *", h.part[i]),
+                             lambda _, k=h: None)
+                views.append(memoryview(ffi.buffer(ptr, h.part_len[i]))
+                             .toreadonly())
+        finally:
+            self._release[0] = 0
         return tuple(views)
 
     def __iter__(self) -> Iterator[bytes]:
