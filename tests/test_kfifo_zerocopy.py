@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockfree import ConcurrentUseError, CorruptStateError, KfifoQueue
-from lockfree.errors import ProducerDied
 from lockfree._ffi import ffi
+from lockfree.errors import ProducerDied
 
 WRAP = 1 << 32
 
@@ -52,11 +52,10 @@ def test_reserve_exception_discards_and_reraises():
         raise KeyError("boom")
     assert q.qsize() == 0 and len(q) == 0          # nothing published
     q.put_message(b"next")                         # the producer goes on
-    with pytest.raises(queue.Empty):
-        with q.receive(block=False) as view:
-            assert bytes(view) == b"next"
-            q.put_message(b"x")                    # (the producer side)
-            raise queue.Empty
+    with pytest.raises(queue.Empty), q.receive(block=False) as view:
+        assert bytes(view) == b"next"
+        q.put_message(b"x")                    # (the producer side)
+        raise queue.Empty
     # receive() consumed "next" although its block raised
     assert q.get_message(block=False) == b"x"
     q.close()
@@ -82,23 +81,20 @@ def test_views_are_released_at_exit():
 def test_a_view_made_from_the_message_must_not_outlive_the_block():
     q = KfifoQueue(64)
     q.put_message(b"keep me")
-    with pytest.raises(BufferError, match="NOT consumed"):
-        with q.receive() as view:
-            part = view[:4]                        # a slice shares memory
+    with pytest.raises(BufferError, match="NOT consumed"), q.receive() as view:
+        part = view[:4]                        # a slice shares memory
     assert bytes(part) == b"keep"
     del part
     assert q.get_message() == b"keep me"           # it came again
-    with pytest.raises(BufferError, match="discarded"):
-        with q.reserve(4) as buf:
-            alias = memoryview(buf)
-            alias[:] = b"late"
+    with pytest.raises(BufferError, match="discarded"), q.reserve(4) as buf:
+        alias = memoryview(buf)
+        alias[:] = b"late"
     del alias
     assert q.qsize() == 0                          # not delivered
     np = pytest.importorskip("numpy")
     q.put_message(b"12345678")
-    with pytest.raises(BufferError):
-        with q.receive() as view:
-            arr = np.frombuffer(view, np.uint8)
+    with pytest.raises(BufferError), q.receive() as view:
+        arr = np.frombuffer(view, np.uint8)
     del arr
     with q.receive() as view:                      # copies are fine
         kept = bytes(view[2:4])
@@ -129,9 +125,8 @@ def test_reservation_holds_the_producer_side():
             q.close_producer()
         with pytest.raises(ValueError, match="inside a reserve"):
             q.close()
-        with pytest.raises(ConcurrentUseError):    # no nesting
-            with q.reserve(1):
-                pass
+        with pytest.raises(ConcurrentUseError), q.reserve(1):  # no nesting
+            pass
         buf[:] = b"done"
     assert len(errors) == 1
     q.put_message(b"after")                        # released
@@ -157,9 +152,8 @@ def test_receipt_holds_the_consumer_side():
         t.join()
         with pytest.raises(ConcurrentUseError):
             q.get_message(block=False)
-        with pytest.raises(ConcurrentUseError):
-            with q.receive():
-                pass
+        with pytest.raises(ConcurrentUseError), q.receive():
+            pass
         assert bytes(view) == b"one"
     assert len(errors) == 2
     assert q.get_message() == b"two"
@@ -168,21 +162,17 @@ def test_receipt_holds_the_consumer_side():
 
 def test_timeouts_and_bad_arguments():
     q = KfifoQueue(64)                             # max_message 60
-    with pytest.raises(queue.Empty):
-        with q.receive(block=False):
-            pass
+    with pytest.raises(queue.Empty), q.receive(block=False):
+        pass
     t0 = time.monotonic()
-    with pytest.raises(queue.Empty):
-        with q.receive(timeout=0.05):
-            pass
+    with pytest.raises(queue.Empty), q.receive(timeout=0.05):
+        pass
     assert 0.04 < time.monotonic() - t0 < 5
     q.put_message(b"x" * 40)
-    with pytest.raises(queue.Full):
-        with q.reserve(30, block=False):
-            pass
-    with pytest.raises(queue.Full):
-        with q.reserve(30, timeout=0.05):
-            pass
+    with pytest.raises(queue.Full), q.reserve(30, block=False):
+        pass
+    with pytest.raises(queue.Full), q.reserve(30, timeout=0.05):
+        pass
     with pytest.raises(ValueError, match="max_message"):
         q.reserve(61)
     with pytest.raises(ValueError):
@@ -197,9 +187,8 @@ def test_timeouts_and_bad_arguments():
     with q.receive() as view:
         assert bytes(view) == bytes(range(60))
     q.close_producer()
-    with pytest.raises(EOFError):
-        with q.receive():
-            pass
+    with pytest.raises(EOFError), q.receive():
+        pass
     q.close()
 
 
@@ -235,11 +224,9 @@ def test_interleaving_against_a_model(start, size_log, ops):
     q = KfifoQueue(1 << size_log)
     q._set_indexes((WRAP - start) % WRAP)
     model: deque[bytes] = deque()
-    seq = 0
-    for op, n in ops:
-        n %= q.max_message + 1
+    for seq, (op, size) in enumerate(ops):
+        n = size % (q.max_message + 1)
         msg = (seq.to_bytes(4, "little") * (n // 4 + 1))[:n]
-        seq += 1
         try:
             if op == "put":
                 q.put_message(msg, block=False)
@@ -271,7 +258,7 @@ def test_interleaving_against_a_model(start, size_log, ops):
     q.close()
 
 
-# -- processes -----------------------------------------------------------------
+# -- processes ----------------------------------------------------------------
 
 def _message_size(seq: int, big: int) -> int:
     return 16 + (seq * 7919) % big
@@ -382,7 +369,7 @@ def _reserve_producer_from(q: KfifoQueue, start: int, count: int) -> None:
             _fill(buf, seq)
 
 
-# -- hostile: lengths and padding are input from the peer ----------------------
+# -- hostile: lengths and padding are input from the peer ---------------------
 
 def _data(q: KfifoQueue) -> memoryview:
     return memoryview(ffi.buffer(q._h.f.data, q.capacity))

@@ -52,12 +52,12 @@ def _numpy() -> Any:
 
 def _dtype(dtype: object) -> np.dtype[Any]:
     """The dtype, if an array message can carry it."""
-    np = _numpy()
-    dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
+    nm = _numpy()
+    dt: np.dtype[Any] = nm.dtype(dtype)
     if dt.hasobject:
         raise TypeError(f"dtype {dt} holds Python objects (pointers): it "
                         "cannot go through shared memory")
-    if np.dtype(dt.str) != dt:
+    if nm.dtype(dt.str) != dt:
         raise ValueError(f"dtype {dt} is not described by its dtype.str "
                          f"{dt.str!r} (structured dtypes are not supported)")
     return dt
@@ -88,7 +88,7 @@ class _ArrayReservation:
         self._rsv, self._shape, self._dtype, self._head = rsv, shape, dt, head
 
     def __enter__(self) -> NDArray[Any]:
-        np = _numpy()
+        nm = _numpy()
         buf = self._rsv.__enter__()
         try:
             dt, head = self._dtype, self._head
@@ -98,7 +98,7 @@ class _ArrayReservation:
             buf[:off] = head + bytes(off - len(head))
             struct.pack_into("<H", buf, 6, off)
             buf[off + nbytes:] = bytes(len(buf) - off - nbytes)
-            arr = np.frombuffer(buf, dt, nbytes // dt.itemsize if
+            arr = nm.frombuffer(buf, dt, nbytes // dt.itemsize if
                                 dt.itemsize else 0, off)
             return arr.reshape(self._shape)  # type: ignore[no-any-return]
         except BaseException as exc:
@@ -135,15 +135,16 @@ class _ArrayReceipt:
 
 def header(shape: tuple[int, ...], dt: np.dtype[Any]) -> bytes:
     """The header of an array message (offset field 0: set at reserve)."""
-    ds = dt.str.encode("ascii")
-    return (_HEAD.pack(MAGIC, len(shape), len(ds), 0)
-            + b"".join(_DIM.pack(d) for d in shape) + ds)
+    ds: bytes = str(dt.str).encode("ascii")
+    head: bytes = _HEAD.pack(MAGIC, len(shape), len(ds), 0)
+    dims: bytes = b"".join(_DIM.pack(d) for d in shape)
+    return head + dims + ds
 
 
 def parse(view: memoryview) -> NDArray[Any]:
     """The array in an array message (a view of its memory); ValueError if
     the message is not one (every field is checked against its length)."""
-    np = _numpy()
+    nm = _numpy()
     n = len(view)
     if n < _HEAD.size:
         raise ValueError(f"not an array message ({n} bytes)")
@@ -165,7 +166,7 @@ def parse(view: memoryview) -> NDArray[Any]:
     if count * dt.itemsize > n - off:
         raise ValueError(f"array message too short for shape {shape} "
                          f"of {dt}")
-    arr = np.frombuffer(view, dt, count, off)
+    arr = nm.frombuffer(view, dt, count, off)
     return arr.reshape(shape)  # type: ignore[no-any-return]
 
 
@@ -213,10 +214,10 @@ class KfifoArrays(KfifoZeroCopy):
         """Put an array (any array-like; dtype and shape travel with it) with
         one copy, straight into the ring; a non-contiguous array is
         gathered in C order.  Full: ``queue.Full`` as ``put_message``."""
-        np = _numpy()
-        arr = np.asarray(a)
+        nm = _numpy()
+        arr = nm.asarray(a)
         with self.reserve_array(arr.shape, arr.dtype, block, timeout) as dst:
-            np.copyto(dst, arr, casting="no")
+            nm.copyto(dst, arr, casting="no")
 
     def get_array(self, block: bool = True,
                   timeout: float | None = None) -> NDArray[Any]:
@@ -224,7 +225,8 @@ class KfifoArrays(KfifoZeroCopy):
         new array (one copy out of the ring).  Not an array message:
         ``ValueError``, and the message stays."""
         with self.receive_array(block, timeout) as a:
-            return a.copy()
+            out: NDArray[Any] = a.copy()
+        return out
 
 
 

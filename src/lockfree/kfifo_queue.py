@@ -28,7 +28,6 @@ from ._kfifo_core import (
     MAX_BATCH,
     NOWAIT,
     REC_HDR,
-    Kfifo,
     bufptr,
     busy,
     deadline,
