@@ -57,6 +57,7 @@ class Impl:
     produce: Callable[..., None]
     consume: Callable[..., int]
     slow: int = 1        # message count divisor (slow transports)
+    short: str = ""      # <= 10 characters: the pytest table's impl column
 
 
 # -- lockfree ----------------------------------------------------------------

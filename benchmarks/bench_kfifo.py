@@ -55,36 +55,36 @@ TARGETS = {  # the C rows' (Results table)
     "C 8-byte items, 2 threads": {"ck_ring": 2},
     "C bulk bytes, 2 threads": {"memcpy": 0.5},
 }
-INSTALL = {"kickmsg": "kickmsg", "iceoryx2": "iceoryx2",
-           "faster-fifo": "faster_fifo"}
 
 Impl = P.Impl
 LF = Impl("lockfree", "put_message/get_message", "blocking", P.lf_make,
-       P.lf_produce, P.lf_consume)
+          P.lf_produce, P.lf_consume, short="lf")
 LF_MANY = Impl("lockfree", "put_many/get_many", "blocking", P.lf_make,
-            P.lf_produce_many, P.lf_consume_many)
+               P.lf_produce_many, P.lf_consume_many, short="lf")
 LF_ZC = Impl("lockfree", "reserve/receive", "blocking", P.lf_make,
-          P.lf_produce_reserve, P.lf_consume_receive)
-LF_VIEWS = Impl("lockfree", "put_message/message_views", "polling", P.lf_make,
-             P.lf_produce, P.lf_consume_views)
+             P.lf_produce_reserve, P.lf_consume_receive, short="lf/zc")
+LF_VIEWS = Impl("lockfree", "put_message/message_views", "polling",
+                P.lf_make, P.lf_produce, P.lf_consume_views, short="lf/views")
 KICK = Impl("kickmsg", "send/try_receive", "polling", S.kick_make,
-         S.kick_produce, S.kick_consume_poll)
+            S.kick_produce, S.kick_consume_poll, short="kick/poll")
 KICK_B = Impl("kickmsg", "send/receive", "blocking", S.kick_make,
-           S.kick_produce, S.kick_consume_block)
-KICK_ZC = Impl("kickmsg", "allocate/try_receive_view", "polling", S.kick_make,
-            S.kick_produce_loan, S.kick_consume_view_poll)
-KICK_ZC_B = Impl("kickmsg", "allocate/receive_view", "blocking", S.kick_make,
-              S.kick_produce_loan, S.kick_consume_view_block)
+              S.kick_produce, S.kick_consume_block, short="kick/block")
+KICK_ZC = Impl("kickmsg", "allocate/try_receive_view", "polling",
+               S.kick_make, S.kick_produce_loan, S.kick_consume_view_poll,
+               short="kickz/poll")
+KICK_ZC_B = Impl("kickmsg", "allocate/receive_view", "blocking",
+                 S.kick_make, S.kick_produce_loan, S.kick_consume_view_block,
+                 short="kickz/blk")
 IOX = Impl("iceoryx2", "loan_slice_uninit/receive", "polling", S.iox_make,
-        S.iox_produce, S.iox_consume, slow=8)
+           S.iox_produce, S.iox_consume, slow=8, short="iceoryx2")
 FF = Impl("faster-fifo", "put/get", "blocking", P.ff_make, P.ff_produce,
-       P.ff_consume, slow=4)
+          P.ff_consume, slow=4, short="ff")
 FF_MANY = Impl("faster-fifo", "put_many/get_many", "blocking", P.ff_make,
-            P.ff_produce_many, P.ff_consume_many, slow=4)
+               P.ff_produce_many, P.ff_consume_many, slow=4, short="ff")
 MPQ = Impl("mp.Queue", "put/get", "blocking", P.mpq_make, P.mpq_produce,
-        P.mpq_consume, slow=8)
+           P.mpq_consume, slow=8, short="mp.Queue")
 PIPE = Impl("mp.Pipe", "send_bytes/recv_bytes", "blocking", P.pipe_make,
-         P.pipe_produce, P.pipe_consume, slow=4)
+            P.pipe_produce, P.pipe_consume, slow=4, short="mp.Pipe")
 
 ZC = [LF_ZC] if hasattr(__import__("lockfree").KfifoQueue, "reserve") else []
 ONE = [LF, *ZC, LF_VIEWS, KICK, KICK_B, KICK_ZC, IOX, FF, MPQ, PIPE]
@@ -123,9 +123,8 @@ BATCH_MIN = P.BATCH * 4
 
 
 def _missing(impl) -> str:
-    mod = INSTALL.get(impl.impl, impl.impl)
     return (f"{impl.impl} not installed: pip install 'lockfree[bench]' to "
-            f"compare against {impl.impl} ({mod})")
+            f"compare against {impl.impl}")
 
 
 def run_rounds(todo, rounds, latency_n=LATENCY_N, log=print):
@@ -138,12 +137,12 @@ def run_rounds(todo, rounds, latency_n=LATENCY_N, log=print):
         log(f"round {r + 1}/{rounds}")
         for j in range(len(todo)):
             g, impl, size, n = todo[(j + r) % len(todo)]
-            if impl in skip:
+            if impl.impl in skip:
                 continue
             try:
                 times[g, impl].append(X.seconds(impl, size, n))
             except ImportError:
-                skip.add(impl)
+                skip.add(impl.impl)
                 log(_missing(impl))
         for name, _, make, ends in X.LATENCY if latency_n else ():
             if name in skip:
@@ -293,9 +292,8 @@ def c_results(results, figs):
 
 def _case(g, impl, size, n) -> Case:
     role = "subject" if impl.impl == "lockfree" else "anchor"
-    short = f"{impl.impl} {impl.consumer[:5]}"
     name = re.sub(r"\W+", "_", f"{g}-{impl.impl}-{impl.label}").strip("_")
-    return Case(g, role, short, name, impl.label, "", dict)
+    return Case(g, role, impl.short, name, impl.label, "", dict)
 
 
 @pytest.mark.parametrize("todo", cases(), ids=lambda t: _case(*t).name)
