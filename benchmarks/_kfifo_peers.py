@@ -29,6 +29,7 @@ from typing import Any
 
 RING = 8 << 20      # bytes of ring (or the nearest equivalent) per case
 BATCH = 256
+SMALL = 4096        # lockfree's producer hands messages up to this as bytes
 WAIT = 60.0         # seconds a blocking call waits before the run fails
 _seq = struct.Struct("<q").pack_into
 _names = iter(range(1 << 30))
@@ -69,12 +70,21 @@ def lf_make(size: int) -> Any:
 
 
 def lf_produce(q, size, n, ready):
+    """put_message takes any buffer, but one that is not bytes costs a
+    cffi from_buffer (~1.5 us here, 2.2 against 0.9 us a 64 B put with
+    bytes(buf)): small messages go as bytes(buf), as kickmsg's send."""
     buf, last, put = payload(size), size - 8, q.put_message
     ready()
+    if size > SMALL:
+        for i in range(n):
+            _seq(buf, 0, i)
+            _seq(buf, last, i)
+            put(buf)
+        return
     for i in range(n):
         _seq(buf, 0, i)
         _seq(buf, last, i)
-        put(buf)
+        put(bytes(buf))
 
 
 def lf_consume(q, size, n, ready):
@@ -258,5 +268,7 @@ def close(obj: Any) -> None:
     elif isinstance(obj, tuple):
         for end in obj:
             end.close()
+    elif isinstance(obj, dict) and "cleanup" in obj:
+        obj["cleanup"](obj)
     elif hasattr(obj, "close"):
         obj.close()

@@ -27,7 +27,17 @@ def kick_make(size: int) -> dict:
     cfg.max_subscribers, cfg.sub_ring_capacity = 1, cap
     cfg.pool_size, cfg.max_payload_size = 2 * cap + 2, size
     return {"ns": _unique("lfb"), "cfg": cfg, "cap": cap,
-            "credit": mp.get_context("fork").RawValue(ctypes.c_longlong, 0)}
+            "credit": mp.get_context("fork").RawValue(ctypes.c_longlong, 0),
+            "cleanup": kick_cleanup}
+
+
+def kick_cleanup(k: dict) -> None:
+    """Unlink the namespace's registry and topics (the children end with
+    os._exit: nothing of kickmsg's is destroyed there)."""
+    import kickmsg
+    kickmsg.Registry.unlink(k["ns"])
+    for topic in ("t", "ping", "pong"):
+        kickmsg.unlink_shm(f"/{k['ns']}_{topic}")  # no-op if absent
 
 
 def _kick_wait(k, i, limit):

@@ -197,7 +197,5 @@ def round_trip_ns(make, ends, n: int) -> float:
         if isinstance(pair, tuple):
             for x in pair:
                 x.close()
-        elif isinstance(pair, dict):
-            for node in pair.get("nodes", []):
-                node.unlink_topic("ping")
-                node.unlink_topic("pong")
+        else:
+            peers.close(pair)
