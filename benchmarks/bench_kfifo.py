@@ -33,11 +33,11 @@ import os
 import pathlib
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 
 import _kfifo_peers as P
+import _kfifo_report as R
 import _kfifo_shm as S
 import _kfifo_xproc as X
 import pytest
@@ -152,85 +152,6 @@ def run_rounds(todo, rounds, latency_n=LATENCY_N, log=print):
             except ImportError:
                 skip.add(name)
     return times, lat
-
-
-def rate(group, size, n, secs) -> float:
-    """Messages/s for 64 B, GB/s (1e9 bytes) for larger messages."""
-    return n / secs if size <= 64 else n * size / secs / 1e9
-
-
-def summary(todo, times):
-    rows = []
-    for g, impl, size, n in todo:
-        secs = times[g, impl]
-        if not secs:
-            continue
-        rates = [rate(g, size, n, s) for s in secs]
-        rows.append({"group": g, "impl": impl.impl, "calls": impl.label,
-                     "consumer": impl.consumer, "size": size, "n": n,
-                     "seconds": secs, "median": statistics.median(rates),
-                     "best": max(rates),
-                     "unit": "msg/s" if size <= 64 else "GB/s"})
-    return rows
-
-
-def _fmt(v, unit) -> str:
-    return f"{v / 1e6:6.2f} M/s" if unit == "msg/s" else f"{v:6.2f} GB/s"
-
-
-def targets(rows):
-    """The issue #19 speed targets: ratios of medians and of bests."""
-    by = {(r["group"], r["impl"], r["calls"]): r for r in rows}
-
-    def get(g, impl):
-        return by.get((g, impl.impl, impl.label))
-    out = []
-    for what, g, sub, anchors, need in TARGETS_19:
-        s = get(g, sub)
-        cands = [get(*a) if isinstance(a, tuple) else get(g, a)
-                 for a in anchors]
-        cands = [c for c in cands if c]
-        if not s or not cands:
-            continue
-        a = max(cands, key=lambda c: c["median"])
-        med, best = s["median"] / a["median"], s["best"] / a["best"]
-        out.append({"target": what, "anchor": f"{a['impl']} {a['calls']}",
-                    "median_ratio": med, "best_ratio": best, "min": need,
-                    "holds": med >= need and best >= need})
-    return out
-
-
-def report(rows, lat, tgts, rounds) -> str:
-    lines = [f"{environment()}", f"median and best of {rounds} interleaved "
-             "rounds; producer process -> consumer process, sequence numbers"
-             " checked", ""]
-    w = max([len(f"{r['impl']} {r['calls']}") for r in rows] + [30])
-    lines.append(f"{'':2}{'implementation':<{w}}  {'consumer':<9}"
-                 f"{'median':>12} {'best':>12}")
-    for g in CELLS:
-        grp = [r for r in rows if r["group"] == g]
-        if grp:
-            lines.append(g)
-        for r in grp:
-            lines.append(f"  {r['impl'] + ' ' + r['calls']:<{w}}  "
-                         f"{r['consumer']:<9}"
-                         f"{_fmt(r['median'], r['unit']):>12}"
-                         f" {_fmt(r['best'], r['unit']):>12}")
-    if any(lat.values()):
-        lines.append("64 B round trip (median of each round's median)")
-        for name, label, *_ in X.LATENCY:
-            if lat.get(name):
-                us = [v / 1e3 for v in lat[name]]
-                lines.append(f"  {name + ' ' + label:<{w}}  {'':<9}"
-                             f"{statistics.median(us):8.2f} us "
-                             f"{min(us):8.2f} us")
-    if tgts:
-        lines += ["", "issue #19 speed targets (ratio of medians, of bests):"]
-        for t in tgts:
-            lines.append(f"  {'ok  ' if t['holds'] else 'MISS'} "
-                         f"{t['target']}: {t['median_ratio']:.2f}x "
-                         f"({t['best_ratio']:.2f}x) vs {t['anchor']}")
-    return "\n".join(lines)
 
 
 # -- the C benchmark ---------------------------------------------------------
@@ -352,9 +273,11 @@ def main(argv=None):
     if only:
         X.LATENCY[:] = [x for x in X.LATENCY if x[0] in only]
     times, lat = run_rounds(todo, rounds, lat_n, log)
-    rows = summary(todo, times)
-    tgts = targets(rows)
-    print(report(rows, lat, tgts, rounds), file=out)
+    rows = R.summary(todo, times)
+    tgts = R.targets(rows, TARGETS_19)
+    print(R.report(rows, lat, tgts, rounds, CELLS), file=out)
+    print("\nfastest row per library, median (best): M msg/s for 64 B, "
+          "GB/s above\n" + R.matrix(rows, CELLS), file=out)
     figs = None
     if not args.no_c:
         log("timing C (kfifo_bench.c) ...")
