@@ -91,11 +91,15 @@ ONE = [LF, *ZC, LF_VIEWS, KICK, KICK_B, KICK_ZC, IOX, FF, MPQ, PIPE]
 BIG = [LF, *ZC, LF_VIEWS, KICK_ZC, KICK_ZC_B, IOX, FF, MPQ, PIPE]
 CELLS = {G64: ONE, GBATCH: [LF_MANY, FF_MANY], G64K: BIG, G1M: BIG}
 
-# issue #19: (what, subject, anchor(s) - the fastest by median counts, min)
+# issue #19: (what, subject, anchor(s): the fastest by median counts, min).
+# At 64 B every kickmsg row competes (its blocking consumer can be the
+# faster one on a loaded machine); for large messages the issue names
+# kickmsg's polling consumer.
+KICK64 = [KICK, KICK_B, KICK_ZC]
 TARGETS_19 = [
-    ("64 B one per call >= 1.3x kickmsg", G64, LF, [KICK, KICK_ZC], 1.3),
+    ("64 B one per call >= 1.3x kickmsg", G64, LF, KICK64, 1.3),
     ("64 B one per call, reserve/receive >= 1.3x kickmsg", G64, LF_ZC,
-     [KICK, KICK_ZC], 1.3),
+     KICK64, 1.3),
     ("batches >= 50x mp.Queue", GBATCH, LF_MANY, [(G64, MPQ)], 50),
     *[(f"{g} reserve/receive >= {m}x {what}", g, LF_ZC, a, m)
       for g in (G64K, G1M)
