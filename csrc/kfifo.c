@@ -458,35 +458,6 @@ int64_t lf_kfifo_len(struct lf_kfifo_handle *h)
 	return used > h->size ? (int64_t)LF_ECORRUPT : (int64_t)used;
 }
 
-/*
- * Records mode: how many messages are queued (a snapshot, like
- * queue.qsize()).  Walks the length prefixes from out to in; needs no role.
- * A prefix that does not fit (the consumer freed the record and the
- * producer reused its bytes while we walked) ends the count: the result
- * may be stale, never a read outside the data area.  The acquire loads
- * pair with prod_publish's and cons_publish's release stores.
- */
-int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
-{
-	uint32_t out = lf_load_acquire32(&h->f->out);
-	uint32_t in = lf_load_acquire32(&h->f->in);
-	uint32_t used = in - out, pos = 0, len;
-	int64_t n = 0;
-
-	if (used > h->size)
-		return LF_ECORRUPT;
-	if (h->mode != LF_KFIFO_RECORDS)
-		return LF_EINVAL;
-	while (used - pos >= LF_KFIFO_REC_HDR) {
-		copy_out(h, &len, out + pos, LF_KFIFO_REC_HDR);
-		if (len > used - pos - LF_KFIFO_REC_HDR)
-			break;
-		pos += LF_KFIFO_REC_HDR + len;
-		n++;
-	}
-	return n;
-}
-
 int64_t lf_kfifo_avail(struct lf_kfifo_handle *h)
 {
 	int64_t used = lf_kfifo_len(h);
@@ -647,22 +618,182 @@ static int get_elem_slow(struct lf_kfifo_handle *h, void *p, uint32_t esize)
 
 /* -- record mode --------------------------------------------------------- */
 
+/*
+ * Records never wrap (kfifo.h): a record of need bytes (header + payload)
+ * that does not fit before the end of the data area is preceded by padding
+ * up to that end.  Its header is LF_KFIFO_REC_PAD when at least a header's
+ * bytes are left; a shorter tail is padding without a marker (both sides
+ * compute it from the index).  The producer publishes padding with the
+ * record, or alone when the record does not fit yet (then the wait is for
+ * the record at offset 0, which the consumer reaches by passing the
+ * padding).  A message of up to size - LF_KFIFO_REC_HDR bytes still fits,
+ * but one larger than what is left before the end waits for the consumer to
+ * pass the end: the largest ones need the ring empty.
+ */
+
+static inline unsigned char *rec_at(const struct lf_kfifo_handle *h,
+				    uint32_t idx)
+{
+	return h->data + (idx & h->mask);
+}
+
+/* Padding bytes before a record of need bytes at index idx. */
+static inline uint32_t rec_pad(const struct lf_kfifo_handle *h, uint32_t idx,
+			       uint32_t need)
+{
+	uint32_t tail = h->size - (idx & h->mask);
+
+	return likely(tail >= need) ? 0 : tail;
+}
+
+/* Write pad bytes of padding at idx: the marker if a header fits. */
+static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
+				 uint32_t pad)
+{
+	uint32_t mark = LF_KFIFO_REC_PAD;
+
+	if (pad >= LF_KFIFO_REC_HDR)
+		copy_bytes(rec_at(h, idx), &mark, LF_KFIFO_REC_HDR);
+}
+
+/*
+ * Producer: room for a record of need bytes at *in (unpublished records
+ * before it included).  0: it fits, and *in is where it starts (padding
+ * written before it, published with it).  LF_EAGAIN: not yet; if the
+ * padding alone fits it is written and published now (records before it
+ * too), and *in moves to the next lap's offset 0, so that the wait is for
+ * the record alone.  Or a status.
+ */
+static inline int rec_room(struct lf_kfifo_handle *h, uint32_t *in,
+			   uint32_t need)
+{
+	uint32_t pad = rec_pad(h, *in, need);
+	int64_t free = prod_free(h, *in, pad + need);
+
+	if (likely(free >= (int64_t)pad + need)) {
+		if (unlikely(pad)) {
+			rec_write_pad(h, *in, pad);
+			*in += pad;
+		}
+		return 0;
+	}
+	if (free < 0)
+		return (int)free;
+	if (pad && free >= pad) {
+		rec_write_pad(h, *in, pad);
+		*in += pad;
+		prod_publish(h, *in);
+	}
+	return LF_EAGAIN;
+}
+
+static inline void rec_write(struct lf_kfifo_handle *h, uint32_t in,
+			     const char *p, uint32_t n)
+{
+	unsigned char *dst = rec_at(h, in);
+
+	copy_bytes(dst, &n, LF_KFIFO_REC_HDR);
+	copy_bytes(dst + LF_KFIFO_REC_HDR, p, n);
+}
+
+/*
+ * Consumer: the record at index out, with used (> 0) bytes readable.
+ * Returns its payload length and sets *pad to the padding bytes before it
+ * (0 or the rest of the data area); LF_EAGAIN with *pad set if the readable
+ * bytes are only padding.  Every value read here is from the peer: a length
+ * or padding that runs past the readable bytes or the end of the data area
+ * is LF_ECORRUPT, so the caller's copies stay inside the data area.
+ */
+static inline int64_t rec_parse(const struct lf_kfifo_handle *h,
+				uint32_t out, uint32_t used, uint32_t *pad)
+{
+	uint32_t off = out & h->mask, tail = h->size - off, len;
+
+	*pad = 0;
+	if (likely(tail >= LF_KFIFO_REC_HDR)) {
+		if (unlikely(used < LF_KFIFO_REC_HDR))
+			return LF_ECORRUPT;
+		copy_bytes(&len, h->data + off, LF_KFIFO_REC_HDR);
+		if (likely(len != LF_KFIFO_REC_PAD)) {
+			if (unlikely(len > tail - LF_KFIFO_REC_HDR ||
+				     len > used - LF_KFIFO_REC_HDR))
+				return LF_ECORRUPT;
+			return len;
+		}
+		if (unlikely(off == 0))		/* padding is never a lap */
+			return LF_ECORRUPT;
+	}
+	/* Padding to the end of the data area, then a record at offset 0. */
+	if (unlikely(used < tail))
+		return LF_ECORRUPT;
+	*pad = tail;
+	used -= tail;
+	if (used == 0)
+		return LF_EAGAIN;
+	if (unlikely(used < LF_KFIFO_REC_HDR))
+		return LF_ECORRUPT;
+	copy_bytes(&len, h->data, LF_KFIFO_REC_HDR);
+	/* (A second padding marker is larger than used: corrupt too.) */
+	if (unlikely(len > used - LF_KFIFO_REC_HDR))
+		return LF_ECORRUPT;
+	return len;
+}
+
+/*
+ * Records mode: how many messages are queued (a snapshot, like
+ * queue.qsize()).  Walks the records from out to in; needs no role.  A
+ * record or padding that does not fit (the consumer freed it and the
+ * producer reused its bytes while we walked) ends the count: the result
+ * may be stale, never a read outside the data area.  The acquire loads
+ * pair with prod_publish's and cons_publish's release stores.
+ */
+int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
+{
+	uint32_t out = lf_load_acquire32(&h->f->out);
+	uint32_t in = lf_load_acquire32(&h->f->in);
+	uint32_t used = in - out, pad;
+	int64_t len, n = 0;
+
+	if (used > h->size)
+		return LF_ECORRUPT;
+	if (h->mode != LF_KFIFO_RECORDS)
+		return LF_EINVAL;
+	while (used > 0) {
+		len = rec_parse(h, out, used, &pad);
+		if (len < 0)
+			break;
+		out += pad + LF_KFIFO_REC_HDR + (uint32_t)len;
+		used -= pad + LF_KFIFO_REC_HDR + (uint32_t)len;
+		n++;
+	}
+	return n;
+}
+
+static inline int rec_prod_enter(struct lf_kfifo_handle *h)
+{
+	int r = prod_enter(h, LF_KFIFO_RECORDS);
+
+	if (unlikely(r))
+		return r;
+	/* The same thread inside its own reserve() block: a put would land
+	 * on the reserved bytes. */
+	return unlikely(h->rsv_open) ? LF_EMISUSE : 0;
+}
+
 static int rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n)
 {
-	int64_t free;
 	uint32_t in;
-	int r = prod_enter(h, LF_KFIFO_RECORDS);
+	int r = rec_prod_enter(h);
 
 	if (unlikely(r))
 		return r;
 	if (unlikely(n > h->size - LF_KFIFO_REC_HDR))
 		return LF_EMSGSIZE;
 	in = lf_read32(&h->f->in);
-	free = prod_free(h, in, n + LF_KFIFO_REC_HDR);
-	if (unlikely(free < n + LF_KFIFO_REC_HDR))
-		return free < 0 ? free : LF_EAGAIN;
-	copy_in(h, in, &n, LF_KFIFO_REC_HDR);
-	copy_in(h, in + LF_KFIFO_REC_HDR, p, n);
+	r = rec_room(h, &in, n + LF_KFIFO_REC_HDR);
+	if (unlikely(r))
+		return r;
+	rec_write(h, in, p, n);
 	prod_publish(h, in + LF_KFIFO_REC_HDR + n);
 	return 0;
 }
@@ -671,10 +802,9 @@ static int64_t rec_put_many(struct lf_kfifo_handle *h, const char *buf,
 			      uint64_t buf_len, const uint32_t *lens,
 			      uint32_t count)
 {
-	int64_t free;
 	uint64_t total = 0;
-	uint32_t in, i, k, need;
-	int r = prod_enter(h, LF_KFIFO_RECORDS);
+	uint32_t in, i, k;
+	int r = rec_prod_enter(h);
 
 	if (unlikely(r))
 		return r;
@@ -689,55 +819,90 @@ static int64_t rec_put_many(struct lf_kfifo_handle *h, const char *buf,
 	if (total != buf_len)
 		return LF_EINVAL;
 	in = lf_read32(&h->f->in);
-	free = prod_free(h, in, 0);
-	if (unlikely(free < 0))
-		return free;
 	for (k = 0; k < count; k++) {
-		need = lens[k] + LF_KFIFO_REC_HDR;
-		if (need > free) {
-			free = prod_free(h, in, need);
-			if (free < need) {
-				if (free < 0)
-					return free;
-				break;
-			}
+		r = rec_room(h, &in, lens[k] + LF_KFIFO_REC_HDR);
+		if (r) {
+			if (r != LF_EAGAIN)
+				return r;
+			break;	/* (padding, if written, published them) */
 		}
-		copy_in(h, in, &lens[k], LF_KFIFO_REC_HDR);
-		copy_in(h, in + LF_KFIFO_REC_HDR, buf, lens[k]);
+		rec_write(h, in, buf, lens[k]);
 		buf += lens[k];
-		in += need;
-		free -= need;
+		in += lens[k] + LF_KFIFO_REC_HDR;
 	}
-	if (k)	/* one publish, one barrier, for the whole batch */
-		prod_publish(h, in);
+	if (k && in != lf_read32(&h->f->in))
+		prod_publish(h, in);	/* one publish for the whole batch */
 	return k;
 }
 
-/* The next message's length at out, or a status. */
-static inline int64_t rec_next(struct lf_kfifo_handle *h, uint32_t *out)
+/*
+ * The next message's length at *out (moved past padding), or a status;
+ * *rest: the bytes readable after the record.  Padding alone is consumed
+ * here, so that a producer waiting for the room behind it gets it, and the
+ * look is repeated at offset 0.
+ */
+static inline int64_t rec_next(struct lf_kfifo_handle *h, uint32_t *out,
+			       uint32_t *rest)
 {
-	int64_t used;
-	uint32_t len;
+	int64_t used, len;
+	uint32_t pad;
 	int r = cons_enter(h, LF_KFIFO_RECORDS);
 
 	if (unlikely(r))
 		return r;
 	*out = lf_read32(&h->f->out);
 	/* A record is published whole, so any readable byte means a whole
-	 * message is there. */
+	 * record (or padding) is there. */
 	used = cons_used(h, *out, 1);
-	if (unlikely(used < LF_KFIFO_REC_HDR))
-		return used < 0 ? used : LF_ECORRUPT;
-	copy_out(h, &len, *out, LF_KFIFO_REC_HDR);
-	if (unlikely(len > used - LF_KFIFO_REC_HDR))
-		return LF_ECORRUPT;
+	if (unlikely(used < 0))
+		return used;
+	len = rec_parse(h, *out, (uint32_t)used, &pad);
+	if (unlikely(pad)) {
+		*out += pad;
+		used -= pad;
+		if (len == LF_EAGAIN) {
+			cons_publish(h, *out);
+			used = cons_used(h, *out, 1);
+			if (used < 0)
+				return used;
+			/* At offset 0 now, where rec_parse finds no padding. */
+			len = rec_parse(h, *out, (uint32_t)used, &pad);
+		}
+	}
+	if (likely(len >= 0))
+		*rest = (uint32_t)used - LF_KFIFO_REC_HDR - (uint32_t)len;
 	return len;
+}
+
+/*
+ * The consumer's new out after a record that ends at end, with rest bytes
+ * readable after it: past the padding that follows it, if that padding is
+ * readable, so that taking the last message before the end leaves no
+ * padding behind (a producer waiting for the room at offset 0 gets it).
+ */
+static inline uint32_t rec_end(const struct lf_kfifo_handle *h, uint32_t end,
+			       uint32_t rest)
+{
+	uint32_t off, tail, mark;
+
+	if (likely(rest == 0))
+		return end;
+	off = end & h->mask;
+	tail = h->size - off;
+	if (rest < tail)	/* a record fits here, or corrupt: parse it */
+		return end;
+	if (tail >= LF_KFIFO_REC_HDR) {
+		copy_bytes(&mark, h->data + off, LF_KFIFO_REC_HDR);
+		if (mark != LF_KFIFO_REC_PAD || off == 0)
+			return end;
+	}
+	return end + tail;
 }
 
 static int64_t rec_get(struct lf_kfifo_handle *h)
 {
-	uint32_t out = 0;
-	int64_t len = rec_next(h, &out);
+	uint32_t out = 0, rest = 0;
+	int64_t len = rec_next(h, &out, &rest);
 
 	if (unlikely(len < 0))
 		return len;
@@ -745,15 +910,17 @@ static int64_t rec_get(struct lf_kfifo_handle *h)
 		h->msg_len = (uint32_t)len;
 		return LF_EBIG;
 	}
-	copy_out(h, h->scratch, out + LF_KFIFO_REC_HDR, (uint32_t)len);
-	cons_publish(h, out + LF_KFIFO_REC_HDR + (uint32_t)len);
+	copy_bytes(h->scratch, rec_at(h, out + LF_KFIFO_REC_HDR),
+		   (uint32_t)len);
+	cons_publish(h, rec_end(h, out + LF_KFIFO_REC_HDR + (uint32_t)len,
+				rest));
 	return len;
 }
 
 static int64_t rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n)
 {
-	uint32_t out = 0;
-	int64_t len = rec_next(h, &out);
+	uint32_t out = 0, rest = 0;
+	int64_t len = rec_next(h, &out, &rest);
 
 	if (unlikely(len < 0))
 		return len;
@@ -761,8 +928,9 @@ static int64_t rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n)
 		h->msg_len = (uint32_t)len;
 		return LF_EMSGSIZE;
 	}
-	copy_out(h, p, out + LF_KFIFO_REC_HDR, (uint32_t)len);
-	cons_publish(h, out + LF_KFIFO_REC_HDR + (uint32_t)len);
+	copy_bytes(p, rec_at(h, out + LF_KFIFO_REC_HDR), (uint32_t)len);
+	cons_publish(h, rec_end(h, out + LF_KFIFO_REC_HDR + (uint32_t)len,
+				rest));
 	return len;
 }
 
@@ -791,8 +959,8 @@ static char *fmt_item(char *p, uint32_t len)
  */
 static int64_t rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items)
 {
-	int64_t used;
-	uint32_t out, len, pos = 0, k = 0;
+	int64_t used, len;
+	uint32_t out, start, pad, pos = 0, k = 0;
 	char *fmt = h->fmt;
 	int r = cons_enter(h, LF_KFIFO_RECORDS);
 
@@ -800,48 +968,59 @@ static int64_t rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items)
 		return r;
 	if (unlikely(fmt == NULL))
 		return LF_EINVAL;
-	out = lf_read32(&h->f->out);
+	out = start = lf_read32(&h->f->out);
+	max_items = min_u32(max_items, h->fmt_items);
+again:
 	used = cons_used(h, out, UINT32_MAX);	/* always refresh in */
 	if (used < 0)
 		return used;
-	max_items = min_u32(max_items, h->fmt_items);
 	while (k < max_items && used > 0) {
-		if (unlikely(used < LF_KFIFO_REC_HDR))
-			return LF_ECORRUPT;
-		copy_out(h, &len, out, LF_KFIFO_REC_HDR);
-		if (unlikely(len > used - LF_KFIFO_REC_HDR))
-			return LF_ECORRUPT;
+		len = rec_parse(h, out, (uint32_t)used, &pad);
+		if (len == LF_EAGAIN) {		/* padding only */
+			out += pad;
+			break;
+		}
+		if (unlikely(len < 0))
+			return len;
 		if (len > h->scratch_size - pos) {
 			if (k == 0) {
-				h->msg_len = len;
+				h->msg_len = (uint32_t)len;
 				return LF_EBIG;
 			}
 			break;
 		}
-		copy_out(h, h->scratch + pos, out + LF_KFIFO_REC_HDR, len);
-		fmt = fmt_item(fmt, len);
-		pos += len;
+		out += pad;
+		copy_bytes(h->scratch + pos, rec_at(h, out + LF_KFIFO_REC_HDR),
+			   (uint32_t)len);
+		fmt = fmt_item(fmt, (uint32_t)len);
+		pos += (uint32_t)len;
 		k++;
-		out += LF_KFIFO_REC_HDR + len;
-		used -= LF_KFIFO_REC_HDR + len;
+		out += LF_KFIFO_REC_HDR + (uint32_t)len;
+		used -= pad + LF_KFIFO_REC_HDR + (uint32_t)len;
 	}
 	*fmt = 0;
-	if (k)
+	if (out != start)
 		cons_publish(h, out);
+	if (k == 0 && max_items && out != start) {
+		/* Only padding was there: look again at offset 0 (once; there
+		 * padding is corrupt). */
+		start = out;
+		goto again;
+	}
 	return pos;
 }
 
 static int64_t rec_peek_len(struct lf_kfifo_handle *h)
 {
-	uint32_t out = 0;
+	uint32_t out = 0, rest = 0;
 
-	return rec_next(h, &out);
+	return rec_next(h, &out, &rest);
 }
 
 static int64_t rec_parts(struct lf_kfifo_handle *h)
 {
-	uint32_t out = 0;
-	int64_t len = rec_next(h, &out);
+	uint32_t out = 0, rest = 0;
+	int64_t len = rec_next(h, &out, &rest);
 
 	set_parts(h, out + LF_KFIFO_REC_HDR, len > 0 ? (uint32_t)len : 0);
 	return len;
@@ -849,12 +1028,63 @@ static int64_t rec_parts(struct lf_kfifo_handle *h)
 
 static int64_t rec_skip(struct lf_kfifo_handle *h)
 {
-	uint32_t out = 0;
-	int64_t len = rec_next(h, &out);
+	uint32_t out = 0, rest = 0;
+	int64_t len = rec_next(h, &out, &rest);
 
 	if (len >= 0)
-		cons_publish(h, out + LF_KFIFO_REC_HDR + (uint32_t)len);
+		cons_publish(h, rec_end(h, out + LF_KFIFO_REC_HDR +
+					(uint32_t)len, rest));
 	return len;
+}
+
+/* Zero-copy put: reserve, write at part[0], commit or abort (kfifo.h). */
+static int rec_reserve(struct lf_kfifo_handle *h, uint32_t n)
+{
+	uint32_t in;
+	int r = rec_prod_enter(h);
+
+	if (unlikely(r))
+		return r;
+	if (unlikely(n > h->size - LF_KFIFO_REC_HDR))
+		return LF_EMSGSIZE;
+	in = lf_read32(&h->f->in);
+	r = rec_room(h, &in, n + LF_KFIFO_REC_HDR);
+	if (unlikely(r))
+		return r;
+	/* The header now, the payload by the caller; nothing is published
+	 * before rec_commit(), so a producer that dies in between leaves
+	 * only bytes beyond in, which the consumer never reads. */
+	copy_bytes(rec_at(h, in), &n, LF_KFIFO_REC_HDR);
+	h->part[0] = (char *)rec_at(h, in + LF_KFIFO_REC_HDR);
+	h->part_len[0] = n;
+	h->part[1] = (char *)h->data;
+	h->part_len[1] = 0;
+	h->rsv_end = in + LF_KFIFO_REC_HDR + n;
+	h->rsv_open = 1;
+	return 0;
+}
+
+static int rec_commit(struct lf_kfifo_handle *h)
+{
+	int r;
+
+	if (!h->rsv_open)
+		return LF_EINVAL;
+	h->rsv_open = 0;
+	/* Still this process's producer (a fork child's copy of the handle
+	 * registers, and is refused while the parent lives). */
+	r = prod_enter(h, LF_KFIFO_RECORDS);
+	if (unlikely(r))
+		return r;
+	/* The caller's writes before the index, as rec_put's copy. */
+	prod_publish(h, h->rsv_end);
+	return 0;
+}
+
+static int rec_abort(struct lf_kfifo_handle *h)
+{
+	h->rsv_open = 0;
+	return 0;
 }
 
 /* -- blocking ------------------------------------------------------------ */
@@ -1009,6 +1239,8 @@ static int close_producer(struct lf_kfifo_handle *h)
 
 	if (r)
 		return r;
+	if (h->rsv_open)	/* inside reserve(): the stream is not at its end */
+		return LF_EMISUSE;
 	/* After the last publish of in (program order, and xchg is a full
 	 * barrier); pairs with the load-acquire of flags in cons_used().  The
 	 * wake-up is unconditional: close is rare, and the consumer re-checks
@@ -1149,6 +1381,12 @@ LF_KFIFO_CALL(int64_t, rec_peek_len, 1, (struct lf_kfifo_handle *h),
 LF_KFIFO_CALL(int64_t, rec_parts, 1, (struct lf_kfifo_handle *h),
 	      (h))
 LF_KFIFO_CALL(int64_t, rec_skip, 1, (struct lf_kfifo_handle *h),
+	      (h))
+LF_KFIFO_CALL(int, rec_reserve, 0, (struct lf_kfifo_handle *h, uint32_t n),
+	      (h, n))
+LF_KFIFO_CALL(int, rec_commit, 0, (struct lf_kfifo_handle *h),
+	      (h))
+LF_KFIFO_CALL(int, rec_abort, 0, (struct lf_kfifo_handle *h),
 	      (h))
 LF_KFIFO_CALL(int, rec_put_wait, 0,
 	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),

@@ -19,9 +19,19 @@
  *
  *   LF_KFIFO_BYTES    a byte stream: put/get/peek/skip are partial, like the
  *                     kernel's kfifo_in/kfifo_out.
- *   LF_KFIFO_RECORDS  length-prefixed messages: a 4-byte little-endian length,
- *                     then the payload, both possibly wrapping; a put is all
- *                     or nothing and a get takes one whole message.
+ *   LF_KFIFO_RECORDS  length-prefixed messages: a 4-byte native-endian
+ *                     length, then the payload; a put is all or nothing and
+ *                     a get takes one whole message.  Records never wrap
+ *                     (a bip buffer's rule): a record (header + payload)
+ *                     that does not fit before the end of the data area
+ *                     starts at offset 0 of the next lap, and the rest of
+ *                     the area is padding: a header LF_KFIFO_REC_PAD, or
+ *                     nothing when fewer than 4 bytes are left (a reader
+ *                     at such an offset skips to the next lap).  So every
+ *                     message is one contiguous range of the data area
+ *                     (zero-copy reserve/receive).  The padding is bytes
+ *                     used: it counts in len() and free until the consumer
+ *                     passes it.
  *
  * Roles: exactly one producer and one consumer.  A process uses the ring
  * through a handle (struct lf_kfifo_handle, private to the process, never in
@@ -66,6 +76,7 @@
 #define LF_KFIFO_MAX_SIZE	0x80000000u	/* 2^31: in - out must fit */
 #define LF_KFIFO_REC_HDR	4u		/* record length prefix */
 #define LF_KFIFO_FMT_ITEM	11u		/* "4294967295s" */
+#define LF_KFIFO_REC_PAD	0xFFFFFFFFu	/* header of padding to the end */
 
 #define LF_KFIFO_ROLE_PRODUCER	1u
 #define LF_KFIFO_ROLE_CONSUMER	2u
@@ -131,6 +142,10 @@ struct lf_kfifo_handle {
 	uint32_t msg_len;	/* EBIG: the length of the pending message */
 	uint32_t part_len[2];	/* lf_kfifo_parts / rec_parts results */
 	char *part[2];
+	/* Records: an open reservation (lf_kfifo_rec_reserve) that ends at
+	 * index rsv_end; while open, other producer calls get LF_EMISUSE. */
+	uint32_t rsv_open;
+	uint32_t rsv_end;
 	/* In-use words, [0] producer, [1] consumer: the owner id
 	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
 	 * none; a line each, so a producer thread and a consumer thread sharing
@@ -182,6 +197,16 @@ int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
+
+/* Zero-copy records.  Producer: reserve room for a message of n bytes
+ * (0, LF_EAGAIN, LF_EMSGSIZE...), write it at part[0] (part_len[0] == n),
+ * then commit (publish it: one store-release of in) or abort (nothing was
+ * published; the bytes are reused).  Consumer: lf_kfifo_rec_parts() gives
+ * the next message as one part (records never wrap), lf_kfifo_rec_skip()
+ * consumes it. */
+int lf_kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n);
+int lf_kfifo_rec_commit(struct lf_kfifo_handle *h);
+int lf_kfifo_rec_abort(struct lf_kfifo_handle *h);
 
 /* Blocking for one slice (LF_SLICE_NS at most): the operation, and if it
  * would block, a wait then one more try.  LF_EAGAIN after a slice; callers

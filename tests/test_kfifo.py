@@ -106,24 +106,28 @@ def test_bytes_get_into_and_linear_view():
 
 
 def test_records_message_views_zero_copy():
-    q = Kfifo(16, "records")
+    # Records never wrap: a record that does not fit before the end of the
+    # data area starts at offset 0 after padding, so a message is one view.
+    q = Kfifo(32, "records")
     assert q.message_views() == ()                       # empty
-    q._set_indexes(WRAP - 6)      # header at offset 10, payload wraps at 16
-    q.put_message(b"abcdefgh")
-    views = q.message_views()
-    assert [bytes(v) for v in views] == [b"ab", b"cdefgh"]
-    assert all(v.readonly for v in views)
-    assert len(q) == 12                                  # not consumed
-    del views
+    q._set_indexes(WRAP - 6)      # offset 26: 6 bytes before the end
+    q.put_message(b"abcdefgh")    # 12 bytes: 6 of padding, then offset 0
+    assert len(q) == 6 + 12 and q.qsize() == 1
+    (view,) = q.message_views()
+    assert bytes(view) == b"abcdefgh" and view.readonly
+    assert len(q) == 18           # a peek: nothing consumed
+    del view
     assert q.skip_message() == 8
-    q.put_message(b"")                   # an empty message at offset 6
-    q.put_message(b"xyz")                # payload at 14, 15, 0: wraps again
+    q.put_message(b"")                   # an empty message at offset 12
+    q.put_message(b"xyz")
     assert [bytes(v) for v in q.message_views()] == [b""]
     q.skip_message()
-    assert [bytes(v) for v in q.message_views()] == [b"xy", b"z"]
+    assert [bytes(v) for v in q.message_views()] == [b"xyz"]
     assert q.get_message() == b"xyz"
-    q.put_message(b"12345")              # header at 1, payload at 5..9
-    (one,) = q.message_views()           # contiguous: one view
+    q._set_indexes(WRAP - 2)      # 2 bytes left: padding without a marker
+    q.put_message(b"12345")
+    assert len(q) == 2 + 9
+    (one,) = q.message_views()
     assert bytes(one) == b"12345"
     assert q.get_message() == b"12345"
     q.close_producer()
@@ -152,7 +156,8 @@ def test_records_all_or_nothing_and_oversize():
     q.put_message(b"a" * 20)           # uses 24 bytes, 8 left
     with pytest.raises(queue.Full):
         q.put_message(b"b" * 5, block=False)   # needs 9
-    assert len(q) == 24                # nothing partial went in
+    assert q.qsize() == 1 and len(q) == 32   # no message went in: only
+    # the padding to the end (published alone: the 9 bytes go at offset 0)
     with pytest.raises(ValueError, match="max_message is 28"):
         q.put_message(b"c" * 29)
     with pytest.raises(ValueError):
@@ -365,15 +370,32 @@ def test_every_split_point_and_index_wrap_bytes(size):
 
 
 def test_every_split_point_and_index_wrap_records():
+    # Records never wrap: from every offset, a record that does not fit
+    # before the end goes to offset 0 after padding; one that cannot fit
+    # with the padding (single-threaded: nobody passes it) is queue.Full,
+    # publishes the padding alone, and goes in once a get passed it.
     size = 16
     q = Kfifo(size, "records")
     data = bytes(range(1, 256))
     for start in range(WRAP - 2 * size, WRAP + size):
+        tail = size - start % size
         for n in range(size - 4 + 1):
+            pad = 0 if tail >= n + 4 else tail
             q._set_indexes(start % WRAP)
-            q.put_message(data[:n])        # header and payload both split
+            if pad + n + 4 > size:
+                with pytest.raises(queue.Full):
+                    q.put_message(data[:n], block=False)
+                assert len(q) == pad and q.qsize() == 0
+                with pytest.raises(queue.Empty):
+                    q.get_message(block=False)   # passes the padding
+                assert len(q) == 0
+                q.put_message(data[:n])
+                assert q.get_message() == data[:n]
+                continue
+            q.put_message(data[:n])
+            assert len(q) == pad + n + 4
             assert q.peek_len() == n
-            assert q.get_message() == data[:n]
+            assert q.get_message() == data[:n] and len(q) == 0
             q._set_indexes(start % WRAP)
             q.put_many([data[:n]])
             assert q.get_many() == [data[:n]]
@@ -387,7 +409,7 @@ def test_every_split_point_and_index_wrap_records():
 def test_large_message_beyond_scratch_wraps():
     q = Kfifo(1 << 20, "records")
     big = os.urandom(700_000)          # > the 256 KiB scratch: parts path
-    q._set_indexes(WRAP - 500_000)     # and it wraps both ring and index
+    q._set_indexes(WRAP - 1_200_000)   # after padding; the index wraps
     q.put_message(big)
     assert q.get_message() == big
     q.put_many([big])
@@ -446,18 +468,36 @@ class KfifoModel(RuleBasedStateMachine):
         for _ in want:
             self.model.popleft()
 
+    def _room(self, n, pin, used):
+        """Records never wrap: (fits, padding) for an n-byte message at
+        producer index pin with used bytes in the ring; a padding that fits
+        alone is published even when the message does not fit."""
+        tail = self.size - pin % self.size
+        pad = 0 if tail >= n + 4 else tail
+        if pad + n + 4 <= self.size - used:
+            return True, pad
+        return False, pad if pad and self.size - used >= pad else 0
+
+    def _pin(self):
+        return getattr(self.q._h.f, "in")
+
     @precondition(lambda self: self.records)
     @rule(data=st.binary(max_size=40))
     def put_message(self, data):
+        used, pin = len(self.q), self._pin()
         if len(data) > self.size - 4:
             with pytest.raises(ValueError):
                 self.q.put_message(data, block=False)
-        elif self.used() + 4 + len(data) > self.size:
+            return
+        fits, pad = self._room(len(data), pin, used)
+        if not fits:
             with pytest.raises(queue.Full):
                 self.q.put_message(data, block=False)
+            assert len(self.q) == used + pad      # only padding went in
         else:
             self.q.put_message(data, block=False)
             self.model.append(data)
+            assert len(self.q) == used + pad + 4 + len(data)
 
     @precondition(lambda self: self.records)
     @rule(items=st.lists(st.binary(max_size=12), max_size=6))
@@ -466,14 +506,17 @@ class KfifoModel(RuleBasedStateMachine):
             with pytest.raises(ValueError):   # checked before writing any
                 self.q.put_many(items, block=False)
             return
+        used, pin = len(self.q), self._pin()
         k = self.q.put_many(items, block=False)
-        room, fit = self.size - self.used(), 0
+        fit = 0
         for m in items:
-            if 4 + len(m) > room:
+            fits, pad = self._room(len(m), pin, used)
+            pin += pad + (4 + len(m) if fits else 0)
+            used += pad + (4 + len(m) if fits else 0)
+            if not fits:
                 break
-            room -= 4 + len(m)
             fit += 1
-        assert k == fit
+        assert k == fit and len(self.q) == used
         self.model.extend(items[:k])
 
     @precondition(lambda self: self.records)
@@ -508,9 +551,14 @@ class KfifoModel(RuleBasedStateMachine):
 
     @invariant()
     def lengths(self):
-        assert len(self.q) == self.used()
-        assert self.q.free == self.size - self.used()
-        assert self.q.empty() == (not self.model)
+        assert self.q.free == self.size - len(self.q)
+        if not self.records:
+            assert len(self.q) == self.used()
+            assert self.q.empty() == (not self.model)
+            return
+        # Records: plus padding not passed yet, less than a lap.
+        assert 0 <= len(self.q) - self.used() < self.size
+        assert self.q.qsize() == len(self.model)
 
 
 KfifoModel.TestCase.settings = settings(
@@ -1200,7 +1248,9 @@ def test_qsize_counts_messages_across_the_index_wrap():
     q = KfifoQueue(32)
     for start in (WRAP - 40, WRAP - 7, WRAP - 1, 0):
         q._set_indexes(start % WRAP)
-        sizes = [5, 0, 7, 3]            # 15 bytes + 4 prefixes: 31 of 32
+        # 8 + 0 + 3 bytes + 3 prefixes: 23 of 32, with room for the
+        # padding a record that does not fit before the end needs (< 12)
+        sizes = [8, 0, 3]
         for k, n in enumerate(sizes, 1):
             q.put_nowait(b"m" * n)
             assert q.qsize() == k

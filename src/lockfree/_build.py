@@ -301,6 +301,7 @@ CDEF = {
         #define LF_KFIFO_MAX_SIZE 2147483648
         #define LF_KFIFO_REC_HDR 4
         #define LF_KFIFO_FMT_ITEM 11
+        #define LF_KFIFO_REC_PAD 4294967295
         #define LF_KFIFO_ROLE_PRODUCER 1
         #define LF_KFIFO_ROLE_CONSUMER 2
         struct lf_kfifo {
@@ -358,6 +359,9 @@ CDEF = {
         int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
         int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
+        int lf_kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n);
+        int lf_kfifo_rec_commit(struct lf_kfifo_handle *h);
+        int lf_kfifo_rec_abort(struct lf_kfifo_handle *h);
         int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
                                   uint32_t n);
         int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);

@@ -5,7 +5,9 @@ interface: ``put(item, block=True, timeout=None)``, ``get(block=True,
 timeout=None)``, ``put_nowait``, ``get_nowait``, ``qsize()`` (messages),
 ``empty()``, ``full()``, ``queue.Full`` / ``queue.Empty``.  The explicit
 names ``put_message``/``get_message``/``put_many``/``get_many`` and the
-zero-copy ``message_views`` are the same calls.  See ``docs/kfifo.md``.
+zero-copy ``message_views`` are the same calls.  Zero-copy ``reserve()`` /
+``receive()`` (``_kfifo_zc.py``) and NumPy arrays (``_kfifo_numpy.py``) are
+inherited.  See ``docs/kfifo.md``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from ._kfifo_core import (
     MAX_BATCH,
     NOWAIT,
     REC_HDR,
-    Kfifo,
     bufptr,
     busy,
     deadline,
     index,
 )
+from ._kfifo_numpy import KfifoArrays
 
 __all__ = ["KfifoQueue"]
 
@@ -54,7 +56,7 @@ def _nbytes(x: object) -> int:
                         f"{type(x).__name__}") from None
 
 
-class KfifoQueue(Kfifo):
+class KfifoQueue(KfifoArrays):
     """A single-producer single-consumer message queue in a Kfifo ring.
 
     ``KfifoQueue(capacity)`` (or ``Kfifo(capacity, "records")``).  The first
@@ -81,7 +83,9 @@ class KfifoQueue(Kfifo):
 
     @property
     def max_message(self) -> int:
-        """Largest message the ring can hold (capacity - 4)."""
+        """Largest message the ring can hold (capacity - 4).  Records never
+        wrap, so a message waits for that many contiguous free bytes: one
+        longer than half the capacity may wait for the ring to drain."""
         self._h  # noqa: B018 - closed: ValueError
         return int(self._size) - REC_HDR
 

@@ -18,7 +18,11 @@
  *             non-blocking with a spin, or blocking through
  *             lf_kfifo_wait_writable (every 7th), gets likewise through
  *             lf_kfifo_wait_readable, so the futex sleep/wake path runs;
- *             batches through rec_put_many / rec_get_many every 5th round.
+ *             batches through rec_put_many / rec_get_many every 5th round;
+ *             zero-copy puts (rec_reserve + commit, some after an aborted
+ *             reservation that must never arrive) and gets (rec_parts, one
+ *             part since records never wrap, + rec_skip).  REC_SIZE is
+ *             small, so records are padded to the end of the area often.
  *             The producer ends with lf_kfifo_close_producer(); the
  *             consumer must then see LF_EOF, and must have seen every
  *             sequence number once, in order, untorn.
@@ -202,6 +206,27 @@ static void *rec_producer(void *arg)
 		}
 		lens[0] = msg_len(seq);
 		make_msg(seq, buf, lens[0]);
+		if (seq % 3 == 1) {
+			/* Zero-copy: reserve, build in place, commit; every
+			 * 4th such message first reserves and aborts a
+			 * garbage one, which must never arrive. */
+			if (seq % 4 == 1 &&
+			    lf_kfifo_rec_reserve(&h, lens[0]) == 0) {
+				memset(h.part[0], 0xEE, lens[0]);
+				lf_kfifo_rec_abort(&h);
+			}
+			while ((r = lf_kfifo_rec_reserve(&h, lens[0])) ==
+			       LF_EAGAIN && !lf_read32(&failed))
+				lf_cpu_relax();
+			if (r || h.part_len[0] != lens[0]) {
+				fail("reserve", seq, (uint64_t)-r);
+				return NULL;
+			}
+			memcpy(h.part[0], buf, lens[0]);
+			lf_kfifo_rec_commit(&h);
+			seq++;
+			continue;
+		}
 		while ((r = lf_kfifo_rec_put(&h, (char *)buf, lens[0])) ==
 		       LF_EAGAIN && !lf_read32(&failed)) {
 			if (seq % 7 == 0) {
@@ -252,6 +277,19 @@ static void *rec_consumer(void *arg)
 				}
 				if (off != (uint64_t)n)
 					fail("get_many_total", off, n);
+				continue;
+			}
+		} else if (want % 3 == 2) {
+			/* Zero-copy: the message in place (one part: records
+			 * never wrap), then consume it. */
+			n = lf_kfifo_rec_parts(&h);
+			if (n >= 0) {
+				if (h.part_len[1] != 0)
+					fail("record_wraps", want, n);
+				check_msg(want++, (unsigned char *)h.part[0],
+					  h.part_len[0]);
+				if (lf_kfifo_rec_skip(&h) != n)
+					fail("skip", want, n);
 				continue;
 			}
 		} else {
