@@ -1,245 +1,161 @@
-"""Kfifo throughput next to its anchors, measured in the same run.
+"""Kfifo messages between two processes, against its peers, in one run.
 
+    python benchmarks/bench_kfifo.py [--rounds 5] [--quick] [--no-c]
+                                     [--no-latency] [--only NAME,...]
+                                     [--json PATH|-]
     pytest benchmarks/bench_kfifo.py --benchmark-only
-    python benchmarks/bench_kfifo.py [--rounds 3] [--quick]
 
-Python, between two processes (fork): a producer process sends N messages,
-a consumer process receives them; the time is from the producer's start
-(after a barrier) to the consumer's last message (``time.perf_counter``,
-CLOCK_MONOTONIC, comparable across processes).  Rows are ns per message,
-the median of ``--rounds`` runs:
-
-* 64-byte messages, one per call: ``put_message``/``get_message`` against
-  ``multiprocessing.Queue`` put/get, ``multiprocessing.Pipe``
-  send_bytes/recv_bytes, and ``faster_fifo.Queue`` put/get (if installed);
-* 64-byte messages in batches of 256: ``put_many``/``get_many`` against the
-  same ``multiprocessing.Queue`` figure and faster-fifo's put_many/get_many;
-* 1 MiB messages: Kfifo (8 MiB ring) against ``Pipe.send_bytes`` (GB/s
-  printed too).
-
-C (``kfifo_bench.c``, compiled here with gcc -O2 against csrc/): 8-byte
-items between two pinned threads, with the inline element API
-(``lf_kfifo_put_elem``/``lf_kfifo_get_elem``) and with the out-of-line
-``lf_kfifo_put``/``lf_kfifo_get``, against Concurrency Kit's ``ck_ring``
-SPSC (when ``ck_ring.h`` is installed; the ratio is also printed paired per
-round, since the VM's speed drifts between rounds), and bulk bytes against
-single-thread ``memcpy``.
+A producer process sends N messages to a consumer process (fork); every
+message carries its sequence number in its first and last 8 bytes, which
+the consumer checks (a single mismatch fails the run).  Rings are 8 MiB (or
+the library's nearest equivalent, see _kfifo_peers.py).  Cells: 64 B one
+per call, 64 B in batches of 256, 64 KiB and 1 MiB, for lockfree
+(``put_message``/``get_message`` with a blocking consumer,
+``put_many``/``get_many``, ``message_views`` polled, and
+``reserve``/``receive`` when KfifoQueue has them) and its peers: kickmsg
+(polling and blocking consumers, ``send`` or its ``allocate`` loan),
+iceoryx2 (loaned slices, polling), faster-fifo, ``multiprocessing.Queue``
+and ``multiprocessing.Pipe``.  The peers are optional (``pip install
+'lockfree[bench]'``); a missing one is a note on standard error.  Rounds
+interleave every case (the order rotates each round); the table shows the
+median and the best round per cell (messages/s for 64 B, GB/s for larger
+ones), then the 64 B round trip latency (ping-pong, median per round), the
+issue #19 speed targets, and the C figures (``kfifo_bench.c``, skipped with
+``--no-c``): 8-byte items between two pinned threads against Concurrency
+Kit's ``ck_ring``, and bulk bytes against ``memcpy``.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
 import os
 import pathlib
 import re
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
+import _kfifo_peers as P
+import _kfifo_report as R
+import _kfifo_shm as S
+import _kfifo_xproc as X
 import pytest
 from _report import Case, Results, environment
 
 HERE = pathlib.Path(__file__).resolve().parent
 CSRC = HERE.parent / "csrc"
-SMALL, BATCH, BIG = 64, 256, 1 << 20
-
-TARGETS = {
-    "xproc 64 B, one per call": {"mp.Queue": 10, "mp.Pipe": 3},
-    "xproc 64 B, batches of 256": {"mp.Queue": 50},
+KIB, MIB = 1 << 10, 1 << 20
+G64, GBATCH = "64 B, one per call", "64 B, batches of 256"
+G64K, G1M = "64 KiB", "1 MiB"
+SIZES = {G64: 64, GBATCH: 64, G64K: 64 * KIB, G1M: MIB}
+N = {G64: 200_000, GBATCH: 256 * 800, G64K: 4_000, G1M: 400}
+LATENCY_N = 20_000
+TARGETS = {  # the C rows' (Results table)
     "C 8-byte items, 2 threads": {"ck_ring": 2},
     "C bulk bytes, 2 threads": {"memcpy": 0.5},
 }
 
-# -- transports: (setup in the parent, producer loop, consumer loop) ---------
+Impl = P.Impl
+LF = Impl("lockfree", "put_message/get_message", "blocking", P.lf_make,
+          P.lf_produce, P.lf_consume, short="lf")
+LF_MANY = Impl("lockfree", "put_many/get_many", "blocking", P.lf_make,
+               P.lf_produce_many, P.lf_consume_many, short="lf")
+LF_ZC = Impl("lockfree", "reserve/receive", "blocking", P.lf_make,
+             P.lf_produce_reserve, P.lf_consume_receive, short="lf/zc")
+LF_VIEWS = Impl("lockfree", "put_message/message_views", "polling",
+                P.lf_make, P.lf_produce, P.lf_consume_views, short="lf/views")
+KICK = Impl("kickmsg", "send/try_receive", "polling", S.kick_make,
+            S.kick_produce, S.kick_consume_poll, short="kick/poll")
+KICK_B = Impl("kickmsg", "send/receive", "blocking", S.kick_make,
+              S.kick_produce, S.kick_consume_block, short="kick/block")
+KICK_ZC = Impl("kickmsg", "allocate/try_receive_view", "polling",
+               S.kick_make, S.kick_produce_loan, S.kick_consume_view_poll,
+               short="kickz/poll")
+KICK_ZC_B = Impl("kickmsg", "allocate/receive_view", "blocking",
+                 S.kick_make, S.kick_produce_loan, S.kick_consume_view_block,
+                 short="kickz/blk")
+IOX = Impl("iceoryx2", "loan_slice_uninit/receive", "polling", S.iox_make,
+           S.iox_produce, S.iox_consume, slow=8, short="iceoryx2")
+FF = Impl("faster-fifo", "put/get", "blocking", P.ff_make, P.ff_produce,
+          P.ff_consume, slow=4, short="ff")
+FF_MANY = Impl("faster-fifo", "put_many/get_many", "blocking", P.ff_make,
+               P.ff_produce_many, P.ff_consume_many, slow=4, short="ff")
+MPQ = Impl("mp.Queue", "put/get", "blocking", P.mpq_make, P.mpq_produce,
+           P.mpq_consume, slow=8, short="mp.Queue")
+PIPE = Impl("mp.Pipe", "send_bytes/recv_bytes", "blocking", P.pipe_make,
+            P.pipe_produce, P.pipe_consume, slow=4, short="mp.Pipe")
+
+ZC = [LF_ZC] if hasattr(__import__("lockfree").KfifoQueue, "reserve") else []
+ONE = [LF, *ZC, LF_VIEWS, KICK, KICK_B, KICK_ZC, IOX, FF, MPQ, PIPE]
+BIG = [LF, *ZC, LF_VIEWS, KICK_ZC, KICK_ZC_B, IOX, FF, MPQ, PIPE]
+CELLS = {G64: ONE, GBATCH: [LF_MANY, FF_MANY], G64K: BIG, G1M: BIG}
+
+# issue #19: (what, subject, anchor(s): the fastest by median counts, min).
+# At 64 B every kickmsg row competes (its blocking consumer can be the
+# faster one on a loaded machine); for large messages the issue names
+# kickmsg's polling consumer.
+KICK64 = [KICK, KICK_B, KICK_ZC]
+TARGETS_19 = [
+    ("64 B one per call >= 1.3x kickmsg", G64, LF, KICK64, 1.3),
+    ("64 B one per call, reserve/receive >= 1.3x kickmsg", G64, LF_ZC,
+     KICK64, 1.3),
+    ("batches >= 50x mp.Queue", GBATCH, LF_MANY, [(G64, MPQ)], 50),
+    *[(f"{g} reserve/receive >= {m}x {what}", g, LF_ZC, a, m)
+      for g in (G64K, G1M)
+      for what, a, m in (("kickmsg polling", [KICK_ZC], 1.0),
+                         ("put_message/get_message", [LF], 1.5))],
+]
 
 
-def _kfifo(mode_many=False, capacity=1 << 20):
-    def make():
-        from lockfree import Kfifo
-        return Kfifo(capacity, "records", shared=True)
-    return make
+def cases(quick=False, only=None):
+    """[(group, impl, size, n)] in the order of the table."""
+    k = 10 if quick else 1
+    out = []
+    for g, impls in CELLS.items():
+        for impl in impls:
+            if only and impl.impl not in only:
+                continue
+            n = max(BATCH_MIN if g == GBATCH else 20,
+                    N[g] // (impl.slow * k))
+            out.append((g, impl, SIZES[g], n - n % P.BATCH
+                        if g == GBATCH else n))
+    return out
 
 
-def _send_kfifo(q, msg, n):
-    put = q.put_message
-    for _ in range(n):
-        put(msg)
+BATCH_MIN = P.BATCH * 4
 
 
-def _recv_kfifo(q, n):
-    get = q.get_message
-    for _ in range(n):
-        get()
+def _missing(impl) -> str:
+    return (f"{impl.impl} not installed: pip install 'lockfree[bench]' to "
+            f"compare against {impl.impl}")
 
 
-def _send_kfifo_many(q, msg, n):
-    batch, put_many = [msg] * BATCH, q.put_many
-    for _ in range(n // BATCH):
-        put_many(batch)
-
-
-def _recv_kfifo_many(q, n):
-    got, get_many = 0, q.get_many
-    while got < n:
-        got += len(get_many(BATCH))
-
-
-def _make_mpq():
-    return mp.get_context("fork").Queue()
-
-
-def _send_q(q, msg, n):
-    put = q.put
-    for _ in range(n):
-        put(msg)
-
-
-def _recv_q(q, n):
-    get = q.get
-    for _ in range(n):
-        get()
-
-
-def _make_pipe():
-    return mp.get_context("fork").Pipe(duplex=False)  # (recv, send)
-
-
-def _send_pipe(ends, msg, n):
-    send = ends[1].send_bytes
-    for _ in range(n):
-        send(msg)
-
-
-def _recv_pipe(ends, n):
-    recv = ends[0].recv_bytes
-    for _ in range(n):
-        recv()
-
-
-def _make_ff(size=64 << 20):
-    def make():
-        import faster_fifo  # optional anchor: ImportError = not installed
-        return faster_fifo.Queue(max_size_bytes=size)
-    return make
-
-
-def _send_ff_many(q, msg, n):
-    batch = [msg] * BATCH
-    for _ in range(n // BATCH):
-        q.put_many(batch, timeout=60)
-
-
-def _recv_ff(q, n):
-    get = q.get
-    for _ in range(n):
-        get(timeout=60)
-
-
-def _recv_ff_many(q, n):
-    got = 0
-    while got < n:
-        got += len(q.get_many(timeout=60, max_messages_to_get=BATCH))
-
-
-def _close(obj):
-    if hasattr(obj, "close_producer"):  # a Kfifo: unlink its segment
-        obj.close()
-    elif isinstance(obj, tuple):
-        for end in obj:
-            end.close()
-
-
-# -- the cross-process timing loop ------------------------------------------
-
-
-def _producer(send, obj, size, n, barrier, out):
-    msg = os.urandom(size)
-    barrier.wait()
-    t0 = time.perf_counter()
-    send(obj, msg, n)
-    out.put(("t0", t0))
-
-
-def _consumer(recv, obj, n, barrier, out):
-    barrier.wait()
-    recv(obj, n)
-    out.put(("t1", time.perf_counter()))
-
-
-def xproc_seconds(make, send, recv, size, n) -> float:
-    """Seconds for n messages of size bytes, producer -> consumer process."""
-    ctx = mp.get_context("fork")
-    obj = make()
-    barrier, out = ctx.Barrier(2), ctx.SimpleQueue()
-    procs = [ctx.Process(target=_consumer, args=(recv, obj, n, barrier, out)),
-             ctx.Process(target=_producer,
-                         args=(send, obj, size, n, barrier, out))]
-    try:
-        for p in procs:
-            p.start()
-        times = dict(out.get() for _ in procs)
-        for p in procs:
-            p.join(60)
-        return times["t1"] - times["t0"]
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        _close(obj)
-
-
-def _case(group, role, impl, label, make, send, recv, size, n):
-    """A Case whose setup() returns what xproc_seconds needs."""
-    def setup():
-        return {"make": make, "send": send, "recv": recv, "size": size,
-                "n": n}
-    name = re.sub(r"\W+", "_", f"{group}-{impl}").strip("_")
-    return Case(group, role, impl, name, label, "", setup)
-
-
-def py_cases(quick=False):
-    k = 4 if quick else 1
-    g1, g2, g3 = ("xproc 64 B, one per call", "xproc 64 B, batches of 256",
-                  "xproc 1 MiB messages")
-    mpq = ("mp.Queue", "q.put(m) / q.get()", _make_mpq, _send_q, _recv_q,
-           SMALL, 100_000 // k)
-    return [
-        _case(g1, "subject", "lockfree", "put_message(m) / get_message()",
-              _kfifo(), _send_kfifo, _recv_kfifo, SMALL, 1_000_000 // k),
-        _case(g1, "subject", "lockfree q.put",
-              "q.put(m) / q.get()  (KfifoQueue)",
-              _kfifo(), _send_q, _recv_q, SMALL, 1_000_000 // k),
-        _case(g1, "anchor", *mpq),
-        _case(g1, "anchor", "mp.Pipe", "send_bytes(m) / recv_bytes()",
-              _make_pipe, _send_pipe, _recv_pipe, SMALL, 300_000 // k),
-        _case(g1, "anchor", "faster-fifo", "q.put(m) / q.get()", _make_ff(),
-              _send_q, _recv_ff, SMALL, 300_000 // k),
-        _case(g2, "subject", "lockfree", "put_many(256) / get_many(256)",
-              _kfifo(), _send_kfifo_many, _recv_kfifo_many, SMALL,
-              BATCH * (16_000 // k)),
-        _case(g2, "anchor", *mpq),
-        _case(g2, "anchor", "faster-fifo", "put_many(256) / get_many(256)",
-              _make_ff(), _send_ff_many, _recv_ff_many, SMALL,
-              BATCH * (4_000 // k)),
-        _case(g3, "subject", "lockfree", "put_message / get_message (1 MiB)",
-              _kfifo(capacity=8 << 20), _send_kfifo, _recv_kfifo, BIG,
-              2_000 // k),
-        _case(g3, "anchor", "mp.Pipe", "send_bytes / recv_bytes (1 MiB)",
-              _make_pipe, _send_pipe, _recv_pipe, BIG, 1_000 // k),
-    ]
-
-
-def time_case(case, rounds) -> float | None:
-    """Median ns per message over rounds, or None if not installed."""
-    kw = case.setup()
-    try:
-        runs = [xproc_seconds(**kw) for _ in range(rounds)]
-    except ImportError:
-        return None
-    return statistics.median(runs) / kw["n"] * 1e9
+def run_rounds(todo, rounds, latency_n=LATENCY_N, log=print):
+    """Every case once per round, the order rotating; returns
+    {(group, impl): [seconds per round]} and {name: [ns per round]}."""
+    times = {(g, i): [] for g, i, _, _ in todo}
+    lat = {name: [] for name, *_ in X.LATENCY} if latency_n else {}
+    skip = set()
+    for r in range(rounds):
+        log(f"round {r + 1}/{rounds}")
+        for j in range(len(todo)):
+            g, impl, size, n = todo[(j + r) % len(todo)]
+            if impl.impl in skip:
+                continue
+            try:
+                times[g, impl].append(X.seconds(impl, size, n))
+            except ImportError:
+                skip.add(impl.impl)
+                log(_missing(impl))
+        for name, _, make, ends in X.LATENCY if latency_n else ():
+            if name in skip:
+                continue
+            try:
+                lat[name].append(X.round_trip_ns(make, ends, latency_n))
+            except ImportError:
+                skip.add(name)
+    return times, lat
 
 
 # -- the C benchmark ---------------------------------------------------------
@@ -296,36 +212,26 @@ def c_results(results, figs):
                         TARGETS.get(case.group))
 
 
-def _rates(results) -> list[str]:
-    """Messages (or GB) per second of every row, for the closing lines."""
-    lines = []
-    for group, rows in results.groups.items():
-        for case, ns, *_ in rows:
-            if ns is None:
-                continue
-            if "1 MiB" in group:
-                rate = f"{BIG / ns:.2f} GB/s"
-            elif "bulk" in group:
-                rate = f"{2**20 / ns:.2f} GB/s"
-            else:
-                rate = f"{1e3 / ns:.2f} M/s"
-            lines.append(f"  {group:<28} {case.impl:<12} {rate}")
-    return lines
-
-
 # -- pytest and direct entry points ------------------------------------------
 
 
-@pytest.mark.parametrize("case", py_cases(), ids=lambda c: c.name)
-def test_kfifo_xproc(benchmark, bench_record, case):
-    kw = case.setup()
+def _case(g, impl, size, n) -> Case:
+    role = "subject" if impl.impl == "lockfree" else "anchor"
+    name = re.sub(r"\W+", "_", f"{g}-{impl.impl}-{impl.label}").strip("_")
+    return Case(g, role, impl.short, name, impl.label, "", dict)
+
+
+@pytest.mark.parametrize("todo", cases(), ids=lambda t: _case(*t).name)
+def test_kfifo_xproc(benchmark, bench_record, todo):
+    g, impl, size, n = todo
     try:
-        xproc_seconds(**{**kw, "n": BATCH})  # warm up; probes the import
-    except ImportError as exc:
-        pytest.skip(f"{case.impl} not installed ({exc})")
-    benchmark.pedantic(xproc_seconds, kwargs=kw, rounds=3, iterations=1)
-    ns = benchmark.stats.stats.median / kw["n"] * 1e9
-    bench_record(case, ns, TARGETS.get(case.group))
+        X.seconds(impl, size, max(64, n // 100))  # warm up; probes import
+    except ImportError:
+        pytest.skip(_missing(impl))
+    benchmark.pedantic(X.seconds, args=(impl, size, n), rounds=3,
+                       iterations=1)
+    st = benchmark.stats.stats
+    bench_record(_case(*todo), st.min / n * 1e9, median=st.median / n * 1e9)
 
 
 def test_kfifo_c(benchmark, bench_record):
@@ -348,33 +254,55 @@ class _Recorder:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved rounds (default 5; --quick 1)")
     ap.add_argument("--quick", action="store_true",
-                    help="a quarter of the messages")
+                    help="a tenth of the messages, one round")
+    ap.add_argument("--only", metavar="NAME,NAME",
+                    help="implementations to run, e.g. lockfree,kickmsg")
+    ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-c", action="store_true")
+    ap.add_argument("--json", metavar="PATH",
+                    help="write every figure ('-': to standard output; the "
+                    "table then goes to standard error)")
     args = ap.parse_args(argv)
-    results = Results()
-    for case in py_cases(args.quick):
-        print(f"timing {case.group}: {case.impl} ...", file=sys.stderr,
-              flush=True)
-        ns = time_case(case, args.rounds)
-        results.add(case, ns, TARGETS.get(case.group),
-                    note="" if ns is not None else "not installed")
+    rounds = args.rounds or (1 if args.quick else 5)
+    only = set(args.only.split(",")) if args.only else None
+    out = sys.stderr if args.json == "-" else sys.stdout
+
+    def log(text):
+        print(text, file=sys.stderr, flush=True)
+    todo = cases(args.quick, only)
+    lat_n = 0 if args.no_latency else LATENCY_N // (10 if args.quick else 1)
+    if only:
+        X.LATENCY[:] = [x for x in X.LATENCY if x[0] in only]
+    times, lat = run_rounds(todo, rounds, lat_n, log)
+    rows = R.summary(todo, times)
+    tgts = R.targets(rows, TARGETS_19)
+    print(R.report(rows, lat, tgts, rounds, CELLS), file=out)
+    print("\nfastest row per library, median (best): M msg/s for 64 B, "
+          "GB/s above\n" + R.matrix(rows, CELLS), file=out)
+    figs = None
     if not args.no_c:
-        print("timing C (kfifo_bench.c) ...", file=sys.stderr, flush=True)
+        log("timing C (kfifo_bench.c) ...")
         figs = c_figures(15)
+        results = Results()
         c_results(results, figs)
-    print(results.format(f"{environment()}\nmedian ns per message of "
-                         f"{args.rounds} runs (C: median of 15 short "
-                         "rounds); the machine "
-                         "is shared, expect noise"))
-    if not args.no_c:
-        print(f"\nC items, inline lf_kfifo_*_elem / ck_ring paired per round: "
-              f"median {figs['lf_over_ck']}x (rounds: "
-              f"{figs.get('lf_over_ck_rounds', '')})")
-        print(f"C bulk / memcpy paired per round: median "
-              f"{figs['bulk_over_memcpy']}x")
-    print("\nrates:\n" + "\n".join(_rates(results)))
+        print("\n" + results.format("C: median of 15 short rounds"), file=out)
+        print(f"C items, inline lf_kfifo_*_elem / ck_ring paired per round: "
+              f"median {figs['lf_over_ck']}x; C bulk / memcpy paired per "
+              f"round: median {figs['bulk_over_memcpy']}x", file=out)
+    if args.json:
+        payload = {"environment": environment(), "rounds": rounds,
+                   "quick": args.quick, "cells": rows,
+                   "latency_ns": lat, "targets": tgts, "c": figs}
+        if args.json == "-":
+            json.dump(payload, sys.stdout, indent=1)
+            print()
+        else:
+            with open(args.json, "w") as f:
+                json.dump(payload, f, indent=1)
+            log(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
