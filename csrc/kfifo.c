@@ -1424,12 +1424,59 @@ LF_KFIFO_CALL_KEEP(rec_parts, (struct lf_kfifo_handle *h),
 		   (h))
 LF_KFIFO_CALL(int64_t, rec_skip, 1, (struct lf_kfifo_handle *h),
 	      (h))
-LF_KFIFO_CALL(int, rec_reserve, 0, (struct lf_kfifo_handle *h, uint32_t n),
-	      (h, n))
-LF_KFIFO_CALL(int, rec_commit, 0, (struct lf_kfifo_handle *h),
-	      (h))
-LF_KFIFO_CALL(int, rec_abort, 0, (struct lf_kfifo_handle *h),
-	      (h))
+/*
+ * Zero-copy: the role's in-use word holds the opener's id with
+ * LF_KFIFO_ZC_HELD set (owner ids never have bit 63: lf_owner_valid), which
+ * claim() refuses even to the same thread, and which only the calls below
+ * accept.  So a put_message (or get_message) nested in a reserve() (or
+ * receive()) block fails instead of writing over the reservation (or
+ * consuming the message under the view).
+ */
+#define LF_KFIFO_ZC_HELD (1ull << 63)
+
+int lf_kfifo_zc_open(struct lf_kfifo_handle *h, uint32_t role)
+{
+	int i = role_index(role), c;
+
+	if (i < 0)
+		return LF_EINVAL;
+	c = claim(h, i);  /* 0: this thread's own plain claim (a kept
+			     result, a hold): it becomes the zero-copy one */
+	if (c < 0)
+		return c;  /* another thread, or already open (claim() refuses
+			      the held mark to everyone) */
+	lf_write64(&h->user[i].word, lf_owner_self() | LF_KFIFO_ZC_HELD);
+	return 0;
+}
+
+void lf_kfifo_zc_close(struct lf_kfifo_handle *h, uint32_t role)
+{
+	int i = role_index(role);
+
+	if (i >= 0 && lf_read64(&h->user[i].word) ==
+		      (lf_owner_self() | LF_KFIFO_ZC_HELD))
+		unclaim(h, i);
+}
+
+#define LF_KFIFO_ZC_CALL(ret, name, fn, role, params, args)		\
+ret lf_kfifo_##name params						\
+{									\
+	if (unlikely(lf_read64(&h->user[role].word) !=			\
+		     (lf_owner_self() | LF_KFIFO_ZC_HELD)))		\
+		return LF_EMISUSE;					\
+	return fn args;							\
+}
+
+LF_KFIFO_ZC_CALL(int, rec_reserve, rec_reserve, 0,
+		 (struct lf_kfifo_handle *h, uint32_t n), (h, n))
+LF_KFIFO_ZC_CALL(int, rec_commit, rec_commit, 0,
+		 (struct lf_kfifo_handle *h), (h))
+LF_KFIFO_ZC_CALL(int, rec_abort, rec_abort, 0,
+		 (struct lf_kfifo_handle *h), (h))
+LF_KFIFO_ZC_CALL(int64_t, rec_receive, rec_parts, 1,
+		 (struct lf_kfifo_handle *h), (h))
+LF_KFIFO_ZC_CALL(int64_t, rec_consume, rec_skip, 1,
+		 (struct lf_kfifo_handle *h), (h))
 LF_KFIFO_CALL(int, rec_put_wait, 0,
 	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))

@@ -204,15 +204,24 @@ int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
-/* Zero-copy records.  Producer: reserve room for a message of n bytes
- * (0, LF_EAGAIN, LF_EMSGSIZE...), write it at part[0] (part_len[0] == n),
- * then commit (publish it: one store-release of in) or abort (nothing was
- * published; the bytes are reused).  Consumer: lf_kfifo_rec_parts() gives
- * the next message as one part (records never wrap), lf_kfifo_rec_skip()
- * consumes it. */
+/* Zero-copy records, inside lf_kfifo_zc_open(h, role) .. lf_kfifo_zc_close():
+ * the role is then held exclusively, against every other call of every
+ * thread, the opener's own included (LF_EMISUSE), so no nested put or get
+ * can touch the message being written or read in place; the calls below
+ * work only inside it (else LF_EMISUSE).  Producer: reserve room for a
+ * message of n bytes (0, LF_EAGAIN, LF_EMSGSIZE...), write it at part[0]
+ * (part_len[0] == n), then commit (publish it: one store-release of in) or
+ * abort (nothing was published; the bytes are reused).  Consumer:
+ * lf_kfifo_rec_receive() gives the next message's length and puts it in
+ * part[0] (records never wrap), lf_kfifo_rec_consume() consumes it.  The
+ * opener waits for room or data (lf_kfifo_wait_*) with the role closed. */
+int lf_kfifo_zc_open(struct lf_kfifo_handle *h, uint32_t role);
+void lf_kfifo_zc_close(struct lf_kfifo_handle *h, uint32_t role);
 int lf_kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n);
 int lf_kfifo_rec_commit(struct lf_kfifo_handle *h);
 int lf_kfifo_rec_abort(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_receive(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_consume(struct lf_kfifo_handle *h);
 
 /* Blocking for one slice (LF_SLICE_NS at most): the operation, and if it
  * would block, a wait then one more try.  LF_EAGAIN after a slice; callers

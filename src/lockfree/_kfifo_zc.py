@@ -50,10 +50,10 @@ __all__ = ["KfifoZeroCopy", "Receipt", "Reservation"]
 _reserve: Any = lib.lf_kfifo_rec_reserve
 _commit: Any = lib.lf_kfifo_rec_commit
 _abort: Any = lib.lf_kfifo_rec_abort
-_parts: Any = lib.lf_kfifo_rec_parts
-_skip: Any = lib.lf_kfifo_rec_skip
-_hold: Any = lib.lf_kfifo_hold
-_unhold: Any = lib.lf_kfifo_unhold
+_receive: Any = lib.lf_kfifo_rec_receive
+_consume: Any = lib.lf_kfifo_rec_consume
+_open: Any = lib.lf_kfifo_zc_open
+_close: Any = lib.lf_kfifo_zc_close
 _getrefcount = sys.getrefcount
 
 
@@ -95,22 +95,24 @@ class Reservation:
             raise RuntimeError("a reservation is entered once")
         q = self._q
         h = q._h
-        # One reservation per object: a nested one would release the
-        # outer one's hold when it fails (the hold is per thread).
-        if q._reserving or _hold(h, PRODUCER):
-            raise busy("producer")
-        try:
-            r = int(_reserve(h, self._n))
-            while r == EAGAIN:
-                q._wait_room(self._n + REC_HDR, self._block, self._dl, 0)
+        # The producer side is held exclusively (csrc/kfifo.c,
+        # lf_kfifo_zc_open): any other put, this thread's included, is
+        # refused until the block ends; the wait for room is outside it.
+        while True:
+            if _open(h, PRODUCER):
+                raise busy("producer")
+            try:
                 r = int(_reserve(h, self._n))
-            q._check(r)
-        except BaseException:
-            _unhold(h, PRODUCER)
-            raise
+                if r != EAGAIN:
+                    q._check(r)
+                    break
+            except BaseException:
+                _close(h, PRODUCER)
+                raise
+            _close(h, PRODUCER)
+            q._wait_room(self._n + REC_HDR, self._block, self._dl, 0)
         self._h = h
         q._zc_open += 1
-        q._reserving = True
         self._buf = ffi.buffer(h.part[0], self._n)
         self._view = memoryview(self._buf)
         return self._view
@@ -133,8 +135,7 @@ class Reservation:
                 _abort(h)
         finally:
             self._q._zc_open -= 1
-            self._q._reserving = False
-            _unhold(h, PRODUCER)
+            _close(h, PRODUCER)
         if not clean:
             raise BufferError(
                 "reserve(): an object made from the reserved view (a slice, "
@@ -170,17 +171,20 @@ class Receipt:
         if not lock.acquire(False):
             raise busy("consumer")
         try:
-            if _hold(h, CONSUMER):  # reset() of another thread, C callers
-                raise busy("consumer")
-            try:
-                n = int(_parts(h))
-                while n < 0:
-                    if q._wait_data(n, self._block, self._dl) == EOF:
-                        q._check(EOF)
-                    n = int(_parts(h))
-            except BaseException:
-                _unhold(h, CONSUMER)
-                raise
+            # Held exclusively (as reserve()); the wait is outside it.
+            while True:
+                if _open(h, CONSUMER):
+                    raise busy("consumer")
+                try:
+                    n = int(_receive(h))
+                except BaseException:
+                    _close(h, CONSUMER)
+                    raise
+                if n >= 0:
+                    break
+                _close(h, CONSUMER)
+                if q._wait_data(n, self._block, self._dl) == EOF:
+                    q._check(EOF)
         except BaseException:
             lock.release()
             raise
@@ -198,10 +202,10 @@ class Receipt:
         del buf
         try:
             if clean and consume:
-                self._q._check(int(_skip(h)))
+                self._q._check(int(_consume(h)))
         finally:
             self._q._zc_open -= 1
-            _unhold(h, CONSUMER)
+            _close(h, CONSUMER)
             self._q._lock.release()
         if not clean:
             raise BufferError(
@@ -219,7 +223,6 @@ class KfifoZeroCopy(Kfifo):
     """The zero-copy methods of :class:`~lockfree.KfifoQueue`."""
 
     _zc_open = 0  # open reserve()/receive() blocks: close() refuses
-    _reserving = False  # a reserve() block is open on this object
 
     def reserve(self, nbytes: int, block: bool = True,
                 timeout: float | None = None) -> Reservation:

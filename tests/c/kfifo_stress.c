@@ -20,8 +20,9 @@
  *             lf_kfifo_wait_readable, so the futex sleep/wake path runs;
  *             batches through rec_put_many / rec_get_many every 5th round;
  *             zero-copy puts (rec_reserve + commit, some after an aborted
- *             reservation that must never arrive) and gets (rec_parts, one
- *             part since records never wrap, + rec_skip).  REC_SIZE is
+ *             reservation that must never arrive) and gets (rec_receive, one
+ *             part since records never wrap, + rec_consume), both inside
+ *             zc_open/zc_close, where a nested put/skip is refused.  REC_SIZE is
  *             small, so records are padded to the end of the area often.
  *             The producer ends with lf_kfifo_close_producer(); the
  *             consumer must then see LF_EOF, and must have seen every
@@ -216,6 +217,13 @@ static void *rec_producer(void *arg)
 			/* Zero-copy: reserve, build in place, commit; every
 			 * 4th such message first reserves and aborts a
 			 * garbage one, which must never arrive. */
+			if (lf_kfifo_zc_open(&h, LF_KFIFO_ROLE_PRODUCER)) {
+				fail("zc_open", seq, 0);
+				return NULL;
+			}
+			if (lf_kfifo_rec_put(&h, (char *)buf, 1) !=
+			    LF_EMISUSE)  /* nested put: refused */
+				fail("zc_nested_put", seq, 0);
 			if (seq % 4 == 1 &&
 			    lf_kfifo_rec_reserve(&h, lens[0]) == 0) {
 				memset(h.part[0], 0xEE, lens[0]);
@@ -230,6 +238,7 @@ static void *rec_producer(void *arg)
 			}
 			memcpy(h.part[0], buf, lens[0]);
 			lf_kfifo_rec_commit(&h);
+			lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_PRODUCER);
 			seq++;
 			continue;
 		}
@@ -288,16 +297,22 @@ static void *rec_consumer(void *arg)
 		} else if (want % 3 == 2) {
 			/* Zero-copy: the message in place (one part: records
 			 * never wrap), then consume it. */
-			n = lf_kfifo_rec_parts(&h);
+			if (lf_kfifo_zc_open(&h, LF_KFIFO_ROLE_CONSUMER))
+				fail("zc_open", want, 0);
+			n = lf_kfifo_rec_receive(&h);
 			if (n >= 0) {
 				if (h.part_len[1] != 0)
 					fail("record_wraps", want, n);
+				if (lf_kfifo_rec_skip(&h) != LF_EMISUSE)
+					fail("zc_nested_skip", want, n);
 				check_msg(want++, (unsigned char *)h.part[0],
 					  h.part_len[0]);
-				if (lf_kfifo_rec_skip(&h) != n)
-					fail("skip", want, n);
+				if (lf_kfifo_rec_consume(&h) != n)
+					fail("consume", want, n);
+				lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_CONSUMER);
 				continue;
 			}
+			lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_CONSUMER);
 		} else {
 			n = lf_kfifo_rec_get(&h);
 			if (n >= 0) {
