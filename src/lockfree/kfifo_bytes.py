@@ -25,6 +25,10 @@ from ._kfifo_core import (
 
 __all__ = ["KfifoBytes"]
 
+# Hot calls: cffi functions as module globals (the binding style).
+_put: Any = lib.lf_kfifo_put
+_get_scratch: Any = lib.lf_kfifo_get_scratch
+
 
 class KfifoBytes(Kfifo):
     """A single-producer single-consumer byte stream in a Kfifo ring.
@@ -57,8 +61,7 @@ class KfifoBytes(Kfifo):
         return 0 if r in (EAGAIN, EOF) else self._check(r)
 
     def put(self, data: Any, block: bool = True,
-            timeout: float | None = None, *,
-            _put: Any = lib.lf_kfifo_put) -> int:
+            timeout: float | None = None) -> int:
         """Write ``data`` (any bytes-like object); return the count.  With
         ``block=False`` write as much as fits now (0 if full), like
         ``kfifo_in``; blocking, write all of it, waiting for room:
@@ -93,8 +96,8 @@ class KfifoBytes(Kfifo):
         finally:
             lib.lf_kfifo_unhold(h, PRODUCER)
 
-    def get(self, n: int, block: bool = True, timeout: float | None = None,
-            *, _get_scratch: Any = lib.lf_kfifo_get_scratch) -> bytes:
+    def get(self, n: int, block: bool = True,
+            timeout: float | None = None) -> bytes:
         """Read up to ``n`` bytes.  Blocking, wait for at least one byte
         (``queue.Empty`` at the timeout; ``b''`` then means end-of-stream);
         ``block=False``: ``b''`` if empty."""

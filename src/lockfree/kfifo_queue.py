@@ -47,6 +47,11 @@ _put_wait: Any = lib.lf_kfifo_rec_put_wait
 _get: Any = lib.lf_kfifo_rec_get
 _get_wait: Any = lib.lf_kfifo_rec_get_wait
 _unhold: Any = lib.lf_kfifo_unhold
+_put_many: Any = lib.lf_kfifo_rec_put_many
+_get_many: Any = lib.lf_kfifo_rec_get_many
+_get_many_wait: Any = lib.lf_kfifo_rec_get_many_wait
+_Struct: Any = struct.Struct
+_string: Any = ffi.string
 
 
 def _nbytes(x: object) -> int:
@@ -149,8 +154,7 @@ class KfifoQueue(KfifoAsync, KfifoArrays):
         self._check(r)
 
     def put_many(self, items: Iterable[Any], block: bool = True,
-                 timeout: float | None = None, *,
-                 _put_many: Any = lib.lf_kfifo_rec_put_many) -> int:
+                 timeout: float | None = None) -> int:
         """Append messages in one C call; return how many.  Not blocking:
         as many as fit.  Blocking: all of them, or ``queue.Full`` at the
         timeout (its ``written`` attribute: how many went in)."""
@@ -287,11 +291,7 @@ class KfifoQueue(KfifoAsync, KfifoArrays):
                 self._check(EOF)
 
     def get_many(self, max_items: int = MAX_BATCH, block: bool = True,
-                 timeout: float | None = None, *,
-                 _get_many: Any = lib.lf_kfifo_rec_get_many,
-                 _get_many_wait: Any = lib.lf_kfifo_rec_get_many_wait,
-                 _Struct: Any = struct.Struct,
-                 _string: Any = ffi.string) -> list[bytes]:
+                 timeout: float | None = None) -> list[bytes]:
         """Remove up to ``max_items`` messages in one C call (at least one;
         waiting as ``get_message`` does)."""
         h = self._h
