@@ -32,10 +32,11 @@
 /* Bumped whenever any primitive's state layout changes (2: the seqlock's
  * writer line and inline copy; 3: the reader-writer lock's reader slots;
  * 4: owner-word locks: the lock word is the owner id, ticket slots, packed
- * RW reader slots),
+ * RW reader slots; 5: kfifo records never wrap: padding to the end of
+ * the data area, header 0xFFFFFFFF),
  * so a segment made by an older build is refused at attach instead of
  * misread. */
-#define LF_LAYOUT_VERSION 4u
+#define LF_LAYOUT_VERSION 5u
 #define LF_REGION_HEADER  64u
 
 enum lf_kind {

@@ -31,7 +31,7 @@ def test_nested_consumer_calls_inside_receive_are_refused():
     with q.receive() as view:
         for call in (lambda: q.get_message(block=False),
                      lambda: q.get_many(block=False),
-                     q.skip_message):
+                     q.skip_message, q.reset):
             with pytest.raises(ConcurrentUseError):
                 call()
         assert bytes(view) == b"one"
