@@ -20,7 +20,7 @@ import pytest
 from lockfree import RcuBuffer
 
 from .conftest import LONG
-from .test_rcu import _check, _record
+from .test_rcu_buffer import _check, _record
 
 # The victim: creates the object in a named segment, prints its name and
 # size, then keeps operating until its time is up; every error a scribble
