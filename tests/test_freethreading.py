@@ -79,6 +79,7 @@ def switch_often():
 ALLOWED = {
     # Thread-local: each thread has its own.
     "lf_owner_self_cache": ("tls", "lockwait.c"),
+    "wait_stop_word": ("tls", "kfifo.c"),  # the asyncio waits' stop word
     # Read and written only with the atomics layer's operations.
     "lf_kfifo_fork_gen": ("atomic", "kfifo.c"),
     "next_handle_id": ("atomic", "kfifo.c"),
