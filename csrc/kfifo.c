@@ -795,17 +795,26 @@ static inline int rec_prod_enter(struct lf_kfifo_handle *h)
 	return unlikely(h->rsv_open) ? LF_EMISUSE : 0;
 }
 
-static int rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n)
+/* A put's first half (rec_put, rec_reserve): where a record of n bytes
+ * starts (*in, after any padding rec_room published), or an error. */
+static inline int rec_begin(struct lf_kfifo_handle *h, uint32_t n,
+			    uint32_t *in)
 {
-	uint32_t in;
 	int r = rec_prod_enter(h);
 
 	if (unlikely(r))
 		return r;
 	if (unlikely(n > h->size - LF_KFIFO_REC_HDR))
 		return LF_EMSGSIZE;
-	in = lf_read32(&h->f->in);
-	r = rec_room(h, &in, n + LF_KFIFO_REC_HDR);
+	*in = lf_read32(&h->f->in);
+	return rec_room(h, in, n + LF_KFIFO_REC_HDR);
+}
+
+static int rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n)
+{
+	uint32_t in;
+	int r = rec_begin(h, n, &in);
+
 	if (unlikely(r))
 		return r;
 	rec_write(h, in, p, n);
@@ -1056,14 +1065,8 @@ static int64_t rec_skip(struct lf_kfifo_handle *h)
 static int rec_reserve(struct lf_kfifo_handle *h, uint32_t n)
 {
 	uint32_t in;
-	int r = rec_prod_enter(h);
+	int r = rec_begin(h, n, &in);
 
-	if (unlikely(r))
-		return r;
-	if (unlikely(n > h->size - LF_KFIFO_REC_HDR))
-		return LF_EMSGSIZE;
-	in = lf_read32(&h->f->in);
-	r = rec_room(h, &in, n + LF_KFIFO_REC_HDR);
 	if (unlikely(r))
 		return r;
 	/* The header now, the payload by the caller; nothing is published
