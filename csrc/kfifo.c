@@ -1437,49 +1437,103 @@ LF_KFIFO_CALL(int64_t, rec_skip, 1, (struct lf_kfifo_handle *h),
  */
 #define LF_KFIFO_ZC_HELD (1ull << 63)
 
-int lf_kfifo_zc_open(struct lf_kfifo_handle *h, uint32_t role)
+/* Open a zero-copy block on role i: 0, or LF_EMISUSE (another thread is
+ * inside a call on it, or a block is open already: claim() refuses the
+ * held mark to everyone). */
+static int zc_open(struct lf_kfifo_handle *h, int i)
 {
-	int i = role_index(role), c;
+	int c = claim(h, i);  /* 0: this thread's own plain claim (a kept
+				 result, a hold): it becomes the block's */
 
-	if (i < 0)
-		return LF_EINVAL;
-	c = claim(h, i);  /* 0: this thread's own plain claim (a kept
-			     result, a hold): it becomes the zero-copy one */
 	if (c < 0)
-		return c;  /* another thread, or already open (claim() refuses
-			      the held mark to everyone) */
+		return c;
 	lf_write64(&h->user[i].word, lf_owner_self() | LF_KFIFO_ZC_HELD);
 	return 0;
 }
 
-void lf_kfifo_zc_close(struct lf_kfifo_handle *h, uint32_t role)
+/* Is a block on role i open, by this thread? */
+static inline int zc_mine(struct lf_kfifo_handle *h, int i)
 {
-	int i = role_index(role);
-
-	if (i >= 0 && lf_read64(&h->user[i].word) ==
-		      (lf_owner_self() | LF_KFIFO_ZC_HELD))
-		unclaim(h, i);
+	return lf_read64(&h->user[i].word) ==
+	       (lf_owner_self() | LF_KFIFO_ZC_HELD);
 }
 
-#define LF_KFIFO_ZC_CALL(ret, name, fn, role, params, args)		\
-ret lf_kfifo_##name params						\
-{									\
-	if (unlikely(lf_read64(&h->user[role].word) !=			\
-		     (lf_owner_self() | LF_KFIFO_ZC_HELD)))		\
-		return LF_EMISUSE;					\
-	return fn args;							\
+int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n)
+{
+	int r = zc_open(h, 0);
+
+	if (unlikely(r))
+		return r;
+	r = rec_reserve(h, n);
+	if (unlikely(r)) {
+		unclaim(h, 0);
+		return r;
+	}
+	return (char *)h->part[0] - (char *)h->data;
 }
 
-LF_KFIFO_ZC_CALL(int, rec_reserve, rec_reserve, 0,
-		 (struct lf_kfifo_handle *h, uint32_t n), (h, n))
-LF_KFIFO_ZC_CALL(int, rec_commit, rec_commit, 0,
-		 (struct lf_kfifo_handle *h), (h))
-LF_KFIFO_ZC_CALL(int, rec_abort, rec_abort, 0,
-		 (struct lf_kfifo_handle *h), (h))
-LF_KFIFO_ZC_CALL(int64_t, rec_receive, rec_parts, 1,
-		 (struct lf_kfifo_handle *h), (h))
-LF_KFIFO_ZC_CALL(int64_t, rec_consume, rec_skip, 1,
-		 (struct lf_kfifo_handle *h), (h))
+int lf_kfifo_zc_commit(struct lf_kfifo_handle *h)
+{
+	int r;
+
+	if (unlikely(!zc_mine(h, 0)))
+		return LF_EMISUSE;
+	r = rec_commit(h);
+	unclaim(h, 0);
+	return r;
+}
+
+int lf_kfifo_zc_abort(struct lf_kfifo_handle *h)
+{
+	if (unlikely(!zc_mine(h, 0)))
+		return LF_EMISUSE;
+	rec_abort(h);
+	unclaim(h, 0);
+	return 0;
+}
+
+int64_t lf_kfifo_zc_receive(struct lf_kfifo_handle *h)
+{
+	int64_t len;
+	int r = zc_open(h, 1);
+
+	if (unlikely(r))
+		return r;
+	len = rec_parts(h);
+	if (len < 0) {
+		unclaim(h, 1);
+		return len;
+	}
+	/* The offset is below LF_KFIFO_MAX_SIZE (2^31), the length too. */
+	return (int64_t)((uint64_t)((char *)h->part[0] - (char *)h->data)
+			 << 32 | (uint64_t)len);
+}
+
+int64_t lf_kfifo_zc_consume(struct lf_kfifo_handle *h)
+{
+	int64_t r;
+
+	if (unlikely(!zc_mine(h, 1)))
+		return LF_EMISUSE;
+	r = rec_skip(h);
+	unclaim(h, 1);
+	return r;
+}
+
+int lf_kfifo_zc_leave(struct lf_kfifo_handle *h)
+{
+	if (unlikely(!zc_mine(h, 1)))
+		return LF_EMISUSE;
+	unclaim(h, 1);
+	return 0;
+}
+
+int lf_kfifo_zc_held(struct lf_kfifo_handle *h)
+{
+	return (lf_read64(&h->user[0].word) & LF_KFIFO_ZC_HELD) ||
+	       (lf_read64(&h->user[1].word) & LF_KFIFO_ZC_HELD);
+}
+
 LF_KFIFO_CALL(int, rec_put_wait, 0,
 	      (struct lf_kfifo_handle *h, const char *p, uint32_t n),
 	      (h, p, n))

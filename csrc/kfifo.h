@@ -148,7 +148,7 @@ struct lf_kfifo_handle {
 	uint32_t msg_len;	/* EBIG: the length of the pending message */
 	uint32_t part_len[2];	/* lf_kfifo_parts / rec_parts results */
 	char *part[2];
-	/* Records: an open reservation (lf_kfifo_rec_reserve) that ends at
+	/* Records: an open reservation (lf_kfifo_zc_reserve) that ends at
 	 * index rsv_end; while open, other producer calls get LF_EMISUSE. */
 	uint32_t rsv_open;
 	uint32_t rsv_end;
@@ -204,24 +204,32 @@ int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
-/* Zero-copy records, inside lf_kfifo_zc_open(h, role) .. lf_kfifo_zc_close():
- * the role is then held exclusively, against every other call of every
- * thread, the opener's own included (LF_EMISUSE), so no nested put or get
- * can touch the message being written or read in place; the calls below
- * work only inside it (else LF_EMISUSE).  Producer: reserve room for a
- * message of n bytes (0, LF_EAGAIN, LF_EMSGSIZE...), write it at part[0]
- * (part_len[0] == n), then commit (publish it: one store-release of in) or
- * abort (nothing was published; the bytes are reused).  Consumer:
- * lf_kfifo_rec_receive() gives the next message's length and puts it in
- * part[0] (records never wrap), lf_kfifo_rec_consume() consumes it.  The
- * opener waits for room or data (lf_kfifo_wait_*) with the role closed. */
-int lf_kfifo_zc_open(struct lf_kfifo_handle *h, uint32_t role);
-void lf_kfifo_zc_close(struct lf_kfifo_handle *h, uint32_t role);
-int lf_kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n);
-int lf_kfifo_rec_commit(struct lf_kfifo_handle *h);
-int lf_kfifo_rec_abort(struct lf_kfifo_handle *h);
-int64_t lf_kfifo_rec_receive(struct lf_kfifo_handle *h);
-int64_t lf_kfifo_rec_consume(struct lf_kfifo_handle *h);
+/* Zero-copy records (KfifoQueue.reserve() and receive()).  A block holds
+ * its role exclusively from the call that opens it to the call that ends
+ * it, against every other call of every thread, the holder's own included
+ * (LF_EMISUSE), so no nested put or get can touch the message being written
+ * or read in place.  One call to open, one to end: each is a cffi call.
+ * Producer: lf_kfifo_zc_reserve(h, n) reserves room for a message of n
+ * bytes at h->data + the returned offset (>= 0) and opens the block; an
+ * error (LF_EAGAIN: no room yet, LF_EMSGSIZE, LF_EMISUSE...) opens
+ * nothing.  lf_kfifo_zc_commit() publishes the message (one store-release
+ * of in) and ends the block, lf_kfifo_zc_abort() ends it publishing
+ * nothing.  Consumer: lf_kfifo_zc_receive() opens the block on the next
+ * message and returns offset << 32 | length (records never wrap: the
+ * message is the contiguous range h->data + offset, both below 2^31); a
+ * negative error (LF_EAGAIN: empty, LF_EOF...) opens nothing.
+ * lf_kfifo_zc_consume() consumes it and ends the block (the length),
+ * lf_kfifo_zc_leave() ends it leaving the message in the ring.  Ending a
+ * block this thread has not open: LF_EMISUSE.  The caller waits for room
+ * or data (lf_kfifo_wait_*) between attempts, outside any block.
+ * lf_kfifo_zc_held(): is a block open on either role (by anyone)? */
+int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n);
+int lf_kfifo_zc_commit(struct lf_kfifo_handle *h);
+int lf_kfifo_zc_abort(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_zc_receive(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_zc_consume(struct lf_kfifo_handle *h);
+int lf_kfifo_zc_leave(struct lf_kfifo_handle *h);
+int lf_kfifo_zc_held(struct lf_kfifo_handle *h);
 
 /* Blocking for one slice (LF_SLICE_NS at most): the operation, and if it
  * would block, a wait then one more try.  LF_EAGAIN after a slice; callers

@@ -1,9 +1,9 @@
 """KfifoQueue zero-copy: reserve()/receive() and records that never wrap
-(issue #19).  The byte-level padding rules are in test_kfifo.py (split
-points, the hypothesis model); here: the context managers' commit, abort,
-release and role rules, interleaving with the copying calls, processes
-(sequence numbers and checksums; a producer SIGKILLed inside reserve()),
-and hostile padding / lengths."""
+(issue #19).  The byte-level padding rules are in test_kfifo_wrap.py (split
+points, the hypothesis model), the views' lifetime in test_kfifo_zc_views.py;
+here: the context managers' commit, abort and role rules, interleaving
+with the copying calls, processes (sequence numbers and checksums; a
+producer SIGKILLed inside reserve()), and hostile padding / lengths."""
 
 from __future__ import annotations
 
@@ -58,48 +58,6 @@ def test_reserve_exception_discards_and_reraises():
         raise queue.Empty
     # receive() consumed "next" although its block raised
     assert q.get_message(block=False) == b"x"
-    q.close()
-
-
-def test_views_are_released_at_exit():
-    q = KfifoQueue(64)
-    with q.reserve(3) as buf:
-        buf[:] = b"abc"
-    with pytest.raises(ValueError):
-        buf[0] = 1
-    with pytest.raises(ValueError):
-        bytes(buf)
-    with q.receive() as view:
-        pass
-    with pytest.raises(ValueError):
-        view[0]
-    with pytest.raises(ValueError):
-        bytes(view)
-    q.close()
-
-
-def test_a_view_made_from_the_message_must_not_outlive_the_block():
-    q = KfifoQueue(64)
-    q.put_message(b"keep me")
-    with pytest.raises(BufferError, match="NOT consumed"), q.receive() as view:
-        part = view[:4]                        # a slice shares memory
-    assert bytes(part) == b"keep"
-    del part
-    assert q.get_message() == b"keep me"           # it came again
-    with pytest.raises(BufferError, match="discarded"), q.reserve(4) as buf:
-        alias = memoryview(buf)
-        alias[:] = b"late"
-    del alias
-    assert q.qsize() == 0                          # not delivered
-    np = pytest.importorskip("numpy")
-    q.put_message(b"12345678")
-    with pytest.raises(BufferError), q.receive() as view:
-        arr = np.frombuffer(view, np.uint8)
-    del arr
-    with q.receive() as view:                      # copies are fine
-        kept = bytes(view[2:4])
-        arr = np.frombuffer(view, np.uint8).copy()
-    assert kept == b"34" and arr.sum() == sum(b"12345678")
     q.close()
 
 

@@ -44,6 +44,7 @@ EOF: int = lib.LF_EOF
 EDEAD: int = lib.LF_EDEAD
 EBIG: int = lib.LF_EBIG
 EMSGSIZE: int = lib.LF_EMSGSIZE
+EMISUSE: int = lib.LF_EMISUSE
 PRODUCER: int = lib.LF_KFIFO_ROLE_PRODUCER
 CONSUMER: int = lib.LF_KFIFO_ROLE_CONSUMER
 FOREVER, NOWAIT = _wait.FOREVER, _wait.NOWAIT
@@ -109,6 +110,11 @@ def bufptr(data: object, writable: bool = False) -> tuple[Any, int]:
         raise TypeError(f"expected a C-contiguous{' writable' * writable} "
                         f"buffer ({exc})") from None
     return p, len(p)
+
+
+def ring_buffer(h: Any, size: int) -> Any:
+    """An ``ffi.buffer`` over the handle's data area (``size`` bytes)."""
+    return ffi.buffer(h.data, size)
 
 
 def _hold(keep: tuple[Any, ...], handle: Any) -> None:
@@ -306,6 +312,10 @@ class Kfifo(Primitive):
         _CONSUMER_LOCKS[id(holder)] = holder
         self._lock_holder = holder
         self._lock = holder.lock
+        # The data area, for the views of KfifoQueue's zero-copy blocks
+        # (_kfifo_zc.py): one buffer object per role.
+        self._ring_w = ring_buffer(h, size)
+        self._ring_r = ring_buffer(h, size)
 
     # -- life cycle ----------------------------------------------------------
 
@@ -319,6 +329,8 @@ class Kfifo(Primitive):
             return
         if "_h" in self.__dict__:
             lib.lf_kfifo_release(self._h)
+        self.__dict__.pop("_ring_w", None)
+        self.__dict__.pop("_ring_r", None)
         super().close()
 
     def close_producer(self) -> None:

@@ -34,50 +34,56 @@ from typing import Any
 
 from ._ffi import ffi, lib
 from ._kfifo_core import (
-    CONSUMER,
     EAGAIN,
+    EMISUSE,
     EOF,
-    PRODUCER,
+    FOREVER,
+    NOWAIT,
     REC_HDR,
     Kfifo,
     busy,
     deadline,
     index,
+    ring_buffer,
 )
 
 __all__ = ["KfifoZeroCopy", "Receipt", "Reservation"]
 
-_reserve: Any = lib.lf_kfifo_rec_reserve
-_commit: Any = lib.lf_kfifo_rec_commit
-_abort: Any = lib.lf_kfifo_rec_abort
-_receive: Any = lib.lf_kfifo_rec_receive
-_consume: Any = lib.lf_kfifo_rec_consume
-_open: Any = lib.lf_kfifo_zc_open
-_close: Any = lib.lf_kfifo_zc_close
+# One C call opens a block, one ends it (csrc/kfifo.h, "Zero-copy records").
+_reserve: Any = lib.lf_kfifo_zc_reserve
+_commit: Any = lib.lf_kfifo_zc_commit
+_abort: Any = lib.lf_kfifo_zc_abort
+_receive: Any = lib.lf_kfifo_zc_receive
+_consume: Any = lib.lf_kfifo_zc_consume
+_leave: Any = lib.lf_kfifo_zc_leave
 _getrefcount = sys.getrefcount
+_LOW32 = 0xFFFFFFFF
+
+# How a block's view is made and checked: the handle has one ``ffi.buffer``
+# over the data area per role (``_ring_w``, ``_ring_r``), referenced only by
+# the queue object.  A block's view is a slice of a fresh
+# ``memoryview(ring)``, whose managed buffer holds one more reference to
+# ``ring`` for as long as any view made from it lives (the block's view, a
+# slice of it, ``memoryview(view)``, a NumPy array over it).  So at exit,
+# after ``view.release()``, a count above the resting one means something
+# made from the view outlives the block.
+_RESTING = 3  # the queue's attribute, _outlived's parameter, getrefcount's
 
 
-def _release(view: memoryview, buf: Any) -> bool:
-    """Release the block's view; True if nothing made from it is alive.
-
-    ``buf`` is the ``ffi.buffer`` the view was made over, referenced only
-    by this frame and, while any view made from it lives, by that view's
-    managed buffer: a count above this frame's own two references (the
-    variable and the argument) means a slice, ``memoryview(view)`` or a
-    NumPy array over it outlives the block."""
+def _outlived(view: memoryview, ring: Any) -> bool:
+    """Release the block's view; True if something made from it is alive."""
     try:
         view.release()
     except BufferError:  # a consumer of the buffer protocol holds it
-        return False
-    return _getrefcount(buf) <= 3  # buf, the argument, the caller's local
+        return True
+    return _getrefcount(ring) > _RESTING
 
 
 class Reservation:
     """``q.reserve(nbytes)``: a context manager whose ``__enter__`` returns
     the writable view, and whose ``__exit__`` commits or discards."""
 
-    __slots__ = ("_q", "_n", "_block", "_dl", "_h", "_view", "_buf",
-                 "_checked")
+    __slots__ = ("_q", "_n", "_block", "_dl", "_view", "_at", "_checked")
 
     def __init__(self, q: KfifoZeroCopy, nbytes: int, block: bool, dl: int,
                  checked: bool = True) -> None:
@@ -86,57 +92,50 @@ class Reservation:
         self._block = block
         self._dl = dl
         self._checked = checked  # False for reserve_array (see there)
-        self._h: Any = None
         self._view: memoryview | None = None
-        self._buf: Any = None
+        self._at = -1
 
     def __enter__(self) -> memoryview:
-        if self._h is not None:
+        if self._at != -1:
             raise RuntimeError("a reservation is entered once")
-        q = self._q
+        q, n = self._q, self._n
         h = q._h
-        # The producer side is held exclusively (csrc/kfifo.c,
-        # lf_kfifo_zc_open): any other put, this thread's included, is
-        # refused until the block ends; the wait for room is outside it.
-        while True:
-            if _open(h, PRODUCER):
+        # The producer side is held exclusively from here to __exit__
+        # (csrc/kfifo.c, lf_kfifo_zc_reserve): any other put, this thread's
+        # included, is refused; the wait for room is outside it.
+        while (at := int(_reserve(h, n))) < 0:
+            if at == EMISUSE:
                 raise busy("producer")
-            try:
-                r = int(_reserve(h, self._n))
-                if r != EAGAIN:
-                    q._check(r)
-                    break
-            except BaseException:
-                _close(h, PRODUCER)
-                raise
-            _close(h, PRODUCER)
-            q._wait_room(self._n + REC_HDR, self._block, self._dl, 0)
-        self._h = h
-        q._zc_open += 1
-        self._buf = ffi.buffer(h.part[0], self._n)
-        self._view = memoryview(self._buf)
-        return self._view
+            if at != EAGAIN:
+                q._check(at)
+            q._wait_room(n + REC_HDR, self._block, self._dl, 0)
+        self._at = at
+        self._view = view = memoryview(q._ring_w)[at:at + n]
+        return view
 
     def _address(self) -> int:
         """The reserved bytes' address (reserve_array aligns its data)."""
-        return int(ffi.cast("uintptr_t", self._h.part[0]))
+        return int(ffi.cast("uintptr_t", self._q._h.data)) + self._at
 
     def __exit__(self, et: type[BaseException] | None,
                  ev: BaseException | None, tb: TracebackType | None) -> None:
-        h, view, buf = self._h, self._view, self._buf
-        self._view = self._buf = None
-        assert view is not None
-        clean = _release(view, buf) or not self._checked
-        del buf
-        try:
-            if et is None and clean:
-                self._q._check(int(_commit(h)))
-            else:
-                _abort(h)
-        finally:
-            self._q._zc_open -= 1
-            _close(h, PRODUCER)
-        if not clean:
+        q, view = self._q, self._view
+        assert view is not None, "__exit__ without __enter__"
+        self._view = None
+        outlived = False
+        if _outlived(view, q._ring_w):
+            # What outlived the block keeps the old buffer object; later
+            # blocks count on a new one.  reserve_array's array always
+            # does (documented there): not an error.
+            q._ring_w = ring_buffer(q._h, q._size)
+            outlived = self._checked
+        if et is None and not outlived:
+            r = int(_commit(q._h))
+            if r:
+                q._check(r)
+            return
+        _abort(q._h)
+        if outlived:
             raise BufferError(
                 "reserve(): an object made from the reserved view (a slice, "
                 "memoryview(buf), np.frombuffer(buf)...) is still alive at "
@@ -148,8 +147,7 @@ class Receipt:
     """``q.receive()``: a context manager whose ``__enter__`` returns the
     next message as a read-only view, and whose ``__exit__`` consumes it."""
 
-    __slots__ = ("_q", "_block", "_dl", "_h", "_view", "_buf", "_checked",
-                 "_locked")
+    __slots__ = ("_q", "_block", "_dl", "_view", "_checked", "_entered")
 
     def __init__(self, q: KfifoZeroCopy, block: bool, dl: int,
                  checked: bool = True) -> None:
@@ -157,57 +155,40 @@ class Receipt:
         self._block = block
         self._dl = dl
         self._checked = checked  # False for receive_array (see there)
-        self._h: Any = None
         self._view: memoryview | None = None
-        self._buf: Any = None
-        self._locked = False
+        self._entered = False
 
     def __enter__(self) -> memoryview:
-        if self._h is not None:
+        if self._entered:
             raise RuntimeError("a receipt is entered once")
+        self._entered = True
         q = self._q
         h = q._h
-        lock = q._lock
-        if not lock.acquire(False):
-            raise busy("consumer")
-        try:
-            # Held exclusively (as reserve()); the wait is outside it.
-            while True:
-                if _open(h, CONSUMER):
-                    raise busy("consumer")
-                try:
-                    n = int(_receive(h))
-                except BaseException:
-                    _close(h, CONSUMER)
-                    raise
-                if n >= 0:
-                    break
-                _close(h, CONSUMER)
-                if q._wait_data(n, self._block, self._dl) == EOF:
-                    q._check(EOF)
-        except BaseException:
-            lock.release()
-            raise
-        self._h = h
-        q._zc_open += 1
-        self._buf = ffi.buffer(h.part[0], n)
-        self._view = memoryview(self._buf).toreadonly()
-        return self._view
+        # Held exclusively (as reserve()); the wait is outside it.
+        while (r := int(_receive(h))) < 0:
+            if r == EMISUSE:
+                raise busy("consumer")
+            if q._wait_data(r, self._block, self._dl) == EOF:
+                q._check(EOF)
+        at, n = r >> 32, r & _LOW32
+        self._view = view = memoryview(q._ring_r)[at:at + n].toreadonly()
+        return view
 
     def _end(self, consume: bool) -> None:
-        h, view, buf = self._h, self._view, self._buf
-        self._view = self._buf = None
-        assert view is not None
-        clean = _release(view, buf) or not self._checked
-        del buf
-        try:
-            if clean and consume:
-                self._q._check(int(_consume(h)))
-        finally:
-            self._q._zc_open -= 1
-            _close(h, CONSUMER)
-            self._q._lock.release()
-        if not clean:
+        q, view = self._q, self._view
+        assert view is not None, "__exit__ without __enter__"
+        self._view = None
+        outlived = False
+        if _outlived(view, q._ring_r):  # as Reservation.__exit__
+            q._ring_r = ring_buffer(q._h, q._size)
+            outlived = self._checked
+        if consume and not outlived:
+            r = int(_consume(q._h))
+            if r < 0:
+                q._check(r)
+            return
+        _leave(q._h)
+        if outlived:
             raise BufferError(
                 "receive(): an object made from the message view (a slice, "
                 "memoryview(view), np.frombuffer(view)...) is still alive "
@@ -222,8 +203,6 @@ class Receipt:
 class KfifoZeroCopy(Kfifo):
     """The zero-copy methods of :class:`~lockfree.KfifoQueue`."""
 
-    _zc_open = 0  # open reserve()/receive() blocks: close() refuses
-
     def reserve(self, nbytes: int, block: bool = True,
                 timeout: float | None = None) -> Reservation:
         """Zero-copy put: ``with q.reserve(nbytes) as buf:`` gives a
@@ -237,12 +216,13 @@ class KfifoZeroCopy(Kfifo):
         meanwhile).  ``buf`` raises ``ValueError`` after the block; views
         made from it must not outlive it (``BufferError``, message
         discarded)."""
-        n = index(nbytes, "nbytes")
-        most = self.capacity - REC_HDR
-        if not 0 <= n <= most:
-            raise ValueError(f"nbytes must be in 0..{most} (max_message), "
-                             f"got {n}")
-        return Reservation(self, n, bool(block), deadline(block, timeout))
+        n = nbytes if type(nbytes) is int else index(nbytes, "nbytes")
+        if not 0 <= n <= self._size - REC_HDR:
+            raise ValueError(f"nbytes must be in 0..{self._size - REC_HDR} "
+                             f"(max_message), got {n}")
+        if timeout is None:  # the common case without a call
+            return Reservation(self, n, block, FOREVER if block else NOWAIT)
+        return Reservation(self, n, block, deadline(block, timeout))
 
     def receive(self, block: bool = True,
                 timeout: float | None = None) -> Receipt:
@@ -256,12 +236,14 @@ class KfifoZeroCopy(Kfifo):
         after the block; a view made from it that is still alive at exit
         (slice, ``np.frombuffer(view)``) raises ``BufferError`` and the
         message is not consumed."""
-        return Receipt(self, bool(block), deadline(block, timeout))
+        if timeout is None:
+            return Receipt(self, block, FOREVER if block else NOWAIT)
+        return Receipt(self, block, deadline(block, timeout))
 
     def close(self) -> None:
         """Give up this object's roles and release its memory (idempotent);
         ``ValueError`` inside a ``reserve()``/``receive()`` block."""
-        if self._zc_open and not self.closed:
+        if not self.closed and lib.lf_kfifo_zc_held(self._h):
             raise ValueError("close() inside a reserve()/receive() block: "
                              "leave the block first")
         super().close()

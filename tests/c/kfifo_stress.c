@@ -19,10 +19,10 @@
  *             lf_kfifo_wait_writable (every 7th), gets likewise through
  *             lf_kfifo_wait_readable, so the futex sleep/wake path runs;
  *             batches through rec_put_many / rec_get_many every 5th round;
- *             zero-copy puts (rec_reserve + commit, some after an aborted
- *             reservation that must never arrive) and gets (rec_receive, one
- *             part since records never wrap, + rec_consume), both inside
- *             zc_open/zc_close, where a nested put/skip is refused.  REC_SIZE is
+ *             zero-copy puts (zc_reserve + commit, some after an aborted
+ *             reservation that must never arrive) and gets (zc_receive, one
+ *             contiguous part since records never wrap, + zc_consume);
+ *             inside their blocks a nested put/skip is refused.  REC_SIZE is
  *             small, so records are padded to the end of the area often.
  *             The producer ends with lf_kfifo_close_producer(); the
  *             consumer must then see LF_EOF, and must have seen every
@@ -217,28 +217,27 @@ static void *rec_producer(void *arg)
 			/* Zero-copy: reserve, build in place, commit; every
 			 * 4th such message first reserves and aborts a
 			 * garbage one, which must never arrive. */
-			if (lf_kfifo_zc_open(&h, LF_KFIFO_ROLE_PRODUCER)) {
-				fail("zc_open", seq, 0);
+			int64_t at;
+
+			if (seq % 4 == 1 &&
+			    (at = lf_kfifo_zc_reserve(&h, lens[0])) >= 0) {
+				memset(h.data + at, 0xEE, lens[0]);
+				lf_kfifo_zc_abort(&h);
+			}
+			while ((at = lf_kfifo_zc_reserve(&h, lens[0])) ==
+			       LF_EAGAIN && !lf_read32(&failed))
+				lf_cpu_relax();
+			if (at < 0 || h.part_len[0] != lens[0] ||
+			    h.data + at != (unsigned char *)h.part[0]) {
+				fail("reserve", seq, (uint64_t)-at);
 				return NULL;
 			}
 			if (lf_kfifo_rec_put(&h, (char *)buf, 1) !=
 			    LF_EMISUSE)  /* nested put: refused */
 				fail("zc_nested_put", seq, 0);
-			if (seq % 4 == 1 &&
-			    lf_kfifo_rec_reserve(&h, lens[0]) == 0) {
-				memset(h.part[0], 0xEE, lens[0]);
-				lf_kfifo_rec_abort(&h);
-			}
-			while ((r = lf_kfifo_rec_reserve(&h, lens[0])) ==
-			       LF_EAGAIN && !lf_read32(&failed))
-				lf_cpu_relax();
-			if (r || h.part_len[0] != lens[0]) {
-				fail("reserve", seq, (uint64_t)-r);
-				return NULL;
-			}
-			memcpy(h.part[0], buf, lens[0]);
-			lf_kfifo_rec_commit(&h);
-			lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_PRODUCER);
+			memcpy(h.data + at, buf, lens[0]);
+			if (lf_kfifo_zc_commit(&h))
+				fail("commit", seq, 0);
 			seq++;
 			continue;
 		}
@@ -297,22 +296,21 @@ static void *rec_consumer(void *arg)
 		} else if (want % 3 == 2) {
 			/* Zero-copy: the message in place (one part: records
 			 * never wrap), then consume it. */
-			if (lf_kfifo_zc_open(&h, LF_KFIFO_ROLE_CONSUMER))
-				fail("zc_open", want, 0);
-			n = lf_kfifo_rec_receive(&h);
+			n = lf_kfifo_zc_receive(&h);
 			if (n >= 0) {
-				if (h.part_len[1] != 0)
+				uint32_t at = (uint32_t)(n >> 32);
+
+				n &= 0xffffffff;
+				if (at + n > REC_SIZE ||
+				    h.data + at != (unsigned char *)h.part[0])
 					fail("record_wraps", want, n);
 				if (lf_kfifo_rec_skip(&h) != LF_EMISUSE)
 					fail("zc_nested_skip", want, n);
-				check_msg(want++, (unsigned char *)h.part[0],
-					  h.part_len[0]);
-				if (lf_kfifo_rec_consume(&h) != n)
+				check_msg(want++, h.data + at, (uint32_t)n);
+				if (lf_kfifo_zc_consume(&h) != n)
 					fail("consume", want, n);
-				lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_CONSUMER);
 				continue;
 			}
-			lf_kfifo_zc_close(&h, LF_KFIFO_ROLE_CONSUMER);
 		} else {
 			n = lf_kfifo_rec_get(&h);
 			if (n >= 0) {

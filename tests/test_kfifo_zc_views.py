@@ -1,0 +1,108 @@
+"""KfifoQueue zero-copy views (issue #19): a reserve()/receive() block's
+view is released at exit, and a view made from it (slice, memoryview(view),
+np.frombuffer(view)) must not outlive the block: BufferError, the message
+discarded (reserve) or not consumed (receive).  One leak fails only its own
+block: later blocks work while the leaked view is still alive
+(csrc/kfifo.h "Zero-copy records"; src/lockfree/_kfifo_zc.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lockfree import KfifoQueue
+
+
+def test_views_are_released_at_exit():
+    q = KfifoQueue(64)
+    with q.reserve(3) as buf:
+        buf[:] = b"abc"
+    with pytest.raises(ValueError):
+        buf[0] = 1
+    with pytest.raises(ValueError):
+        bytes(buf)
+    with q.receive() as view:
+        pass
+    with pytest.raises(ValueError):
+        view[0]
+    with pytest.raises(ValueError):
+        bytes(view)
+    q.close()
+
+
+def test_a_view_made_from_the_message_must_not_outlive_the_block():
+    q = KfifoQueue(64)
+    q.put_message(b"keep me")
+    with pytest.raises(BufferError, match="NOT consumed"), q.receive() as view:
+        part = view[:4]                        # a slice shares memory
+    assert bytes(part) == b"keep"
+    del part
+    assert q.get_message() == b"keep me"           # it came again
+    with pytest.raises(BufferError, match="discarded"), q.reserve(4) as buf:
+        alias = memoryview(buf)
+        alias[:] = b"late"
+    del alias
+    assert q.qsize() == 0                          # not delivered
+    np = pytest.importorskip("numpy")
+    q.put_message(b"12345678")
+    with pytest.raises(BufferError), q.receive() as view:
+        arr = np.frombuffer(view, np.uint8)
+    del arr
+    with q.receive() as view:                      # copies are fine
+        kept = bytes(view[2:4])
+        arr = np.frombuffer(view, np.uint8).copy()
+    assert kept == b"34" and arr.sum() == sum(b"12345678")
+    q.close()
+
+
+def test_a_leaked_view_fails_only_its_own_block():
+    """The views are slices of a buffer object per role whose reference
+    count tells whether a view outlived its block: after a leak that object
+    is replaced, so the next blocks are checked against a fresh count while
+    the leaked view is still alive."""
+    q = KfifoQueue(256)
+    q.put_many([b"first", b"second"])
+    with pytest.raises(BufferError), q.receive() as view:
+        leaked_r = view[:2]
+    with pytest.raises(BufferError), q.reserve(3) as buf:
+        leaked_w = buf[:1]
+    for _ in range(3):                  # leaks alive; blocks are fine
+        with q.reserve(4) as buf:
+            buf[:] = b"next"
+    got = []
+    for _ in range(5):
+        with q.receive() as view:
+            got.append(bytes(view))
+    assert got == [b"first", b"second", b"next", b"next", b"next"]
+    assert bytes(leaked_r) == b"fi"     # the user's bug: memory of the ring
+    del leaked_r, leaked_w
+    q.close()
+
+
+def test_array_kept_after_reserve_array_does_not_fail_later_blocks():
+    np = pytest.importorskip("numpy")
+    q = KfifoQueue(1 << 12)
+    with q.reserve_array(4, np.int32) as a:
+        a[:] = [1, 2, 3, 4]
+    with q.receive_array() as r:           # r outlives its block (numpy)
+        total = int(r.sum())
+    with q.reserve(2) as buf:              # a and r still alive: no error
+        buf[:] = b"ok"
+    with q.receive() as view:
+        assert bytes(view) == b"ok"
+    assert total == 10
+    del a, r
+    q.close()
+
+
+def test_close_inside_a_block_is_refused():
+    q = KfifoQueue(256)
+    with q.reserve(1) as buf:
+        with pytest.raises(ValueError, match="inside a reserve"):
+            q.close()
+        buf[:] = b"x"
+    with q.receive() as view:
+        with pytest.raises(ValueError, match="inside a reserve"):
+            q.close()
+        assert bytes(view) == b"x"
+    q.close()
+    assert q.closed
