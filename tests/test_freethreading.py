@@ -42,7 +42,7 @@ import lockfree._tools
 from .test_atomic_model import (
     test_threads_fetch_add_and_cas_update_exact,  # noqa: F401
 )
-from .test_kfifo import (
+from .test_kfifo_blocking import (
     test_blocked_producer_is_woken_and_blocking_put_writes_all,  # noqa: F401,E501
 )
 from .test_once import test_threads_race_many_fresh_onces  # noqa: F401
