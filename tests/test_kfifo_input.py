@@ -141,8 +141,13 @@ def test_put_many_splits_at_each_items_bytes():
     np = pytest.importorskip("numpy")
     r = Kfifo(256, "records")
     grid = np.arange(6, dtype="u1").reshape(2, 3)
+    mv = memoryview
     for items in ([grid, np.zeros((4, 0), dtype="u1"), b"xy"],
-                  [array.array("I", [1, 2]), grid, b"", bytearray(b"z")]):
+                  [array.array("I", [1, 2]), grid, b"", bytearray(b"z")],
+                  # all memoryviews (lengths taken in one map()): nbytes
+                  [mv(grid), mv(np.zeros((4, 0), dtype="u1")), mv(b"xy"),
+                   mv(array.array("I", [7]))],
+                  [bytearray(b"ab"), b"cde", bytearray()]):
         assert r.put_many(items) == len(items)
         assert r.get_many() == [memoryview(x).tobytes() for x in items]
     r.close()

@@ -12,6 +12,7 @@ inherited.  See ``docs/kfifo.md``.
 
 from __future__ import annotations
 
+import operator
 import queue
 import struct
 from array import array
@@ -52,6 +53,26 @@ _get_many: Any = lib.lf_kfifo_rec_get_many
 _get_many_wait: Any = lib.lf_kfifo_rec_get_many_wait
 _Struct: Any = struct.Struct
 _string: Any = ffi.string
+
+
+# Item types whose len() is their byte count, and memoryview, whose nbytes
+# is: a batch of one of them has its lengths taken in one C-level map()
+# (~8 ns an item) instead of a Python call per item (~150 ns: 2.7x the whole
+# put_many of 256 64-byte memoryviews, measured).
+_LEN_IS_NBYTES = frozenset((bytes, bytearray))
+_get_nbytes: Any = operator.attrgetter("nbytes")
+
+
+def _lengths(seq: list[Any] | tuple[Any, ...]) -> array[int]:
+    """Each item's byte count (not len(): a 2-D array or an array('I') has
+    fewer items than bytes), as the uint32 array rec_put_many reads."""
+    types = set(map(type, seq))
+    if types <= _LEN_IS_NBYTES:
+        return array("I", map(len, seq))
+    if types == {memoryview}:
+        return array("I", map(_get_nbytes, seq))
+    return array("I", [len(x) if type(x) is bytes else _nbytes(x)
+                       for x in seq])
 
 
 def _nbytes(x: object) -> int:
@@ -167,10 +188,7 @@ class KfifoQueue(KfifoAsync, KfifoArrays):
             raise TypeError("put_many() needs a list of bytes-like objects "
                             "(C-contiguous buffers)") from None
         try:
-            # Each item's bytes, not len(): a 2-D array or an array('I')
-            # has fewer items than bytes.
-            lens = array("I", [len(x) if type(x) is bytes else _nbytes(x)
-                               for x in seq])
+            lens = _lengths(seq)
         except OverflowError:
             raise ValueError("message larger than 4 GiB") from None
         n = len(lens)
