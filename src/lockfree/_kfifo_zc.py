@@ -103,7 +103,7 @@ class Reservation:
         # The producer side is held exclusively from here to __exit__
         # (csrc/kfifo.c, lf_kfifo_zc_reserve): any other put, this thread's
         # included, is refused; the wait for room is outside it.
-        while (at := int(_reserve(h, n))) < 0:
+        while (at := _reserve(h, n)) < 0:
             if at == EMISUSE:
                 raise busy("producer")
             if at != EAGAIN:
@@ -130,7 +130,7 @@ class Reservation:
             q._ring_w = ring_buffer(q._h, q._size)
             outlived = self._checked
         if et is None and not outlived:
-            r = int(_commit(q._h))
+            r = _commit(q._h)
             if r:
                 q._check(r)
             return
@@ -165,7 +165,7 @@ class Receipt:
         q = self._q
         h = q._h
         # Held exclusively (as reserve()); the wait is outside it.
-        while (r := int(_receive(h))) < 0:
+        while (r := _receive(h)) < 0:
             if r == EMISUSE:
                 raise busy("consumer")
             if q._wait_data(r, self._block, self._dl) == EOF:
@@ -183,7 +183,7 @@ class Receipt:
             q._ring_r = ring_buffer(q._h, q._size)
             outlived = self._checked
         if consume and not outlived:
-            r = int(_consume(q._h))
+            r = _consume(q._h)
             if r < 0:
                 q._check(r)
             return
