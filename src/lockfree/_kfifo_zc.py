@@ -67,16 +67,36 @@ _LOW32 = 0xFFFFFFFF
 # slice of it, ``memoryview(view)``, a NumPy array over it).  So at exit,
 # after ``view.release()``, a count above the resting one means something
 # made from the view outlives the block.
-_RESTING = 3  # the queue's attribute, _outlived's parameter, getrefcount's
 
 
-def _outlived(view: memoryview, ring: Any) -> bool:
-    """Release the block's view; True if something made from it is alive."""
+def _refs_after(view: memoryview, ring: Any) -> int:
+    """Release the block's view and return ``ring``'s reference count then;
+    -1 if the view itself cannot be released (a consumer of the buffer
+    protocol, e.g. a NumPy array, holds it)."""
     try:
         view.release()
-    except BufferError:  # a consumer of the buffer protocol holds it
-        return True
-    return _getrefcount(ring) > _RESTING
+    except BufferError:
+        return -1
+    return _getrefcount(ring)
+
+
+class _Probe:
+    ring: Any = None
+
+
+def _resting_count() -> int:
+    """What ``_refs_after`` returns when nothing made from the view is
+    alive, measured with the same call as a block's exit (``_refs_after(view,
+    q._ring_w)``: an attribute as the argument): Python versions differ in the references a call holds
+    (CPython 3.11: the attribute, the parameter, getrefcount's argument)."""
+    probe = _Probe()
+    probe.ring = ffi.buffer(ffi.new("char[]", 1))
+    counts = [_refs_after(memoryview(probe.ring)[:1], probe.ring)
+              for _ in range(4)]  # the last ones with the call specialised
+    return min(counts)
+
+
+_RESTING = _resting_count()
 
 
 class Reservation:
@@ -123,7 +143,8 @@ class Reservation:
         assert view is not None, "__exit__ without __enter__"
         self._view = None
         outlived = False
-        if _outlived(view, q._ring_w):
+        n = _refs_after(view, q._ring_w)
+        if n < 0 or n > _RESTING:  # something made from the view is alive
             # What outlived the block keeps the old buffer object; later
             # blocks count on a new one.  reserve_array's array always
             # does (documented there): not an error.
@@ -179,7 +200,8 @@ class Receipt:
         assert view is not None, "__exit__ without __enter__"
         self._view = None
         outlived = False
-        if _outlived(view, q._ring_r):  # as Reservation.__exit__
+        n = _refs_after(view, q._ring_r)
+        if n < 0 or n > _RESTING:  # as in Reservation.__exit__
             q._ring_r = ring_buffer(q._h, q._size)
             outlived = self._checked
         if consume and not outlived:
