@@ -86,9 +86,10 @@ class _Probe:
 
 def _resting_count() -> int:
     """What ``_refs_after`` returns when nothing made from the view is
-    alive, measured with the same call as a block's exit (``_refs_after(view,
-    q._ring_w)``: an attribute as the argument): Python versions differ in the references a call holds
-    (CPython 3.11: the attribute, the parameter, getrefcount's argument)."""
+    alive, measured with the same call as a block's exit
+    (``_refs_after(view, q._ring_w)``: an attribute as the argument).
+    Python versions differ in the references a call holds (CPython 3.11:
+    the attribute, the parameter, getrefcount's argument)."""
     probe = _Probe()
     probe.ring = ffi.buffer(ffi.new("char[]", 1))
     counts = [_refs_after(memoryview(probe.ring)[:1], probe.ring)
