@@ -187,6 +187,22 @@ static void lf_wait_sleep(struct lf_wait *w)
 		w->sleep_ns <<= 1;
 }
 
+/* The last wait of this thread that ended asleep at its deadline, by key. */
+static __thread const void *resume_key;
+static __thread uint64_t resume_at, resume_sleep_ns;
+
+void lf_wait_resume(struct lf_wait *w, const void *key)
+{
+	w->key = key;
+	if (resume_key != key)
+		return;
+	resume_key = NULL;
+	if (lf_now_ns() - resume_at > LF_RESUME_NS)
+		return;
+	w->resumed = 1;
+	w->sleep_ns = resume_sleep_ns;
+}
+
 int lf_wait_step(struct lf_wait *w)
 {
 	bool spinning = lf_wait_spinning(w);
@@ -199,7 +215,7 @@ int lf_wait_step(struct lf_wait *w)
 		w->spins += w->backoff;
 		if (w->backoff < w->backoff_max)
 			w->backoff <<= 1;
-	} else if (w->yields < LF_YIELD_ROUNDS) {
+	} else if (w->yields < LF_YIELD_ROUNDS && !w->resumed) {
 		/* Spin budget spent: the holder is probably not running (more
 		 * threads than cores).  Give it our core. */
 		sched_yield();
@@ -216,8 +232,14 @@ int lf_wait_step(struct lf_wait *w)
 	    (w->deadline == LF_FOREVER || w->backoff_max == 1))
 		return LF_WAIT_AGAIN;
 	uint64_t now = lf_now_ns();
-	if (now >= w->deadline)
+	if (now >= w->deadline) {
+		if (w->key && lf_wait_sleeping(w)) {  /* for lf_wait_resume */
+			resume_key = w->key;
+			resume_at = now;
+			resume_sleep_ns = w->sleep_ns;
+		}
 		return LF_WAIT_TIMEOUT;
+	}
 	if (!lf_wait_spinning(w) && now >= w->next_check) {
 		w->next_check = now + LF_OWNER_CHECK_NS;
 		return LF_WAIT_CHECK;

@@ -42,7 +42,12 @@
  * core would keep it off.  After that every round sleeps: on the caller's
  * futex word if it set one (lf_wait_sleep_on(): the other side wakes it),
  * else for LF_SLEEP_MIN_NS doubling up to LF_SLEEP_MAX_NS, never past the
- * deadline, so a long wait costs no CPU.
+ * deadline, so a long wait costs no CPU.  A caller that waits in slices
+ * (Python's 50 ms ones, so that signal handlers run) names what it waits
+ * on with lf_wait_resume(): a slice that follows one of this thread that
+ * ended asleep at its deadline on the same key (within LF_RESUME_NS) starts
+ * asleep, with that slice's sleep length, instead of spending the spin and
+ * yield budgets again: a long idle wait costs its sleeps' wake-ups only.
  * Deadlines are absolute CLOCK_MONOTONIC nanoseconds (lf_now_ns(); Python's
  * time.monotonic_ns() reads the same clock); LF_FOREVER never expires.
  *
@@ -81,6 +86,8 @@
 #define LF_SLEEP_MIN_NS    50000ull      /* first sleep: 50 us */
 #define LF_SLEEP_MAX_NS    1000000ull    /* longest sleep: 1 ms */
 #define LF_OWNER_CHECK_NS  10000000ull   /* re-check liveness every 10 ms */
+#define LF_RESUME_NS       5000000ull    /* lf_wait_resume: the next slice
+						 within 5 ms continues */
 
 /* cffi:begin */
 typedef struct lf_lockstats {
@@ -179,6 +186,8 @@ struct lf_wait {
 	uint32_t backoff;     /* pauses in the next spinning round */
 	uint32_t backoff_max; /* LF_BACKOFF_MAX, or 1 (lf_wait_poll) */
 	uint32_t rounds;
+	uint32_t resumed;     /* lf_wait_resume(): asleep from the start */
+	const void *key;      /* lf_wait_resume()'s key, or NULL */
 };
 
 static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
@@ -192,7 +201,14 @@ static inline void lf_wait_init(struct lf_wait *w, uint64_t deadline)
 	w->backoff = 1;
 	w->backoff_max = LF_BACKOFF_MAX;
 	w->rounds = 0;
+	w->resumed = 0;
+	w->key = NULL;
 }
+
+/* This wait is on key (the waited word's address): resume this thread's
+ * previous slice on it if that one ended asleep moments ago (see
+ * "Waiting").  One compare when it did not. */
+void lf_wait_resume(struct lf_wait *w, const void *key);
 
 /* Poll (one pause a round) instead of backing off: see "Waiting". */
 static inline void lf_wait_poll(struct lf_wait *w)
@@ -203,13 +219,14 @@ static inline void lf_wait_poll(struct lf_wait *w)
 /* Still in the spin phase (before the first yield)? */
 static inline bool lf_wait_spinning(const struct lf_wait *w)
 {
-	return w->spins < LF_SPIN_PAUSES;
+	return w->spins < LF_SPIN_PAUSES && !w->resumed;
 }
 
 /* Is the next lf_wait_step() a sleep (spin and yield budgets spent)? */
 static inline bool lf_wait_sleeping(const struct lf_wait *w)
 {
-	return !lf_wait_spinning(w) && w->yields >= LF_YIELD_ROUNDS;
+	return !lf_wait_spinning(w) &&
+	       (w->yields >= LF_YIELD_ROUNDS || w->resumed);
 }
 
 /* Make the next sleeping lf_wait_step() sleep on *word while it equals

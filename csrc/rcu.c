@@ -409,6 +409,7 @@ int lf_rcu_synchronize_until(const struct lf_rcu_dh *h, uint64_t deadline)
 	int rc, flip;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, h);
 	/* Serialise writers.  A grace period that another writer starts and
 	 * completes meanwhile covers us too (liburcu batches waiters). */
 	rc = lf_rcu_owner_lock(&d->gp_lock, me, &w, h);

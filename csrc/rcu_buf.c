@@ -188,6 +188,7 @@ int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
 	if (len > h->size)
 		return LF_EMSGSIZE;
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, h);
 	rc = lf_rcu_owner_lock(&b->wlock, lf_owner_self(), &w, NULL);
 	if (rc)
 		return rc;

@@ -119,6 +119,7 @@ int64_t lf_rwlock_read_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 	int64_t ret;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, l);
 	for (;;) {
 		/* Spin on a plain load until no writer holds or waits, then
 		 * try to get in. */
@@ -164,6 +165,7 @@ int64_t lf_rwlock_write_lock_slow(lf_rwlock_t *l, uint64_t deadline)
 	int64_t ret;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, l);
 	for (;;) {
 		/* Full barrier; pairs with the release store in unlock. */
 		if (lf_read64(&l->owner) == 0 &&

@@ -208,6 +208,7 @@ static int64_t wait_even(const struct lf_seq_handle *h, uint32_t *sp,
 	uint32_t lock_free = 0;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, sp);
 	for (;;) {
 		int r = lf_wait_step(&w);
 		uint32_t s = lf_seq_read_begin(h);

@@ -17,6 +17,7 @@ int64_t lf_spin_lock_slow(lf_spinlock_t *l, uint64_t deadline)
 	int64_t ret;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, l);
 	for (;;) {
 		/* TTAS: only cmpxchg once a plain load says free, so waiters
 		 * share the line instead of stealing it from each other.

@@ -111,6 +111,7 @@ int64_t lf_ticket_take(lf_ticketlock_t *l, uint64_t deadline)
 	if (__builtin_expect(t < 0, 0)) {
 		/* No place in line: wait for one (no ticket to give up). */
 		lf_wait_init(&w, deadline);
+		lf_wait_resume(&w, l);
 		for (;;) {
 			int r = lf_wait_step(&w);
 			t = lf_ticket_claim(l, me, false);
@@ -149,6 +150,7 @@ int64_t lf_ticket_wait(lf_ticketlock_t *l, uint32_t t, uint64_t deadline,
 	int64_t ret;
 
 	lf_wait_init(&w, deadline);
+	lf_wait_resume(&w, l);
 	for (;;) {
 		/* Pairs with the release store of head in unlock. */
 		uint32_t h = lf_load_acquire32(&l->head);
