@@ -46,15 +46,12 @@
  * compare-and-swap of the calling thread's owner id and clears it on return,
  * so a second thread using the same producer (or consumer) handle at the
  * same time gets LF_EMISUSE and touches nothing, while handing a handle over
- * from one thread to another (one after the other) just works.
- * lf_kfifo_hold()/lf_kfifo_unhold() keep the claim across several calls
- * (the Python layer's multi-call slow paths).  The records-mode calls that
- * leave their result in the handle (rec_get, rec_get_wait, rec_get_many,
- * rec_get_many_wait: h->scratch and h->fmt; rec_parts: h->part[]) keep the
- * consumer claim when they succeed: the caller copies the result, then
- * gives the claim back with lf_kfifo_unhold() (kfifo.c, LF_KFIFO_CALL_KEEP).
- * The inline element fast paths below are not checked: C code that uses
- * them owns its handle.
+ * from one thread to another (one after the other) just works.  The
+ * binding shims (csrc/shims/kfifo.h) add lf_kfifo_hold()/lf_kfifo_unhold(),
+ * which keep the claim across several calls, and the records-mode calls
+ * that leave their result in the handle and keep the consumer claim when
+ * they succeed.  The inline element fast paths below are not checked: C
+ * code that uses them owns its handle.
  *
  * Blocking: lf_kfifo_wait_readable/writable wait with lockwait's policy
  * (lf_wait: spin -> yield -> futex sleep) until an absolute CLOCK_MONOTONIC
@@ -81,7 +78,6 @@
 #define LF_KFIFO_MIN_SIZE	2u
 #define LF_KFIFO_MAX_SIZE	0x80000000u	/* 2^31: in - out must fit */
 #define LF_KFIFO_REC_HDR	4u		/* record length prefix */
-#define LF_KFIFO_FMT_ITEM	11u		/* "4294967295s" */
 #define LF_KFIFO_REC_PAD	0xFFFFFFFFu	/* header of padding to the end */
 
 #define LF_KFIFO_ROLE_PRODUCER	1u
@@ -139,6 +135,7 @@ struct lf_kfifo_handle {
 	uint32_t roles;		/* LF_KFIFO_ROLE_* this handle holds */
 	uint32_t fork_gen;	/* lf_kfifo fork generation when registered */
 	uint32_t id;		/* unique in this process */
+	/* The binding shims' buffers (shims/kfifo.h): */
 	char *scratch;		/* get_message / get_many copy here */
 	uint32_t scratch_size;
 	uint32_t fmt_items;	/* get_many: most messages per call */
@@ -167,16 +164,9 @@ void lf_kfifo_init(struct lf_kfifo *f, uint32_t size, uint32_t mode);
 uint64_t lf_kfifo_state_size(uint32_t size);
 int lf_kfifo_handle_init(struct lf_kfifo_handle *h, struct lf_kfifo *f,
 			 uint32_t size, uint32_t mode);
-void lf_kfifo_handle_scratch(struct lf_kfifo_handle *h, char *scratch,
-			     uint32_t scratch_size, char *fmt,
-			     uint32_t fmt_items);
 int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role);
 void lf_kfifo_release(struct lf_kfifo_handle *h);
 int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role);
-/* Claim a role's in-use word for this thread across several calls (0, or
- * LF_EMISUSE if another thread is inside a call on it), and give it back. */
-int lf_kfifo_hold(struct lf_kfifo_handle *h, uint32_t role);
-void lf_kfifo_unhold(struct lf_kfifo_handle *h, uint32_t role);
 
 /* State, either side (racy snapshots, exact for the side asking). */
 int64_t lf_kfifo_len(struct lf_kfifo_handle *h);
@@ -186,7 +176,6 @@ int lf_kfifo_is_closed(struct lf_kfifo_handle *h);
 /* Byte mode. */
 int64_t lf_kfifo_put(struct lf_kfifo_handle *h, const char *p, uint32_t n);
 int64_t lf_kfifo_get(struct lf_kfifo_handle *h, char *p, uint32_t n);
-int64_t lf_kfifo_get_scratch(struct lf_kfifo_handle *h, uint32_t n);
 int64_t lf_kfifo_peek(struct lf_kfifo_handle *h, char *p, uint32_t n);
 int64_t lf_kfifo_skip(struct lf_kfifo_handle *h, uint32_t n);
 int64_t lf_kfifo_parts(struct lf_kfifo_handle *h, uint32_t n);
@@ -196,12 +185,9 @@ int lf_kfifo_rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n);
 int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h, const char *buf,
 			      uint64_t buf_len, const uint32_t *lens,
 			      uint32_t count);
-int64_t lf_kfifo_rec_get(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n);
-int64_t lf_kfifo_rec_get_many(struct lf_kfifo_handle *h, uint32_t max_items);
 int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
-int64_t lf_kfifo_rec_parts(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
 /* Zero-copy records (KfifoQueue.reserve() and receive()).  A block holds
@@ -231,28 +217,10 @@ int64_t lf_kfifo_zc_consume(struct lf_kfifo_handle *h);
 int lf_kfifo_zc_leave(struct lf_kfifo_handle *h);
 int lf_kfifo_zc_held(struct lf_kfifo_handle *h);
 
-/* Blocking for one slice (LF_SLICE_NS at most): the operation, and if it
- * would block, a wait then one more try.  LF_EAGAIN after a slice; callers
- * loop (and so notice signals and deadlines). */
-int lf_kfifo_rec_put_wait(struct lf_kfifo_handle *h, const char *p,
-			  uint32_t n);
-int64_t lf_kfifo_rec_get_wait(struct lf_kfifo_handle *h);
-int64_t lf_kfifo_rec_get_many_wait(struct lf_kfifo_handle *h,
-				   uint32_t max_items);
-
 /* Blocking until an absolute lf_now_ns() deadline, end of stream, reset. */
 int lf_kfifo_wait_readable(struct lf_kfifo_handle *h, uint64_t deadline);
 int lf_kfifo_wait_writable(struct lf_kfifo_handle *h, uint32_t need,
 			   uint64_t deadline);
-/* The same waits, ended early (return 1) once *stop is non-zero, which
- * lf_kfifo_wait_stop() sets from another thread (the asyncio waiter of
- * src/lockfree/kfifo_async.py). */
-int lf_kfifo_wait_readable_or(struct lf_kfifo_handle *h, uint64_t deadline,
-			      const uint32_t *stop);
-int lf_kfifo_wait_writable_or(struct lf_kfifo_handle *h, uint32_t need,
-			      uint64_t deadline, const uint32_t *stop);
-int lf_kfifo_wait_stop(struct lf_kfifo_handle *h, uint32_t role,
-		       uint32_t *stop);
 int lf_kfifo_close_producer(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
 /* cffi:end */
@@ -271,7 +239,7 @@ int64_t lf_kfifo_reset(struct lf_kfifo_handle *h);
  * divides the size); anything else (first use, ring looks full/empty,
  * wrap, closed, errors) goes to the out-of-line *_slow function, which is
  * lf_kfifo_put/lf_kfifo_get made all or nothing.  The barriers are those of
- * kfifo.c (see its header comment): the same protocol, inlined.
+ * kfifo_impl.h (see its header comment): the same protocol, inlined.
  */
 extern uint32_t lf_kfifo_fork_gen;
 void lf_kfifo_wake(uint32_t *seq);
@@ -282,10 +250,10 @@ int lf_kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
 
 /*
  * The sleeper handshake (its invariant is stated at
- * lf_kfifo_sleep_prepare() in kfifo.c).  Waiter: s = sleep_prepare(); re-check
- * the condition; sleep on *seq while it still holds s.  Publisher, after the
- * store-release of its index: lf_kfifo_notify() reads the waiter's flag
- * and, if it is set, bumps *seq and wakes it.  No barrier here: the
+ * lf_kfifo_sleep_prepare() in kfifo_wait.c).  Waiter: s = sleep_prepare();
+ * re-check the condition; sleep on *seq while it still holds s.  Publisher,
+ * after the store-release of its index: lf_kfifo_notify() reads the
+ * waiter's flag and, if it is set, bumps *seq and wakes it.  No barrier here: the
  * waiter's asymmetric barrier (membarrier) stands in for it.
  */
 uint32_t lf_kfifo_sleep_prepare(uint32_t *sleeping, uint32_t *seq);
@@ -332,7 +300,7 @@ static inline int lf_kfifo_put_elem(struct lf_kfifo_handle *h, const void *p,
 		return lf_kfifo_put_elem_slow(h, p, esize);
 	memcpy(h->data + off, p, esize);
 	/* The data before the index (kfifo_in's smp_wmb); pairs with the
-	 * load-acquire of in in cons_used() (kfifo.c). */
+	 * load-acquire of in in cons_used() (kfifo_impl.h). */
 	lf_store_release32(&f->in, in + esize);
 	lf_kfifo_notify(&f->cons_sleeping, &f->cons_seq);
 	return 1;
@@ -349,7 +317,7 @@ static inline int lf_kfifo_get_elem(struct lf_kfifo_handle *h, void *p,
 		return lf_kfifo_get_elem_slow(h, p, esize);
 	out = lf_read32(&f->out);
 	/* in_cache was set from a load-acquire of in (cons_used() in
-	 * kfifo.c), so the bytes below it are visible to this thread. */
+	 * kfifo_impl.h), so the bytes below it are visible to this thread. */
 	used = lf_read32(&f->in_cache) - out;
 	off = out & h->mask;
 	if (__builtin_expect(used < esize || used > h->size ||
@@ -357,7 +325,7 @@ static inline int lf_kfifo_get_elem(struct lf_kfifo_handle *h, void *p,
 		return lf_kfifo_get_elem_slow(h, p, esize);
 	memcpy(p, h->data + off, esize);
 	/* The copy before the index (kfifo_out's smp_mb); pairs with the
-	 * load-acquire of out in prod_free() (kfifo.c). */
+	 * load-acquire of out in prod_free() (kfifo_impl.h). */
 	lf_store_release32(&f->out, out + esize);
 	lf_kfifo_notify(&f->prod_sleeping, &f->prod_seq);
 	return 1;

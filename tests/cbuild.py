@@ -1,8 +1,10 @@
 """Build and run the standalone C stress programs in ``tests/c/``.
 
 Every ``tests/c/<name>_stress.c`` follows one contract: a standalone ``main``
-linked with all of ``csrc/*.c`` (the library) and ``csrc/tools/*.c`` (the
-tools, e.g. the Treiber stack; both directories are on the include path);
+linked with all of ``csrc/*.c`` (the library's core), ``csrc/shims/*.c``
+(its binding shims, so that the calls Python makes run under the sanitizers
+too) and ``csrc/tools/*.c`` (the tools, e.g. the Treiber stack; csrc/ and
+csrc/tools/ are on the include path);
 stdout is ``key=value`` lines and a last line ``<name>: OK`` (or ``<name>:
 FAIL <why>``); exit status 0 iff every invariant held; ``LOCKFREE_LONG=1``
 selects long mode.
@@ -54,6 +56,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
+SHIMS = CSRC / "shims"
 TOOLS = CSRC / "tools"
 CDIR = ROOT / "tests" / "c"
 BUILD = CDIR / "build"
@@ -257,7 +260,7 @@ def require(variant: str) -> Toolchain:
 
 def _sources(name: str) -> list[Path]:
     return [CDIR / f"{name}.c", *sorted(CSRC.glob("*.c")),
-            *sorted(TOOLS.glob("*.c"))]
+            *sorted(SHIMS.glob("*.c")), *sorted(TOOLS.glob("*.c"))]
 
 
 def _build_key(cc: str, name: str, variant: str) -> str:
@@ -275,7 +278,8 @@ def _build_key(cc: str, name: str, variant: str) -> str:
 
 
 def build(name: str, variant: str) -> Path:
-    """Compile tests/c/<name>.c + csrc/*.c + csrc/tools/*.c for variant;
+    """Compile tests/c/<name>.c + csrc/*.c + csrc/shims/*.c +
+    csrc/tools/*.c for variant;
     cached by content.
 
     Skips when the toolchain for variant is missing; fails the test (with the

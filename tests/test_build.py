@@ -229,3 +229,16 @@ def test_runtime_extension_exports_no_tool():
     for name in ("lf_bench_run", "lf_demo_cas_retry", "lf_treiber_pop",
                  "lf_noop1"):
         assert hasattr(lockfree._tools.lib, name)
+
+
+@pytest.mark.skipif(NM is None, reason="nm (binutils) not installed")
+def test_runtime_extension_exports_only_lf_names():
+    """Every symbol lockfree._lockfree exports is its init function or an
+    lf_ name: what the C files of one primitive share between them (the
+    kfifo's kfifo_<op> bodies, csrc/kfifo_impl.h's LF_KFIFO_PRIVATE) stays
+    hidden.  Names with a leading underscore (toolchain, sanitizers) are
+    not ours."""
+    syms = _dynamic_symbols(lockfree._lockfree.__file__)
+    stray = sorted(s for s in syms if s != "PyInit__lockfree"
+                   and not s.startswith(("lf_", "_")))
+    assert not stray, f"exported, not an lf_ name: {stray}"

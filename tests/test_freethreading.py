@@ -79,11 +79,11 @@ def switch_often():
 ALLOWED = {
     # Thread-local: each thread has its own.
     "lf_owner_self_cache": ("tls", "lockwait.c"),
-    "wait_stop_word": ("tls", "kfifo.c"),  # the asyncio waits' stop word
+    "wait_stop_word": ("tls", "shims/kfifo.c"),  # the asyncio waits' stop word
     # Read and written only with the atomics layer's operations.
     "lf_kfifo_fork_gen": ("atomic", "kfifo.c"),
     "next_handle_id": ("atomic", "kfifo.c"),
-    "membarrier_state": ("atomic", "kfifo.c"),
+    "membarrier_state": ("atomic", "kfifo_wait.c"),
     # pthread_once controls.
     "lf_atfork_once": ("once", "lockwait.c"),
     "calib_once": ("once", "tools/bench.c"),

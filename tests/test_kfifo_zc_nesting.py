@@ -1,6 +1,6 @@
 """A reserve()/receive() block holds its side exclusively, against the
 opening thread too: a nested put or get would write over the reservation
-or consume the message under the view (csrc/kfifo.c, zc_open)."""
+or consume the message under the view (csrc/kfifo_zc.c, zc_open)."""
 from __future__ import annotations
 
 import queue

@@ -3,7 +3,8 @@
  * copies of its static inline fast paths, which cffi (or any FFI) cannot
  * call.  C code calls the inlines (lf_rwlock_read_trylock,
  * lf_rwlock_read_lock_until, lf_rwlock_read_unlock and their write twins).
- * Not part of the core: the C stress programs build without csrc/shims/.
+ * Not part of the core (no core file calls a shim); the C stress programs
+ * link csrc/shims/ with the core (tests/cbuild.py).
  */
 #ifndef LF_SHIMS_RWLOCK_H
 #define LF_SHIMS_RWLOCK_H

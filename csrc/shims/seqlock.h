@@ -4,7 +4,8 @@
  * Python hot path makes cheap cffi calls (the handle carries the buffer,
  * its size and its owning thread).  C code calls lf_seq_try_read,
  * lf_seq_read_until and lf_seq_write_until.
- * Not part of the core: the C stress programs build without csrc/shims/.
+ * Not part of the core (no core file calls a shim); the C stress programs
+ * link csrc/shims/ with the core (tests/cbuild.py).
  */
 #ifndef LF_SHIMS_SEQLOCK_H
 #define LF_SHIMS_SEQLOCK_H

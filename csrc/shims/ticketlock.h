@@ -2,7 +2,8 @@
  * Binding shims of the ticket lock (csrc/ticketlock.h): out-of-line copies
  * of its static inline fast paths, which cffi (or any FFI) cannot call.  C
  * code calls the inlines (lf_ticket_lock_until, lf_ticket_unlock).
- * Not part of the core: the C stress programs build without csrc/shims/.
+ * Not part of the core (no core file calls a shim); the C stress programs
+ * link csrc/shims/ with the core (tests/cbuild.py).
  */
 #ifndef LF_SHIMS_TICKETLOCK_H
 #define LF_SHIMS_TICKETLOCK_H

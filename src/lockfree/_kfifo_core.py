@@ -167,7 +167,7 @@ class _UnholdConsumer:
 def claim_release(h: Any) -> Any:
     """What KfifoQueue's consumer calls store 0 into (``r[0] = 0``) to give
     back the consumer claim that a successful rec_get/rec_get_many/
-    rec_parts keeps (csrc/kfifo.c, LF_KFIFO_CALL_KEEP) once they have
+    rec_parts keeps (csrc/shims/kfifo.c, LF_KFIFO_CALL_KEEP) once they have
     copied the result out of the handle.  On x86-64 a memoryview of the
     handle's in-use word: a plain store, ~25 ns, and a release store there
     (TSO: the copy's loads come before it), pairing with the next

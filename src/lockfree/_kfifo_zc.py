@@ -122,7 +122,7 @@ class Reservation:
         q, n = self._q, self._n
         h = q._h
         # The producer side is held exclusively from here to __exit__
-        # (csrc/kfifo.c, lf_kfifo_zc_reserve): any other put, this thread's
+        # (csrc/kfifo_zc.c, lf_kfifo_zc_reserve): any other put, this thread's
         # included, is refused; the wait for room is outside it.
         while (at := _reserve(h, n)) < 0:
             if at == EMISUSE:

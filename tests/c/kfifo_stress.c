@@ -68,6 +68,7 @@
  *             first ones hold their roles, and accepted after release.
  */
 #include "kfifo.h"
+#include "shims/kfifo.h"	/* the Python layer's rec_get, rec_get_many */
 #include "arch/atomic.h"
 #include "lockwait.h"
 
