@@ -188,6 +188,7 @@ int64_t lf_kfifo_rec_put_many(struct lf_kfifo_handle *h, const char *buf,
 int64_t lf_kfifo_rec_get_into(struct lf_kfifo_handle *h, char *p, uint32_t n);
 int64_t lf_kfifo_rec_peek_len(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h);
+int64_t lf_kfifo_rec_any(struct lf_kfifo_handle *h);
 int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
 
 /* Zero-copy records (KfifoQueue.reserve() and receive()).  A block holds

@@ -89,7 +89,7 @@ static inline void rec_write(struct lf_kfifo_handle *h, uint32_t in,
  * may be stale, never a read outside the data area.  The acquire loads
  * pair with prod_publish's and cons_publish's release stores.
  */
-int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
+static int64_t rec_count(struct lf_kfifo_handle *h, int64_t most)
 {
 	uint32_t out = lf_load_acquire32(&h->f->out);
 	uint32_t in = lf_load_acquire32(&h->f->in);
@@ -100,7 +100,7 @@ int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
 		return LF_ECORRUPT;
 	if (h->mode != LF_KFIFO_RECORDS)
 		return LF_EINVAL;
-	while (used > 0) {
+	while (used > 0 && n < most) {
 		len = rec_parse(h, out, used, &pad);
 		if (len < 0)
 			break;
@@ -109,6 +109,18 @@ int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
 		n++;
 	}
 	return n;
+}
+
+int64_t lf_kfifo_rec_count(struct lf_kfifo_handle *h)
+{
+	return rec_count(h, INT64_MAX);
+}
+
+/* Is a message queued (1) or not (0)?  The count up to one: padding the
+ * producer published alone (its record did not fit yet) is no message. */
+int64_t lf_kfifo_rec_any(struct lf_kfifo_handle *h)
+{
+	return rec_count(h, 1);
 }
 
 static inline int rec_prod_enter(struct lf_kfifo_handle *h)

@@ -151,6 +151,7 @@ int kfifo_wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 
 	lf_wait_init(&w, deadline);
 	lf_wait_poll(&w);
+	lf_wait_resume(&w, seq);  /* Python's next slice sleeps at once */
 	for (;;) {
 		r = cond(h, idx, need);
 		if (r != LF_EAGAIN || deadline == LF_NOWAIT)

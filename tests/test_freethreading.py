@@ -80,6 +80,10 @@ ALLOWED = {
     # Thread-local: each thread has its own.
     "lf_owner_self_cache": ("tls", "lockwait.c"),
     "wait_stop_word": ("tls", "shims/kfifo.c"),  # the asyncio waits' stop word
+    # lf_wait_resume's memory of this thread's last slice that ended asleep
+    "resume_key": ("tls", "lockwait.c"),
+    "resume_at": ("tls", "lockwait.c"),
+    "resume_sleep_ns": ("tls", "lockwait.c"),
     # Read and written only with the atomics layer's operations.
     "lf_kfifo_fork_gen": ("atomic", "kfifo.c"),
     "next_handle_id": ("atomic", "kfifo.c"),

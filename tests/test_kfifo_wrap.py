@@ -252,3 +252,25 @@ class KfifoModel(RuleBasedStateMachine):
 KfifoModel.TestCase.settings = settings(
     max_examples=400 if LONG else 60, stateful_step_count=60, deadline=None)
 TestKfifoModel = KfifoModel.TestCase
+
+
+def test_padding_published_alone_is_no_message():
+    """A record that does not fit before the end publishes its padding
+    alone and waits; until the consumer passes that padding the ring holds
+    bytes but no message: empty() and eof say so, as get does."""
+    q = KfifoQueue(64)
+    q.put_message(b"a" * 20)
+    q.put_message(b"b" * 20)
+    q.get_message()
+    with pytest.raises(queue.Full):           # 40 bytes needed, 16 left at
+        q.put_message(b"c" * 36, block=False)  # the end: padding published
+    assert q.get_message() == b"b" * 20
+    assert len(q) == 16 and q.qsize() == 0     # bytes, but no message
+    assert q.empty()
+    with pytest.raises(queue.Empty):
+        q.get_message(block=False)
+    q.close_producer()
+    assert q.eof
+    with pytest.raises(EOFError):
+        q.get_message(block=False)
+    q.close()

@@ -122,6 +122,18 @@ class KfifoQueue(KfifoAsync, KfifoArrays):
         the length prefixes: O(messages))."""
         return self._check(int(lib.lf_kfifo_rec_count(self._h)))
 
+    def empty(self) -> bool:
+        """True if no message is queued (a snapshot, like
+        ``queue.Queue.empty``; exact for the consumer: a get would find
+        none).  Padding the producer published alone, before a record that
+        did not fit yet, is no message."""
+        return not self._check(int(lib.lf_kfifo_rec_any(self._h)))
+
+    @property
+    def eof(self) -> bool:
+        """True once the producer closed and every message was consumed."""
+        return bool(lib.lf_kfifo_is_closed(self._h)) and self.empty()
+
     # -- producer ------------------------------------------------------------
 
     def put_message(self, data: Any, block: bool = True,
