@@ -149,7 +149,7 @@ class Reservation:
             # What outlived the block keeps the old buffer object; later
             # blocks count on a new one.  reserve_array's array always
             # does (documented there): not an error.
-            q._ring_w = ring_buffer(q._h, q._size)
+            q._ring_w = ring_buffer(q._data, q._size)
             outlived = self._checked
         if et is None and not outlived:
             r = _commit(q._h)
@@ -203,7 +203,7 @@ class Receipt:
         outlived = False
         n = _refs_after(view, q._ring_r)
         if n < 0 or n > _RESTING:  # as in Reservation.__exit__
-            q._ring_r = ring_buffer(q._h, q._size)
+            q._ring_r = ring_buffer(q._data, q._size)
             outlived = self._checked
         if consume and not outlived:
             r = _consume(q._h)
