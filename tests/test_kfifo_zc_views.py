@@ -8,6 +8,7 @@ block: later blocks work while the leaked view is still alive
 from __future__ import annotations
 
 import gc
+import sys
 
 import pytest
 
@@ -166,3 +167,26 @@ def test_close_still_unmaps_at_once_without_a_leak():
         assert bytes(view) == b"ok"
     q.close()
     assert not mapped()                   # q itself is still referenced
+
+
+def test_a_tracer_reading_frame_locals_does_not_fake_a_leak():
+    """Debuggers and snoopers read frame.f_locals on their events (CPython
+    <= 3.12 copies the locals into a dict that lives with the frame): a ring
+    buffer held in a variable at the exit's count looked like a leak, so
+    every reserve() was discarded and every receive() came again."""
+    def tracer(frame, event, arg):
+        frame.f_locals  # noqa: B018 - what pdb, IDE debuggers do
+        return tracer
+
+    q = KfifoQueue(256)
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with q.reserve(3) as buf:
+            buf[:] = b"abc"
+        with q.receive() as view:
+            got = bytes(view)
+    finally:
+        sys.settrace(old)
+    assert got == b"abc" and q.qsize() == 0
+    q.close()

@@ -28,6 +28,7 @@ could still change it).  Copy what you keep (``bytes(view[a:b])``).
 
 from __future__ import annotations
 
+import operator
 import sys
 from types import TracebackType
 from typing import Any
@@ -66,33 +67,39 @@ _LOW32 = 0xFFFFFFFF
 # ``ring`` for as long as any view made from it lives (the block's view, a
 # slice of it, ``memoryview(view)``, a NumPy array over it).  So at exit,
 # after ``view.release()``, a count above the resting one means something
-# made from the view outlives the block.
+# made from the view outlives the block.  The ring is never held in a
+# variable on the way (only on the stack, as ``sys.getrefcount``'s
+# argument): a tracer that reads ``frame.f_locals`` (pdb, IDE debuggers,
+# snoopers; CPython <= 3.12 copies the locals into a dict) would add a
+# reference and fake a leak at every exit.
+_get_w: Any = operator.attrgetter("_ring_w")
+_get_r: Any = operator.attrgetter("_ring_r")
 
 
-def _refs_after(view: memoryview, ring: Any) -> int:
-    """Release the block's view and return ``ring``'s reference count then;
-    -1 if the view itself cannot be released (a consumer of the buffer
-    protocol, e.g. a NumPy array, holds it)."""
+def _refs_after(view: memoryview, q: Any, ring_of: Any) -> int:
+    """Release the block's view and return the reference count of the ring
+    buffer ``ring_of(q)`` then; -1 if the view itself cannot be released
+    (a consumer of the buffer protocol, e.g. a NumPy array, holds it)."""
     try:
         view.release()
     except BufferError:
         return -1
-    return _getrefcount(ring)
+    return _getrefcount(ring_of(q))
 
 
 class _Probe:
-    ring: Any = None
+    _ring_w: Any = None
 
 
 def _resting_count() -> int:
     """What ``_refs_after`` returns when nothing made from the view is
     alive, measured with the same call as a block's exit
-    (``_refs_after(view, q._ring_w)``: an attribute as the argument).
+    (``_refs_after(view, q, _get_w)``, the ring in the instance's dict).
     Python versions differ in the references a call holds (CPython 3.11:
-    the attribute, the parameter, getrefcount's argument)."""
+    the dict's and getrefcount's argument)."""
     probe = _Probe()
-    probe.ring = ffi.buffer(ffi.new("char[]", 1))
-    counts = [_refs_after(memoryview(probe.ring)[:1], probe.ring)
+    probe._ring_w = ffi.buffer(ffi.new("char[]", 1))
+    counts = [_refs_after(memoryview(probe._ring_w)[:1], probe, _get_w)
               for _ in range(4)]  # the last ones with the call specialised
     return min(counts)
 
@@ -144,7 +151,7 @@ class Reservation:
         assert view is not None, "__exit__ without __enter__"
         self._view = None
         outlived = False
-        n = _refs_after(view, q._ring_w)
+        n = _refs_after(view, q, _get_w)
         if n < 0 or n > _RESTING:  # something made from the view is alive
             # What outlived the block keeps the old buffer object; later
             # blocks count on a new one.  reserve_array's array always
@@ -201,7 +208,7 @@ class Receipt:
         assert view is not None, "__exit__ without __enter__"
         self._view = None
         outlived = False
-        n = _refs_after(view, q._ring_r)
+        n = _refs_after(view, q, _get_r)
         if n < 0 or n > _RESTING:  # as in Reservation.__exit__
             q._ring_r = ring_buffer(q._data, q._size)
             outlived = self._checked
