@@ -122,3 +122,20 @@ def test_a_fork_child_can_close_an_object_whose_parent_was_in_a_block():
     os.close(r)
     q.close()
     assert said == b"ok"
+
+
+def test_exit_without_enter_or_twice_is_a_runtime_error():
+    """Not an AssertionError (python -O: AttributeError), and the side is
+    untouched."""
+    q = KfifoQueue(256)
+    q.put_message(b"m")
+    for ctx in (q.reserve(1), q.receive()):
+        with pytest.raises(RuntimeError, match="ends once"):
+            ctx.__exit__(None, None, None)
+    rsv = q.reserve(1)
+    with rsv as buf:
+        buf[:] = b"x"
+    with pytest.raises(RuntimeError, match="ends once"):
+        rsv.__exit__(None, None, None)
+    assert q.get_many() == [b"m", b"x"]
+    q.close()

@@ -148,7 +148,8 @@ class Reservation:
     def __exit__(self, et: type[BaseException] | None,
                  ev: BaseException | None, tb: TracebackType | None) -> None:
         q, view = self._q, self._view
-        assert view is not None, "__exit__ without __enter__"
+        if view is None:  # (not an assert: python -O drops those)
+            raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
         n = _refs_after(view, q, _get_w)
@@ -205,7 +206,8 @@ class Receipt:
 
     def _end(self, consume: bool) -> None:
         q, view = self._q, self._view
-        assert view is not None, "__exit__ without __enter__"
+        if view is None:  # (not an assert: python -O drops those)
+            raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
         n = _refs_after(view, q, _get_r)
