@@ -190,3 +190,22 @@ def test_a_tracer_reading_frame_locals_does_not_fake_a_leak():
         sys.settrace(old)
     assert got == b"abc" and q.qsize() == 0
     q.close()
+
+
+def test_a_failing_handler_holding_a_slice_does_not_loop_for_ever():
+    """The function that raised took a slice of the view: its frame, in the
+    exception's traceback, keeps the slice alive at exit.  The message is
+    consumed all the same (receive()'s rule for a block that raises) and
+    the handler's own exception propagates; before, BufferError and the
+    same bad message again, for ever."""
+    def handle(payload: memoryview) -> None:
+        raise ValueError(f"bad message {bytes(payload[:1])!r}")
+
+    q = KfifoQueue(256)
+    q.put_many([b"bad", b"good"])
+    with pytest.raises(ValueError, match="bad message"), \
+            q.receive() as view:
+        handle(view[1:])
+    with q.receive() as view:
+        assert bytes(view) == b"good"
+    q.close()

@@ -20,8 +20,9 @@ and so does a put (get) of the same thread inside its own block.  The view
 is released at exit: using it afterwards raises ``ValueError``.  Objects
 made from the view (slices, ``memoryview(view)``, ``view.cast()``,
 ``np.frombuffer(view)``) share its memory and are NOT released with it: if
-one is still alive at exit, ``receive()`` raises ``BufferError`` and does
-not consume the message (it stays valid and comes again), and
+one is still alive at a normal exit, ``receive()`` raises ``BufferError``
+and does not consume the message (it stays valid and comes again; when the
+block raises, the message is consumed and that exception propagates), and
 ``reserve()`` raises ``BufferError`` and discards the message (a writer
 could still change it).  Copy what you keep (``bytes(view[a:b])``).
 """
@@ -204,7 +205,7 @@ class Receipt:
         self._view = view = memoryview(q._ring_r)[at:at + n].toreadonly()
         return view
 
-    def _end(self, consume: bool) -> None:
+    def _end(self, consume: bool, failing: bool = False) -> None:
         q, view = self._q, self._view
         if view is None:  # (not an assert: python -O drops those)
             raise RuntimeError("a block ends once, after its __enter__")
@@ -213,7 +214,11 @@ class Receipt:
         n = _refs_after(view, q, _get_r)
         if n < 0 or n > _RESTING:  # as in Reservation.__exit__
             q._ring_r = ring_buffer(q._data, q._size)
-            outlived = self._checked
+            # The block raised: consumed all the same, or a handler that
+            # fails on a message would get it for ever (what outlives the
+            # block is often just the traceback: a slice passed to the
+            # function that raised).  Its exception propagates.
+            outlived = self._checked and not failing
         if consume and not outlived:
             r = _consume(q._h)
             if r < 0:
@@ -229,7 +234,7 @@ class Receipt:
 
     def __exit__(self, et: type[BaseException] | None,
                  ev: BaseException | None, tb: TracebackType | None) -> None:
-        self._end(True)
+        self._end(True, et is not None)
 
 
 class KfifoZeroCopy(Kfifo):
@@ -265,9 +270,9 @@ class KfifoZeroCopy(Kfifo):
         Waits as ``get_message`` does (``queue.Empty``, ``EOFError``,
         ``ProducerDied``; the timeout counts from this call).  The consumer
         side is held until the block ends.  ``view`` raises ``ValueError``
-        after the block; a view made from it that is still alive at exit
-        (slice, ``np.frombuffer(view)``) raises ``BufferError`` and the
-        message is not consumed."""
+        after the block; a view made from it that is still alive at a
+        normal exit (slice, ``np.frombuffer(view)``) raises ``BufferError``
+        and the message is not consumed."""
         if timeout is None:
             return Receipt(self, block, FOREVER if block else NOWAIT)
         return Receipt(self, block, deadline(block, timeout))
