@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 
 import pytest
 
@@ -139,3 +140,51 @@ def test_exit_without_enter_or_twice_is_a_runtime_error():
         rsv.__exit__(None, None, None)
     assert q.get_many() == [b"m", b"x"]
     q.close()
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(500):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.xfail(strict=True, reason="csrc/kfifo.c: lf_kfifo_register() "
+                   "must clear rsv_open with roles in a fork child's copy")
+def test_a_fork_child_can_produce_after_its_parent_died_in_a_block():
+    """P opens a reserve() block, forks C and dies inside it.  C's copy of
+    the handle has P's open reservation (rsv_open): C can never end it (not
+    its block), so it must not refuse C's own puts once C took the dead
+    producer's role over (it did: ConcurrentUseError for ever)."""
+    q = KfifoQueue(256, shared=True)
+    r, w = os.pipe()
+    p = os.fork()
+    if p == 0:  # pragma: no cover - P, then C
+        parent = os.getpid()
+        try:
+            with q.reserve(3) as buf:
+                buf[:] = b"abc"
+                if os.fork() != 0:
+                    os._exit(0)                    # P dies in its block
+                _wait_gone(parent)                 # (the test reaps P)
+        except BaseException:  # noqa: BLE001 - C: not its block
+            pass
+        try:
+            q.put_message(b"C", block=False)
+            said = b"ok"
+        except BaseException as exc:  # noqa: BLE001
+            said = type(exc).__name__.encode()
+        os.write(w, said)
+        os._exit(0)
+    os.waitpid(p, 0)
+    os.close(w)
+    said = os.read(r, 100)
+    os.close(r)
+    try:
+        assert said == b"ok"
+        assert q.get_message(timeout=1) == b"C"
+    finally:
+        q.close()
