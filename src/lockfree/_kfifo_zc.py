@@ -132,15 +132,32 @@ class Reservation:
         # The producer side is held exclusively from here to __exit__
         # (csrc/kfifo.c, lf_kfifo_zc_reserve): any other put, this thread's
         # included, is refused; the wait for room is outside it.
-        while (at := _reserve(h, n)) < 0:
+        while True:
+            try:
+                at = _reserve(h, n)
+                if at >= 0:
+                    self._at = at
+                    self._view = view = memoryview(q._ring_w)[at:at + n]
+                    return view
+            except BaseException:
+                # A signal handler's exception (KeyboardInterrupt...) comes
+                # at the interpreter loop's next check, most often right
+                # after a C call returns (cffi drops the GIL around it):
+                # here, with the block open and no __exit__ to run yet.
+                # End it (zc_abort ends only a block this thread has open;
+                # if another block of this thread was open, the call above
+                # failed, and this ends that one: its exit then raises
+                # ConcurrentUseError).  CPython checks on entry to every
+                # Python function too, __exit__'s included: a signal there
+                # still leaves the block open (bpo-29988).
+                self._view = None
+                _abort(h)
+                raise
             if at == EMISUSE:
                 raise busy("producer")
             if at != EAGAIN:
                 q._check(at)
             q._wait_room(n + REC_HDR, self._block, self._dl, 0)
-        self._at = at
-        self._view = view = memoryview(q._ring_w)[at:at + n]
-        return view
 
     def _address(self) -> int:
         """The reserved bytes' address (reserve_array aligns its data)."""
@@ -153,13 +170,17 @@ class Reservation:
             raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
-        n = _refs_after(view, q, _get_w)
-        if n < 0 or n > _RESTING:  # something made from the view is alive
-            # What outlived the block keeps the old buffer object; later
-            # blocks count on a new one.  reserve_array's array always
-            # does (documented there): not an error.
-            q._ring_w = ring_buffer(q._data, q._size)
-            outlived = self._checked
+        try:
+            n = _refs_after(view, q, _get_w)
+            if n < 0 or n > _RESTING:  # something made from the view lives
+                # What outlived the block keeps the old buffer object; later
+                # blocks count on a new one.  reserve_array's array always
+                # does (documented there): not an error.
+                q._ring_w = ring_buffer(q._data, q._size)
+                outlived = self._checked
+        except BaseException:  # a signal's exception (see __enter__):
+            _abort(q._h)       # as if the block raised
+            raise
         if et is None and not outlived:
             r = _commit(q._h)
             if r:
@@ -196,14 +217,22 @@ class Receipt:
         q = self._q
         h = q._h
         # Held exclusively (as reserve()); the wait is outside it.
-        while (r := _receive(h)) < 0:
+        while True:
+            try:
+                r = _receive(h)
+                if r >= 0:
+                    at, n = r >> 32, r & _LOW32
+                    self._view = view = \
+                        memoryview(q._ring_r)[at:at + n].toreadonly()
+                    return view
+            except BaseException:  # a signal's exception (see reserve())
+                self._view = None
+                _leave(h)
+                raise
             if r == EMISUSE:
                 raise busy("consumer")
             if q._wait_data(r, self._block, self._dl) == EOF:
                 q._check(EOF)
-        at, n = r >> 32, r & _LOW32
-        self._view = view = memoryview(q._ring_r)[at:at + n].toreadonly()
-        return view
 
     def _end(self, consume: bool, failing: bool = False) -> None:
         q, view = self._q, self._view
@@ -211,14 +240,19 @@ class Receipt:
             raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
-        n = _refs_after(view, q, _get_r)
-        if n < 0 or n > _RESTING:  # as in Reservation.__exit__
-            q._ring_r = ring_buffer(q._data, q._size)
-            # The block raised: consumed all the same, or a handler that
-            # fails on a message would get it for ever (what outlives the
-            # block is often just the traceback: a slice passed to the
-            # function that raised).  Its exception propagates.
-            outlived = self._checked and not failing
+        try:
+            n = _refs_after(view, q, _get_r)
+            if n < 0 or n > _RESTING:  # as in Reservation.__exit__
+                q._ring_r = ring_buffer(q._data, q._size)
+                # The block raised: consumed all the same, or a handler
+                # that fails on a message would get it for ever (what
+                # outlives the block is often just the traceback: a slice
+                # passed to the function that raised).  Its exception
+                # propagates.
+                outlived = self._checked and not failing
+        except BaseException:  # a signal's exception: as if it raised
+            (_consume if consume else _leave)(q._h)
+            raise
         if consume and not outlived:
             r = _consume(q._h)
             if r < 0:
