@@ -20,14 +20,16 @@ and so does a put (get) of the same thread inside its own block.  The view
 is released at exit: using it afterwards raises ``ValueError``.  Objects
 made from the view (slices, ``memoryview(view)``, ``view.cast()``,
 ``np.frombuffer(view)``) share its memory and are NOT released with it: if
-one is still alive at exit, ``receive()`` raises ``BufferError`` and does
-not consume the message (it stays valid and comes again), and
+one is still alive at a normal exit, ``receive()`` raises ``BufferError``
+and does not consume the message (it stays valid and comes again; when the
+block raises, the message is consumed and that exception propagates), and
 ``reserve()`` raises ``BufferError`` and discards the message (a writer
 could still change it).  Copy what you keep (``bytes(view[a:b])``).
 """
 
 from __future__ import annotations
 
+import operator
 import sys
 from types import TracebackType
 from typing import Any
@@ -66,33 +68,39 @@ _LOW32 = 0xFFFFFFFF
 # ``ring`` for as long as any view made from it lives (the block's view, a
 # slice of it, ``memoryview(view)``, a NumPy array over it).  So at exit,
 # after ``view.release()``, a count above the resting one means something
-# made from the view outlives the block.
+# made from the view outlives the block.  The ring is never held in a
+# variable on the way (only on the stack, as ``sys.getrefcount``'s
+# argument): a tracer that reads ``frame.f_locals`` (pdb, IDE debuggers,
+# snoopers; CPython <= 3.12 copies the locals into a dict) would add a
+# reference and fake a leak at every exit.
+_get_w: Any = operator.attrgetter("_ring_w")
+_get_r: Any = operator.attrgetter("_ring_r")
 
 
-def _refs_after(view: memoryview, ring: Any) -> int:
-    """Release the block's view and return ``ring``'s reference count then;
-    -1 if the view itself cannot be released (a consumer of the buffer
-    protocol, e.g. a NumPy array, holds it)."""
+def _refs_after(view: memoryview, q: Any, ring_of: Any) -> int:
+    """Release the block's view and return the reference count of the ring
+    buffer ``ring_of(q)`` then; -1 if the view itself cannot be released
+    (a consumer of the buffer protocol, e.g. a NumPy array, holds it)."""
     try:
         view.release()
     except BufferError:
         return -1
-    return _getrefcount(ring)
+    return _getrefcount(ring_of(q))
 
 
 class _Probe:
-    ring: Any = None
+    _ring_w: Any = None
 
 
 def _resting_count() -> int:
     """What ``_refs_after`` returns when nothing made from the view is
     alive, measured with the same call as a block's exit
-    (``_refs_after(view, q._ring_w)``: an attribute as the argument).
+    (``_refs_after(view, q, _get_w)``, the ring in the instance's dict).
     Python versions differ in the references a call holds (CPython 3.11:
-    the attribute, the parameter, getrefcount's argument)."""
+    the dict's and getrefcount's argument)."""
     probe = _Probe()
-    probe.ring = ffi.buffer(ffi.new("char[]", 1))
-    counts = [_refs_after(memoryview(probe.ring)[:1], probe.ring)
+    probe._ring_w = ffi.buffer(ffi.new("char[]", 1))
+    counts = [_refs_after(memoryview(probe._ring_w)[:1], probe, _get_w)
               for _ in range(4)]  # the last ones with the call specialised
     return min(counts)
 
@@ -124,15 +132,32 @@ class Reservation:
         # The producer side is held exclusively from here to __exit__
         # (csrc/kfifo_zc.c, lf_kfifo_zc_reserve): any other put, this thread's
         # included, is refused; the wait for room is outside it.
-        while (at := _reserve(h, n)) < 0:
+        while True:
+            try:
+                at = _reserve(h, n)
+                if at >= 0:
+                    self._at = at
+                    self._view = view = memoryview(q._ring_w)[at:at + n]
+                    return view
+            except BaseException:
+                # A signal handler's exception (KeyboardInterrupt...) comes
+                # at the interpreter loop's next check, most often right
+                # after a C call returns (cffi drops the GIL around it):
+                # here, with the block open and no __exit__ to run yet.
+                # End it (zc_abort ends only a block this thread has open;
+                # if another block of this thread was open, the call above
+                # failed, and this ends that one: its exit then raises
+                # ConcurrentUseError).  CPython checks on entry to every
+                # Python function too, __exit__'s included: a signal there
+                # still leaves the block open (bpo-29988).
+                self._view = None
+                _abort(h)
+                raise
             if at == EMISUSE:
                 raise busy("producer")
             if at != EAGAIN:
                 q._check(at)
             q._wait_room(n + REC_HDR, self._block, self._dl, 0)
-        self._at = at
-        self._view = view = memoryview(q._ring_w)[at:at + n]
-        return view
 
     def _address(self) -> int:
         """The reserved bytes' address (reserve_array aligns its data)."""
@@ -141,16 +166,21 @@ class Reservation:
     def __exit__(self, et: type[BaseException] | None,
                  ev: BaseException | None, tb: TracebackType | None) -> None:
         q, view = self._q, self._view
-        assert view is not None, "__exit__ without __enter__"
+        if view is None:  # (not an assert: python -O drops those)
+            raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
-        n = _refs_after(view, q._ring_w)
-        if n < 0 or n > _RESTING:  # something made from the view is alive
-            # What outlived the block keeps the old buffer object; later
-            # blocks count on a new one.  reserve_array's array always
-            # does (documented there): not an error.
-            q._ring_w = ring_buffer(q._h, q._size)
-            outlived = self._checked
+        try:
+            n = _refs_after(view, q, _get_w)
+            if n < 0 or n > _RESTING:  # something made from the view lives
+                # What outlived the block keeps the old buffer object; later
+                # blocks count on a new one.  reserve_array's array always
+                # does (documented there): not an error.
+                q._ring_w = ring_buffer(q._data, q._size)
+                outlived = self._checked
+        except BaseException:  # a signal's exception (see __enter__):
+            _abort(q._h)       # as if the block raised
+            raise
         if et is None and not outlived:
             r = _commit(q._h)
             if r:
@@ -187,24 +217,42 @@ class Receipt:
         q = self._q
         h = q._h
         # Held exclusively (as reserve()); the wait is outside it.
-        while (r := _receive(h)) < 0:
+        while True:
+            try:
+                r = _receive(h)
+                if r >= 0:
+                    at, n = r >> 32, r & _LOW32
+                    self._view = view = \
+                        memoryview(q._ring_r)[at:at + n].toreadonly()
+                    return view
+            except BaseException:  # a signal's exception (see reserve())
+                self._view = None
+                _leave(h)
+                raise
             if r == EMISUSE:
                 raise busy("consumer")
             if q._wait_data(r, self._block, self._dl) == EOF:
                 q._check(EOF)
-        at, n = r >> 32, r & _LOW32
-        self._view = view = memoryview(q._ring_r)[at:at + n].toreadonly()
-        return view
 
-    def _end(self, consume: bool) -> None:
+    def _end(self, consume: bool, failing: bool = False) -> None:
         q, view = self._q, self._view
-        assert view is not None, "__exit__ without __enter__"
+        if view is None:  # (not an assert: python -O drops those)
+            raise RuntimeError("a block ends once, after its __enter__")
         self._view = None
         outlived = False
-        n = _refs_after(view, q._ring_r)
-        if n < 0 or n > _RESTING:  # as in Reservation.__exit__
-            q._ring_r = ring_buffer(q._h, q._size)
-            outlived = self._checked
+        try:
+            n = _refs_after(view, q, _get_r)
+            if n < 0 or n > _RESTING:  # as in Reservation.__exit__
+                q._ring_r = ring_buffer(q._data, q._size)
+                # The block raised: consumed all the same, or a handler
+                # that fails on a message would get it for ever (what
+                # outlives the block is often just the traceback: a slice
+                # passed to the function that raised).  Its exception
+                # propagates.
+                outlived = self._checked and not failing
+        except BaseException:  # a signal's exception: as if it raised
+            (_consume if consume else _leave)(q._h)
+            raise
         if consume and not outlived:
             r = _consume(q._h)
             if r < 0:
@@ -220,7 +268,7 @@ class Receipt:
 
     def __exit__(self, et: type[BaseException] | None,
                  ev: BaseException | None, tb: TracebackType | None) -> None:
-        self._end(True)
+        self._end(True, et is not None)
 
 
 class KfifoZeroCopy(Kfifo):
@@ -256,9 +304,9 @@ class KfifoZeroCopy(Kfifo):
         Waits as ``get_message`` does (``queue.Empty``, ``EOFError``,
         ``ProducerDied``; the timeout counts from this call).  The consumer
         side is held until the block ends.  ``view`` raises ``ValueError``
-        after the block; a view made from it that is still alive at exit
-        (slice, ``np.frombuffer(view)``) raises ``BufferError`` and the
-        message is not consumed."""
+        after the block; a view made from it that is still alive at a
+        normal exit (slice, ``np.frombuffer(view)``) raises ``BufferError``
+        and the message is not consumed."""
         if timeout is None:
             return Receipt(self, block, FOREVER if block else NOWAIT)
         return Receipt(self, block, deadline(block, timeout))
