@@ -87,6 +87,7 @@ int lf_kfifo_register(struct lf_kfifo_handle *h, uint32_t role)
 		return LF_EINVAL;
 	if (h->fork_gen != gen) {	/* a copy in a forked child */
 		h->roles = 0;
+		h->rsv_open = 0;	/* the parent's reservation, if any */
 		h->fork_gen = gen;
 	}
 	if (h->roles & role)

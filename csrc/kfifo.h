@@ -207,9 +207,10 @@ int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
  * negative error (LF_EAGAIN: empty, LF_EOF...) opens nothing.
  * lf_kfifo_zc_consume() consumes it and ends the block (the length),
  * lf_kfifo_zc_leave() ends it leaving the message in the ring.  Ending a
- * block this thread has not open: LF_EMISUSE.  The caller waits for room
+ * block this process has not open (a fork child's copy of its parent's):
+ * LF_EMISUSE; any thread of the opener's process may end it.  The caller waits for room
  * or data (lf_kfifo_wait_*) between attempts, outside any block.
- * lf_kfifo_zc_held(): is a block open on either role (by anyone)? */
+ * lf_kfifo_zc_held(): is a block open on either role, by this process? */
 int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n);
 int lf_kfifo_zc_commit(struct lf_kfifo_handle *h);
 int lf_kfifo_zc_abort(struct lf_kfifo_handle *h);

@@ -31,11 +31,18 @@ static int zc_open(struct lf_kfifo_handle *h, int i)
 	return 0;
 }
 
-/* Is a block on role i open, by this thread? */
+/* Is a block on role i open, by this process? */
 static inline int zc_mine(struct lf_kfifo_handle *h, int i)
 {
-	return lf_read64(&h->user[i].word) ==
-	       (lf_owner_self() | LF_KFIFO_ZC_HELD);
+	uint64_t w = lf_read64(&h->user[i].word);
+
+	/* This process's, not only this thread's: a block may end on another
+	 * thread (a generator suspended inside receive() and finalised
+	 * there); Python ends a block only through the object that opened
+	 * it.  A fork child's copy holds its parent's id: not its own. */
+	return (w & LF_KFIFO_ZC_HELD) &&
+	       lf_owner_pid(w & ~LF_KFIFO_ZC_HELD) ==
+	       lf_owner_pid(lf_owner_self());
 }
 
 int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n)
@@ -110,6 +117,5 @@ int lf_kfifo_zc_leave(struct lf_kfifo_handle *h)
 
 int lf_kfifo_zc_held(struct lf_kfifo_handle *h)
 {
-	return (lf_read64(&h->user[0].word) & LF_KFIFO_ZC_HELD) ||
-	       (lf_read64(&h->user[1].word) & LF_KFIFO_ZC_HELD);
+	return zc_mine(h, 0) || zc_mine(h, 1);
 }

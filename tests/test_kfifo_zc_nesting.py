@@ -60,16 +60,11 @@ def test_wait_for_room_is_outside_the_hold():
     q.close()
 
 
-# Known defects in csrc/kfifo.c (not fixed here: that file is being split;
-# the fix is described in the review report).  strict: they flip to XPASS,
-# i.e. fail, once the C is fixed, so the marks cannot be forgotten.
-
-C_FIX = ("csrc/kfifo.c: zc_mine()/lf_kfifo_zc_held() must accept a block "
-         "opened by any thread of this process and ignore one of another "
-         "process (the word's pid)")
+# Blocks and their owners across threads and fork (csrc/kfifo_zc.c zc_mine:
+# a block is this process's, not only its opening thread's; csrc/kfifo.c
+# lf_kfifo_register: a fork child's copy forgets the parent's reservation).
 
 
-@pytest.mark.xfail(strict=True, reason=C_FIX)
 def test_a_block_ended_by_another_thread_does_not_wedge_the_side():
     """A generator suspended inside a receive() block and finalised by
     another thread runs the block's exit there: it must end the block, not
@@ -101,7 +96,6 @@ def test_a_block_ended_by_another_thread_does_not_wedge_the_side():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.xfail(strict=True, reason=C_FIX)
 def test_a_fork_child_can_close_an_object_whose_parent_was_in_a_block():
     """A child forked inside a block has a copy of the handle whose in-use
     word names a parent thread: not a block of the child's, so close() in
@@ -155,8 +149,6 @@ def _wait_gone(pid: int) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.xfail(strict=True, reason="csrc/kfifo.c: lf_kfifo_register() "
-                   "must clear rsv_open with roles in a fork child's copy")
 def test_a_fork_child_can_produce_after_its_parent_died_in_a_block():
     """P opens a reserve() block, forks C and dies inside it.  C's copy of
     the handle has P's open reservation (rsv_open): C can never end it (not
