@@ -266,7 +266,7 @@ def test_every_constant_python_uses_matches_its_header():
 #: header constant).
 COPIES = [
     ("lockfree._seq_core", "MAX_SIZE", "LF_SEQ_MAX_SIZE"),
-    ("lockfree._kfifo_core", "MAX_CAPACITY", "LF_KFIFO_MAX_SIZE"),
+    ("lockfree._kfifo_args", "MAX_CAPACITY", "LF_KFIFO_MAX_SIZE"),
     ("lockfree.region", "HEADER", "LF_REGION_HEADER"),
 ]
 

@@ -27,7 +27,7 @@ import struct
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._kfifo_core import deadline, index
+from ._kfifo_args import deadline, index
 from ._kfifo_zc import KfifoZeroCopy, Receipt, Reservation
 
 if TYPE_CHECKING:

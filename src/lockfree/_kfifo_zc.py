@@ -35,19 +35,18 @@ from types import TracebackType
 from typing import Any
 
 from ._ffi import ffi, lib
-from ._kfifo_core import (
+from ._kfifo_args import (
     EAGAIN,
     EMISUSE,
     EOF,
     FOREVER,
     NOWAIT,
     REC_HDR,
-    Kfifo,
     busy,
     deadline,
     index,
-    ring_buffer,
 )
+from ._kfifo_core import Kfifo, ring_buffer
 
 __all__ = ["KfifoZeroCopy", "Receipt", "Reservation"]
 

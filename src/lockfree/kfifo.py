@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import inspect
 
-from ._kfifo_core import MAX_BATCH, MAX_CAPACITY, MODES, REC_HDR, Kfifo
+from ._kfifo_args import MAX_BATCH, MAX_CAPACITY, MODES, REC_HDR
+from ._kfifo_core import Kfifo
 from .errors import (
                      ConcurrentUseError,
                      ConsumerDied,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wait
 from ._ffi import ffi, lib
-from ._kfifo_core import (
+from ._kfifo_args import (
     CONSUMER,
     EAGAIN,
     EDEAD,

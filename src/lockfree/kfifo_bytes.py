@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._ffi import ffi, lib
-from ._kfifo_core import (
+from ._kfifo_args import (
     EAGAIN,
     EOF,
     PRODUCER,
     SCRATCH,
-    Kfifo,
     bufptr,
     busy,
     count,
     deadline,
 )
+from ._kfifo_core import Kfifo
 
 __all__ = ["KfifoBytes"]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._ffi import ffi, lib
-from ._kfifo_core import (
+from ._kfifo_args import (
     CONSUMER,
     EAGAIN,
     EBIG,
