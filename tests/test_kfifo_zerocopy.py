@@ -150,6 +150,26 @@ def test_timeouts_and_bad_arguments():
     q.close()
 
 
+def test_a_block_that_found_no_message_or_room_can_be_entered_again():
+    """queue.Empty (Full) from __enter__ opens no block: the same receive()
+    (reserve()) object may try again; one that was entered may not."""
+    q = KfifoQueue(64)
+    receipt, reservation = q.receive(block=False), q.reserve(8)
+    with pytest.raises(queue.Empty), receipt:
+        pass
+    q.put_message(b"later")
+    with receipt as view:                          # the same object
+        assert bytes(view) == b"later"
+    with pytest.raises(RuntimeError, match="once"), receipt:
+        pass
+    with reservation as buf:
+        buf[:] = b"12345678"
+    with pytest.raises(RuntimeError, match="once"), reservation:
+        pass
+    assert q.get_message() == b"12345678"
+    q.close()
+
+
 def test_blocking_reserve_waits_for_the_consumer_to_pass_the_padding():
     # A large record that does not fit before the end waits for the
     # consumer: padding first, then offset 0.

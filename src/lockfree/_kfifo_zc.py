@@ -212,7 +212,6 @@ class Receipt:
     def __enter__(self) -> memoryview:
         if self._entered:
             raise RuntimeError("a receipt is entered once")
-        self._entered = True
         q = self._q
         h = q._h
         # Held exclusively (as reserve()); the wait is outside it.
@@ -223,6 +222,7 @@ class Receipt:
                     at, n = r >> 32, r & _LOW32
                     self._view = view = \
                         memoryview(q._ring_r)[at:at + n].toreadonly()
+                    self._entered = True  # (not before: retry after Empty)
                     return view
             except BaseException:  # a signal's exception (see reserve())
                 self._view = None
