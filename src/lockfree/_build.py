@@ -132,6 +132,19 @@ def sources(directory: str) -> list[str]:
     return found
 
 
+def headers_under(directory: str) -> list[str]:
+    """Every header under ``directory`` (arch/, shims/, tools/ included),
+    as :func:`sources` gives paths: an extension's ``depends``, so that a
+    build whose only change is a header rebuilds (setuptools compares the
+    sources and depends with the built module)."""
+    found = sorted(glob.glob(os.path.join(directory, "**", "*.h"),
+                             recursive=True))
+    root = os.path.dirname(CSRC)
+    if os.path.abspath(os.getcwd()) == root:
+        found = [os.path.relpath(s, root) for s in found]
+    return found
+
+
 def build_options(portable: bool | None = None) -> dict[str, list[Any]]:
     """set_source() options every extension built from csrc/ shares.
     ``portable``: the atomics layer (default: :func:`atomics_impl`)."""
@@ -139,6 +152,7 @@ def build_options(portable: bool | None = None) -> dict[str, list[Any]]:
         portable = atomics_impl() == "portable"
     return dict(
         include_dirs=[CSRC],
+        depends=headers_under(CSRC),
         define_macros=[("LF_ATOMICS_PORTABLE", "1")] if portable else [],
         # -O2, never -march=native: wheels must run on any x86-64.
         extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
