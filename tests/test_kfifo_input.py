@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from lockfree import AtomicInt, Kfifo
+from lockfree import AtomicInt, Kfifo, KfifoQueue
 from lockfree.errors import CorruptStateError
 from lockfree.region import HEADER
 
@@ -193,3 +193,12 @@ def test_attach_rejects_other_kinds_sizes_versions():
     struct.pack_into("<I", bad, HEADER + 128 + 4, 7)    # mask
     with pytest.raises(ValueError, match="corrupt"):
         Kfifo.attach(buffer=bad)
+    # The same for a queue, whose close() (run on the way out) looks for
+    # open zero-copy blocks: it raised AttributeError (no handle yet), found
+    # by the long scribble suite.
+    buf = bytearray(Kfifo.region_size(64, "records"))
+    KfifoQueue(64, buffer=buf).close()
+    struct.pack_into("<I", buf, HEADER + 128 + 4, 7)    # mask
+    for cls in (Kfifo, KfifoQueue):
+        with pytest.raises(ValueError, match="corrupt"):
+            cls.attach(buffer=buf)

@@ -313,7 +313,8 @@ class KfifoZeroCopy(Kfifo):
     def close(self) -> None:
         """Give up this object's roles and release its memory (idempotent);
         ``ValueError`` inside a ``reserve()``/``receive()`` block."""
-        if not self.closed and lib.lf_kfifo_zc_held(self._h):
+        h = self.__dict__.get("_h")  # (none when attach found it corrupt)
+        if h is not None and lib.lf_kfifo_zc_held(h):
             raise ValueError("close() inside a reserve()/receive() block: "
                              "leave the block first")
         super().close()
