@@ -1,5 +1,6 @@
 #include "atomic.h"
 #include "arch/atomic.h"
+#include "errors.h"
 
 
 /* Signed <-> unsigned conversions are value-preserving modulo 2^64 on every
@@ -85,27 +86,43 @@ int64_t lf_atomic_dec_return(lf_atomic_t *a)
 	return S(lf_xadd64(&a->counter, -(uint64_t)1) - 1);
 }
 
-bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr)
+/* AtomicInt indexes (False, True) with these results: an error must not
+ * pass for a valid negative index. */
+_Static_assert(LF_EINVAL < -2, "LF_EINVAL indexes (False, True)");
+
+int lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr)
 {
-	return lf_test_and_set_bit64(&a->counter, nr & 63);
+	if (nr > 63)
+		return LF_EINVAL;
+	return lf_test_and_set_bit64(&a->counter, nr);
 }
 
-bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr)
+int lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr)
 {
-	return lf_test_and_clear_bit64(&a->counter, nr & 63);
+	if (nr > 63)
+		return LF_EINVAL;
+	return lf_test_and_clear_bit64(&a->counter, nr);
 }
 
-void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr)
+int lf_atomic_set_bit(lf_atomic_t *a, unsigned nr)
 {
-	lf_set_bit64(&a->counter, nr & 63);
+	if (nr > 63)
+		return LF_EINVAL;
+	lf_set_bit64(&a->counter, nr);
+	return 0;
 }
 
-void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr)
+int lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr)
 {
-	lf_clear_bit64(&a->counter, nr & 63);
+	if (nr > 63)
+		return LF_EINVAL;
+	lf_clear_bit64(&a->counter, nr);
+	return 0;
 }
 
-bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr)
+int lf_atomic_test_bit(lf_atomic_t *a, unsigned nr)
 {
-	return (lf_load_acquire64(&a->counter) >> (nr & 63)) & 1;
+	if (nr > 63)
+		return LF_EINVAL;
+	return (lf_load_acquire64(&a->counter) >> nr) & 1;
 }

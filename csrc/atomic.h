@@ -45,12 +45,15 @@ int64_t lf_atomic_fetch_dec(lf_atomic_t *a);
 int64_t lf_atomic_inc_return(lf_atomic_t *a);
 int64_t lf_atomic_dec_return(lf_atomic_t *a);
 
-/* Bit operations; nr must be in [0, 63] (the Python layer checks). */
-bool lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr);
-bool lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr);
-void lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);
-void lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
-bool lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
+/* Bit operations on bit nr (0..63): the bit's previous state (0 or 1), or
+ * 0 for set/clear; LF_EINVAL, nothing changed, when nr > 63.  Checked here,
+ * not masked as the kernel's are: AtomicInt turns LF_EINVAL into its
+ * ValueError with no check of its own on the fast path. */
+int lf_atomic_test_and_set_bit(lf_atomic_t *a, unsigned nr);
+int lf_atomic_test_and_clear_bit(lf_atomic_t *a, unsigned nr);
+int lf_atomic_set_bit(lf_atomic_t *a, unsigned nr);
+int lf_atomic_clear_bit(lf_atomic_t *a, unsigned nr);
+int lf_atomic_test_bit(lf_atomic_t *a, unsigned nr);
 /* cffi:end */
 
 #endif /* LF_ATOMIC_H */

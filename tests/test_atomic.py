@@ -164,10 +164,10 @@ class _Index:
 
 
 def test_bit_number_types():
-    # The bit operations check an int's range in C (``nr in range(64)``)
-    # and send anything else through operator.index: index-like objects
-    # and bools work, floats and strings raise TypeError, before C sees
-    # them or after (cffi refuses a float that range() accepted).
+    # The bit operations check the range in C (LF_EINVAL above 63; cffi
+    # refuses negative numbers and non-integers) and send what failed
+    # through operator.index: index-like objects and bools work, floats
+    # and strings raise TypeError.
     a = AtomicInt()
     assert a.test_and_set_bit(_Index(5)) is False
     assert a.test_bit(_Index(5)) is True and a.load() == 32
@@ -270,8 +270,8 @@ def test_context_manager_closes():
 
 def test_ops_touch_only_the_counter_whatever_the_header_says():
     """AtomicInt has no sizes, offsets or indexes: every operation is on the
-    8 bytes after the header, bit numbers are checked (0..63) and masked in
-    C.  A header scribbled after attach changes nothing; bytes around the
+    8 bytes after the header, bit numbers are checked (0..63) in C.  A
+    header scribbled after attach changes nothing; bytes around the
     counter are never written."""
     buf = bytearray(os.urandom(64 + HEADER + 8 + 64))
     a = AtomicInt(0, buffer=buf, offset=64)
