@@ -149,9 +149,6 @@ struct lf_kfifo_handle {
 	 * index rsv_end; while open, other producer calls get LF_EMISUSE. */
 	uint32_t rsv_open;
 	uint32_t rsv_end;
-	/* Records: the producer's early restart (kfifo_rec.c) is not tried
-	 * again until the write index passes hot_next. */
-	uint32_t hot_next;
 	/* In-use words, [0] producer, [1] consumer: the owner id
 	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
 	 * none; a line each, so a producer thread and a consumer thread sharing

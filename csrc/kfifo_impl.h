@@ -37,12 +37,6 @@
 /* A function of one kfifo file that another calls: not exported. */
 #define LF_KFIFO_PRIVATE	__attribute__((visibility("hidden")))
 
-/* Records: the write offset past which the producer restarts at offset 0
- * when it can (kfifo_rec.c, rec_restart). */
-#ifndef LF_KFIFO_HOT
-#define LF_KFIFO_HOT	(128u << 10)
-#endif
-
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;

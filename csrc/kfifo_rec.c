@@ -7,7 +7,6 @@
  */
 #include "kfifo_impl.h"
 
-#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -43,32 +42,6 @@ static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
 }
 
 /*
- * Early restart.  A producer whose consumer keeps up would walk the whole
- * data area, writing lines its cache gave up a lap ago.  Once its write
- * offset is LF_KFIFO_HOT or more, it starts the next record at offset 0
- * instead (padding to the end, as for a record that does not fit) if the
- * consumer has already freed the room for that padding and the record, so
- * a restart never makes it wait.  Its records then stay in the first
- * LF_KFIFO_HOT bytes plus a record or two, which its cache still holds.  A
- * consumer that lags leaves no such room: the ring is used whole, as
- * without the restart, and the producer, which re-reads out to find out,
- * does not try again until it has written LF_KFIFO_HOT / 4 more bytes.
- */
-static inline bool rec_restart(struct lf_kfifo_handle *h, uint32_t in,
-			       uint32_t need)
-{
-	uint32_t tail = h->size - (in & h->mask);
-
-	if (likely((in & h->mask) < LF_KFIFO_HOT) ||
-	    h->hot_next - in - 1 < LF_KFIFO_HOT / 4)
-		return false;
-	if (prod_free(h, in, tail + need) >= (int64_t)tail + need)
-		return true;
-	h->hot_next = in + LF_KFIFO_HOT / 4;
-	return false;
-}
-
-/*
  * Producer: room for a record of need bytes at *in (unpublished records
  * before it included).  0: it fits, and *in is where it starts (padding
  * written before it, published with it).  LF_EAGAIN: not yet; if the
@@ -80,11 +53,7 @@ static inline int rec_room(struct lf_kfifo_handle *h, uint32_t *in,
 			   uint32_t need)
 {
 	uint32_t pad = rec_pad(h, *in, need);
-	int64_t free;
-
-	if (!pad && rec_restart(h, *in, need))
-		pad = h->size - (*in & h->mask);
-	free = prod_free(h, *in, pad + need);
+	int64_t free = prod_free(h, *in, pad + need);
 
 	if (likely(free >= (int64_t)pad + need)) {
 		if (unlikely(pad)) {

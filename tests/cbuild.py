@@ -64,11 +64,8 @@ BUILD = CDIR / "build"
 # LF_TEST_HOOKS: csrc/lockwait.h's test hook (absent from the library).
 # LF_BENCH_NO_CK: the bench harness without Concurrency Kit, as in the wheel
 # (the programs must not depend on optional headers).
-# LF_KFIFO_HOT=512: the kfifo producer's early restart (csrc/kfifo_rec.c)
-# past 512 bytes instead of 128 KiB, so that kfifo_stress's 1 KiB record
-# ring restarts early too, under every variant.
 _COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS",
-           "-DLF_BENCH_NO_CK", "-DLF_KFIFO_HOT=512u"]
+           "-DLF_BENCH_NO_CK"]
 
 VARIANTS: dict[str, list[str]] = {
     # (see the module doc; compiler and runner in CROSS)
