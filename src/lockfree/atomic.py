@@ -256,35 +256,42 @@ class AtomicInt(Primitive):
         try:
             return _BIT[_test_and_set_bit(self._h, nr)]
         except _NOT_A_BIT:
-            return _BIT[_test_and_set_bit(self._h, _bit(nr))]
+            pass  # (not a bit number: _bit raises outside the handler)
+        return _BIT[_test_and_set_bit(self._h, _bit(nr))]
 
     def test_and_clear_bit(self, nr: int) -> bool:
         """Clear bit ``nr`` and return its previous state (``lock btr``)."""
         try:
             return _BIT[_test_and_clear_bit(self._h, nr)]
         except _NOT_A_BIT:
-            return _BIT[_test_and_clear_bit(self._h, _bit(nr))]
+            pass  # (not a bit number: _bit raises outside the handler)
+        return _BIT[_test_and_clear_bit(self._h, _bit(nr))]
 
     def set_bit(self, nr: int) -> None:
         """Set bit ``nr`` atomically."""
         try:
             _BIT[_set_bit(self._h, nr)]  # (IndexError: a bad nr)
+            return
         except _NOT_A_BIT:
-            _set_bit(self._h, _bit(nr))
+            pass
+        _set_bit(self._h, _bit(nr))
 
     def clear_bit(self, nr: int) -> None:
         """Clear bit ``nr`` atomically."""
         try:
             _BIT[_clear_bit(self._h, nr)]
+            return
         except _NOT_A_BIT:
-            _clear_bit(self._h, _bit(nr))
+            pass
+        _clear_bit(self._h, _bit(nr))
 
     def test_bit(self, nr: int) -> bool:
         """Return bit ``nr`` of the current value."""
         try:
             return _BIT[_test_bit(self._h, nr)]
         except _NOT_A_BIT:
-            return _BIT[_test_bit(self._h, _bit(nr))]
+            pass  # (not a bit number: _bit raises outside the handler)
+        return _BIT[_test_bit(self._h, _bit(nr))]
 
     # -- conveniences --------------------------------------------------------
 
