@@ -150,10 +150,18 @@ int lf_kfifo_owner_pid(struct lf_kfifo_handle *h, uint32_t role)
 
 int64_t lf_kfifo_len(struct lf_kfifo_handle *h)
 {
-	uint32_t out = lf_load_acquire32(&h->f->out);
-	uint32_t used = lf_load_acquire32(&h->f->in) - out;
+	uint32_t out, used;
+	int tries = 0;
 
-	return used > h->size ? (int64_t)LF_ECORRUPT : (int64_t)used;
+	do {
+		out = lf_load_acquire32(&h->f->out);
+		used = lf_load_acquire32(&h->f->in) - out;
+		if (used <= h->size)
+			return used;
+		/* Records: a restart moved out after we read it (kfifo_rec.c,
+		 * cons_used() in kfifo_impl.h); read both again. */
+	} while (cons_moved(h, out) && ++tries < LF_KFIFO_RETRIES);
+	return LF_ECORRUPT;
 }
 
 int64_t lf_kfifo_avail(struct lf_kfifo_handle *h)
@@ -201,8 +209,13 @@ static int64_t kfifo_reset(struct lf_kfifo_handle *h)
 	out = lf_read32(&f->out);
 	in = lf_load_acquire32(&f->in);
 	lf_write32(&f->in_cache, in);
-	if (in - out > h->size)
-		return LF_ECORRUPT;
+	if (in - out > h->size) {
+		/* A restart moved out meanwhile (kfifo_rec.c): out read after
+		 * in is at most in. */
+		out = lf_load_acquire32(&f->out);
+		if (h->mode != LF_KFIFO_RECORDS || in - out > h->size)
+			return LF_ECORRUPT;
+	}
 	cons_publish(h, in);
 	return in - out;
 }

@@ -96,7 +96,8 @@ struct lf_kfifo {
 	uint64_t prod_owner;	/* registration: pid << 32 | handle id */
 	uint64_t prod_pad[6];
 
-	/* Consumer line: written by the consumer only. */
+	/* Consumer line: written by the consumer (and, records mode, by the
+	 * producer's one cmpxchg when it restarts: kfifo_rec.c). */
 	uint32_t out;		/* free-running read index */
 	uint32_t in_cache;	/* consumer's last view of in */
 	uint64_t cons_owner;
@@ -149,6 +150,13 @@ struct lf_kfifo_handle {
 	 * index rsv_end; while open, other producer calls get LF_EMISUSE. */
 	uint32_t rsv_open;
 	uint32_t rsv_end;
+	/* Records, the producer's restart (kfifo_rec.c): the open reservation
+	 * was placed at offset 0 and ends the padding that starts at rsv_from
+	 * (rsv_restart), decided at commit; and no restart is tried while the
+	 * write index is in the HOT / 4 bytes below hot_next. */
+	uint32_t rsv_restart;
+	uint32_t rsv_from;
+	uint32_t hot_next;
 	/* In-use words, [0] producer, [1] consumer: the owner id
 	 * (lf_owner_self()) of the thread inside a call on that role, 0 when
 	 * none; a line each, so a producer thread and a consumer thread sharing

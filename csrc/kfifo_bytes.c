@@ -66,7 +66,7 @@ static inline int64_t cons_take(struct lf_kfifo_handle *h, uint32_t *out,
 	if (unlikely(r))
 		return r;
 	*out = lf_read32(&h->f->out);
-	used = cons_used(h, *out, n ? n : 1);
+	used = cons_used(h, out, n ? n : 1);
 	if (used < 0)
 		return used;
 	return min_u32(n, (uint32_t)used);
@@ -149,7 +149,7 @@ static int kfifo_get_elem_slow(struct lf_kfifo_handle *h, void *p,
 	if (esize == 0 || esize > h->size)
 		return LF_EMSGSIZE;
 	out = lf_read32(&h->f->out);
-	used = cons_used(h, out, esize);
+	used = cons_used(h, &out, esize);
 	if (used == LF_EAGAIN)
 		return 0;			/* empty */
 	if (used < 0)

@@ -37,6 +37,16 @@
 /* A function of one kfifo file that another calls: not exported. */
 #define LF_KFIFO_PRIVATE	__attribute__((visibility("hidden")))
 
+/* Records: the write offset from which the producer restarts at offset 0
+ * when the consumer has taken everything (kfifo_rec.c, "Restart"). */
+#ifndef LF_KFIFO_HOT
+#define LF_KFIFO_HOT	(128u << 10)
+#endif
+
+/* Records: how many times a consumer call starts again because the
+ * producer moved out under it (a restart) before it answers LF_EAGAIN. */
+#define LF_KFIFO_RETRIES	8
+
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
@@ -130,16 +140,23 @@ static inline void prod_publish(struct lf_kfifo_handle *h, uint32_t in)
 }
 
 /*
- * Bytes readable at read index out, re-reading in only when the cached copy
+ * Bytes readable at read index *out, re-reading in only when the cached copy
  * shows fewer than want.  Empty: LF_EOF if the producer closed, else
  * LF_EAGAIN.
+ *
+ * Records mode: out is the consumer's, but a restarting producer may move
+ * it forward over padding while the consumer takes nothing (kfifo_rec.c,
+ * "Restart").  A caller that read *out before such a move sees in more
+ * than size ahead of it once the producer has written on; then *out is
+ * re-read (after in: it is at least the moved value) and updated, not
+ * reported as corrupt.
  */
-static inline int64_t cons_used(struct lf_kfifo_handle *h, uint32_t out,
+static inline int64_t cons_used(struct lf_kfifo_handle *h, uint32_t *out,
 				uint32_t want)
 {
 	struct lf_kfifo *f = h->f;
-	uint32_t used = lf_read32(&f->in_cache) - out;
-	uint32_t flags, in;
+	uint32_t used = lf_read32(&f->in_cache) - *out;
+	uint32_t flags, in, now;
 
 	if (likely(used >= want && used <= h->size))
 		return used;
@@ -151,13 +168,37 @@ static inline int64_t cons_used(struct lf_kfifo_handle *h, uint32_t out,
 	 * below in are in the data area. */
 	in = lf_load_acquire32(&f->in);
 	lf_write32(&f->in_cache, in);
-	used = in - out;
-	if (unlikely(used > h->size))
-		return LF_ECORRUPT;
+	used = in - *out;
+	if (unlikely(used > h->size)) {
+		/* Pairs with the producer's cmpxchg of out in rec_restart(),
+		 * which comes before its store-release of any in past the
+		 * padding. */
+		now = lf_load_acquire32(&f->out);
+		if (h->mode != LF_KFIFO_RECORDS || now == *out ||
+		    in - now > h->size)
+			return LF_ECORRUPT;
+		*out = now;
+		used = in - now;
+	}
 	if (used == 0)
 		return (flags & LF_KFIFO_F_CLOSED) ? LF_EOF
 						   : LF_EAGAIN;
 	return used;
+}
+
+/*
+ * Records mode, after the consumer has read the bytes at out: did the
+ * producer move out away from it meanwhile (a restart, kfifo_rec.c)?  Then
+ * those bytes were the restart's padding, or already rewritten by records
+ * of the next lap; the caller starts again from the new out.  The seqlock
+ * reader's re-check: the loads of the bytes before the load of out (pairs
+ * with the full barrier after the producer's cmpxchg, before it writes
+ * there again).
+ */
+static inline int cons_moved(struct lf_kfifo_handle *h, uint32_t out)
+{
+	lf_smp_rmb();
+	return unlikely(lf_read32(&h->f->out) != out);
 }
 
 static inline void cons_publish(struct lf_kfifo_handle *h, uint32_t out)
@@ -215,6 +256,32 @@ static inline void set_parts(struct lf_kfifo_handle *h, uint32_t off,
 /* Records never wrap: the padding rule is stated in kfifo_rec.c, where the
  * producer writes it. */
 
+/*
+ * A record header, as the consumer parser reads it.  The one read of the
+ * data area that may race with the producer by design: a consumer call
+ * that read out just before a restart moved it (kfifo_rec.c) parses the
+ * restart's padding, which the producer may be writing the next lap over
+ * by then; cons_moved() finds out and the call starts again, as a seqlock
+ * reader retries (the kernel would mark this read data_race()).  So it is
+ * hidden from ThreadSanitizer, which would report the race it is.
+ */
+#if defined(__has_attribute)
+# if __has_attribute(no_sanitize)
+#  define LF_DATA_RACE __attribute__((no_sanitize("thread")))
+# endif
+#endif
+#ifndef LF_DATA_RACE
+# define LF_DATA_RACE
+#endif
+
+static inline LF_DATA_RACE uint32_t rec_hdr(const unsigned char *p)
+{
+	uint32_t v;
+
+	__builtin_memcpy(&v, p, LF_KFIFO_REC_HDR);
+	return v;
+}
+
 static inline unsigned char *rec_at(const struct lf_kfifo_handle *h,
 				    uint32_t idx)
 {
@@ -238,7 +305,7 @@ static inline int64_t rec_parse(const struct lf_kfifo_handle *h,
 	if (likely(tail >= LF_KFIFO_REC_HDR)) {
 		if (unlikely(used < LF_KFIFO_REC_HDR))
 			return LF_ECORRUPT;
-		copy_bytes(&len, h->data + off, LF_KFIFO_REC_HDR);
+		len = rec_hdr(h->data + off);
 		if (likely(len != LF_KFIFO_REC_PAD)) {
 			if (unlikely(len > tail - LF_KFIFO_REC_HDR ||
 				     len > used - LF_KFIFO_REC_HDR))
@@ -257,7 +324,7 @@ static inline int64_t rec_parse(const struct lf_kfifo_handle *h,
 		return LF_EAGAIN;
 	if (unlikely(used < LF_KFIFO_REC_HDR))
 		return LF_ECORRUPT;
-	copy_bytes(&len, h->data, LF_KFIFO_REC_HDR);
+	len = rec_hdr(h->data);
 	/* (A second padding marker is larger than used: corrupt too.) */
 	if (unlikely(len > used - LF_KFIFO_REC_HDR))
 		return LF_ECORRUPT;
@@ -275,26 +342,37 @@ static inline int64_t rec_next(struct lf_kfifo_handle *h, uint32_t *out,
 {
 	int64_t used, len;
 	uint32_t pad;
+	int tries = 0;
 	int r = cons_enter(h, LF_KFIFO_RECORDS);
 
 	if (unlikely(r))
 		return r;
-	*out = lf_read32(&h->f->out);
+again:
+	/* Acquire: pairs with the producer's cmpxchg of out (rec_restart),
+	 * after its store-release of in past the padding it skips. */
+	*out = lf_load_acquire32(&h->f->out);
 	/* A record is published whole, so any readable byte means a whole
 	 * record (or padding) is there. */
-	used = cons_used(h, *out, 1);
+	used = cons_used(h, out, 1);
 	if (unlikely(used < 0))
 		return used;
 	len = rec_parse(h, *out, (uint32_t)used, &pad);
+	if (cons_moved(h, *out)) {
+		if (++tries < LF_KFIFO_RETRIES)
+			goto again;
+		return LF_EAGAIN;
+	}
 	if (unlikely(pad)) {
 		*out += pad;
 		used -= pad;
 		if (len == LF_EAGAIN) {
+			/* (The producer may move out to the same index.) */
 			cons_publish(h, *out);
-			used = cons_used(h, *out, 1);
+			used = cons_used(h, out, 1);
 			if (used < 0)
 				return used;
-			/* At offset 0 now, where rec_parse finds no padding. */
+			/* At offset 0 now, where rec_parse finds no padding,
+			 * and where the producer moves out to, never from. */
 			len = rec_parse(h, *out, (uint32_t)used, &pad);
 		}
 	}

@@ -42,6 +42,61 @@ static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
 }
 
 /*
+ * Restart.  A producer whose consumer keeps up would walk the whole data
+ * area, writing lines its cache gave up a lap ago (8 MiB ago in an 8 MiB
+ * ring).  Once its write offset is LF_KFIFO_HOT or more it starts the next
+ * record at offset 0 instead, when the consumer has taken everything
+ * before it: padding to the end of the data area, published alone, then
+ * out moved from the padding's start to its end with one cmpxchg, so that
+ * the padding holds no room (the consumer took nothing, and a later burst
+ * has the whole ring, as without the restart).  The cmpxchg fails,
+ * harmlessly, when the consumer has passed the padding itself meanwhile.
+ * This is the only write of out by anyone but the consumer; a consumer
+ * call that read out before it notices and reads again (cons_used() and
+ * cons_moved() in kfifo_impl.h).
+ *
+ * put and put_many restart when the ring is empty as they start.  A
+ * reserve() block places its record at offset 0 whenever that room is
+ * free, and decides at commit: restart if the consumer has taken
+ * everything by then (the usual case when it keeps up: it had the time
+ * the block took), else move the record to where it belongs (one copy
+ * more).  Finding out costs a read of out, a line the consumer writes: a
+ * producer that could not restart tries again HOT / 4 bytes later.
+ */
+static inline int rec_hot(const struct lf_kfifo_handle *h, uint32_t idx)
+{
+	return unlikely((idx & h->mask) >= LF_KFIFO_HOT) &&
+	       h->hot_next - idx - 1 >= LF_KFIFO_HOT / 4;
+}
+
+static inline void rec_cool(struct lf_kfifo_handle *h, uint32_t idx)
+{
+	h->hot_next = idx + LF_KFIFO_HOT / 4;
+}
+
+/* Restart at idx, where the consumer is (out == idx == in, or in is ahead
+ * only by unpublished records): returns the next lap's start. */
+static uint32_t rec_restart(struct lf_kfifo_handle *h, uint32_t idx)
+{
+	struct lf_kfifo *f = h->f;
+	uint32_t next = idx + (h->size - (idx & h->mask));
+
+	rec_write_pad(h, idx, next - idx);
+	/* The padding before the index, as prod_publish(); no wake-up, there
+	 * is nothing to take.  So out never passes in, moved or not. */
+	lf_store_release32(&f->in, next);
+	/* Pairs with the load-acquire of out in rec_next() and cons_used(). */
+	lf_cmpxchg32(&f->out, idx, next);
+	/* Orders the cmpxchg before every later write of the producer, the
+	 * next lap's records over the padding included: pairs with the read
+	 * barrier in cons_moved(). */
+	lf_smp_mb();
+	/* out is next now, whoever moved it: nothing lies beyond in. */
+	lf_write32(&f->out_cache, next);
+	return next;
+}
+
+/*
  * Producer: room for a record of need bytes at *in (unpublished records
  * before it included).  0: it fits, and *in is where it starts (padding
  * written before it, published with it).  LF_EAGAIN: not yet; if the
@@ -50,10 +105,19 @@ static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
  * the record alone.  Or a status.
  */
 static inline int rec_room(struct lf_kfifo_handle *h, uint32_t *in,
-			   uint32_t need)
+			   uint32_t need, int cool)
 {
 	uint32_t pad = rec_pad(h, *in, need);
-	int64_t free = prod_free(h, *in, pad + need);
+	int64_t free;
+
+	if (!pad && rec_hot(h, *in)) {
+		/* Pairs with the store-release of out in cons_publish(). */
+		if (lf_load_acquire32(&h->f->out) == *in)
+			*in = rec_restart(h, *in);
+		else if (cool)	/* (reserve tries its own way next) */
+			rec_cool(h, *in);
+	}
+	free = prod_free(h, *in, pad + need);
 
 	if (likely(free >= (int64_t)pad + need)) {
 		if (unlikely(pad)) {
@@ -91,15 +155,22 @@ static inline void rec_write(struct lf_kfifo_handle *h, uint32_t in,
  */
 static int64_t rec_count(struct lf_kfifo_handle *h, int64_t most)
 {
-	uint32_t out = lf_load_acquire32(&h->f->out);
-	uint32_t in = lf_load_acquire32(&h->f->in);
-	uint32_t used = in - out, pad;
-	int64_t len, n = 0;
+	uint32_t start, out, in, used, pad;
+	int64_t len, n;
+	int tries = 0;
 
-	if (used > h->size)
-		return LF_ECORRUPT;
 	if (h->mode != LF_KFIFO_RECORDS)
 		return LF_EINVAL;
+again:
+	start = out = lf_load_acquire32(&h->f->out);
+	in = lf_load_acquire32(&h->f->in);
+	used = in - out;
+	n = 0;
+	if (used > h->size) {
+		if (cons_moved(h, start) && ++tries < LF_KFIFO_RETRIES)
+			goto again;	/* a restart moved out (cons_used()) */
+		return LF_ECORRUPT;
+	}
 	while (used > 0 && n < most) {
 		len = rec_parse(h, out, used, &pad);
 		if (len < 0)
@@ -108,6 +179,10 @@ static int64_t rec_count(struct lf_kfifo_handle *h, int64_t most)
 		used -= pad + LF_KFIFO_REC_HDR + (uint32_t)len;
 		n++;
 	}
+	/* What was read at start was the padding a restart skipped, or
+	 * records of the next lap already written over it. */
+	if (cons_moved(h, start) && ++tries < LF_KFIFO_RETRIES)
+		goto again;
 	return n;
 }
 
@@ -138,7 +213,7 @@ static inline int rec_prod_enter(struct lf_kfifo_handle *h)
  * of n bytes starts (*in, after any padding rec_room published), or an
  * error. */
 static inline int rec_begin(struct lf_kfifo_handle *h, uint32_t n,
-			    uint32_t *in)
+			    uint32_t *in, int cool)
 {
 	int r = rec_prod_enter(h);
 
@@ -147,13 +222,13 @@ static inline int rec_begin(struct lf_kfifo_handle *h, uint32_t n,
 	if (unlikely(n > h->size - LF_KFIFO_REC_HDR))
 		return LF_EMSGSIZE;
 	*in = lf_read32(&h->f->in);
-	return rec_room(h, in, n + LF_KFIFO_REC_HDR);
+	return rec_room(h, in, n + LF_KFIFO_REC_HDR, cool);
 }
 
 int kfifo_rec_put(struct lf_kfifo_handle *h, const char *p, uint32_t n)
 {
 	uint32_t in;
-	int r = rec_begin(h, n, &in);
+	int r = rec_begin(h, n, &in, 1);
 
 	if (unlikely(r))
 		return r;
@@ -184,7 +259,7 @@ static int64_t kfifo_rec_put_many(struct lf_kfifo_handle *h, const char *buf,
 		return LF_EINVAL;
 	in = lf_read32(&h->f->in);
 	for (k = 0; k < count; k++) {
-		r = rec_room(h, &in, lens[k] + LF_KFIFO_REC_HDR);
+		r = rec_room(h, &in, lens[k] + LF_KFIFO_REC_HDR, 1);
 		if (r) {
 			if (r != LF_EAGAIN)
 				return r;
@@ -248,10 +323,25 @@ int64_t kfifo_rec_skip(struct lf_kfifo_handle *h)
 int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n)
 {
 	uint32_t in;
-	int r = rec_begin(h, n, &in);
+	int r = rec_begin(h, n, &in, 0);
 
 	if (unlikely(r))
 		return r;
+	/* Restart decided at commit ("Restart" above): at offset 0 if that
+	 * room is free now (out is within a lap of the record's end there). */
+	h->rsv_restart = 0;
+	if (rec_hot(h, in)) {
+		uint32_t next = in + (h->size - (in & h->mask));
+		int64_t free = prod_free(h, next, n + LF_KFIFO_REC_HDR);
+
+		if (free >= (int64_t)n + LF_KFIFO_REC_HDR) {
+			h->rsv_restart = 1;
+			h->rsv_from = in;
+			in = next;
+		} else {
+			rec_cool(h, in);
+		}
+	}
 	/* The header now, the payload by the caller; nothing is published
 	 * before kfifo_rec_commit(), so a producer that dies in between leaves
 	 * only bytes beyond in, which the consumer never reads. */
@@ -277,6 +367,23 @@ int kfifo_rec_commit(struct lf_kfifo_handle *h)
 	r = prod_enter(h, LF_KFIFO_RECORDS);
 	if (unlikely(r))
 		return r;
+	if (h->rsv_restart) {
+		uint32_t from = h->rsv_from;
+		uint32_t need = h->rsv_end - (from + (h->size - (from & h->mask)));
+
+		h->rsv_restart = 0;
+		/* Pairs with the store-release of out in cons_publish(). */
+		if (lf_load_acquire32(&h->f->out) == from) {
+			rec_restart(h, from);
+		} else {
+			/* The consumer has not taken everything before the
+			 * record: it goes where it belongs, whose room
+			 * rec_room() found at reserve. */
+			memmove(rec_at(h, from), h->data, need);
+			h->rsv_end = from + need;
+			rec_cool(h, from);
+		}
+	}
 	/* The caller's writes before the index, as kfifo_rec_put's copy. */
 	prod_publish(h, h->rsv_end);
 	return 0;
@@ -285,6 +392,7 @@ int kfifo_rec_commit(struct lf_kfifo_handle *h)
 int kfifo_rec_abort(struct lf_kfifo_handle *h)
 {
 	h->rsv_open = 0;
+	h->rsv_restart = 0;
 	return 0;
 }
 

@@ -198,7 +198,8 @@ int kfifo_wait_on(struct lf_kfifo_handle *h, cond_fn cond, uint32_t idx,
 
 int kfifo_readable(struct lf_kfifo_handle *h, uint32_t out, uint32_t need)
 {
-	int64_t used = cons_used(h, out, need);
+	/* (A restart may move out: the next get looks at the new one.) */
+	int64_t used = cons_used(h, &out, need);
 
 	return used > 0 ? 0 : (int)used;
 }

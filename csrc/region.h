@@ -33,10 +33,11 @@
  * writer line and inline copy; 3: the reader-writer lock's reader slots;
  * 4: owner-word locks: the lock word is the owner id, ticket slots, packed
  * RW reader slots; 5: kfifo records never wrap: padding to the end of
- * the data area, header 0xFFFFFFFF),
- * so a segment made by an older build is refused at attach instead of
- * misread. */
-#define LF_LAYOUT_VERSION 5u
+ * the data area, header 0xFFFFFFFF; 6: a kfifo records producer may move
+ * out over padding when it restarts at offset 0, which an older consumer
+ * would misread), so a segment made by an older build is refused at
+ * attach instead of misread. */
+#define LF_LAYOUT_VERSION 6u
 #define LF_REGION_HEADER  64u
 
 enum lf_kind {

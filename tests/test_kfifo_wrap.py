@@ -279,9 +279,10 @@ def test_padding_published_alone_is_no_message():
 def test_an_empty_ring_takes_a_burst_of_its_capacity():
     """A ring the consumer has drained takes a whole burst again, lap after
     lap (the same thread puts 136 KB, then gets it).  Guards the capacity a
-    producer-side trick could take: an early restart at offset 0 (tried:
-    its padding holds the rest of the lap until the consumer passes it)
-    fails at the third burst."""
+    producer-side trick could take: a restart at offset 0 whose padding
+    holds the rest of the lap until the consumer passes it (the restart
+    moves out over it instead: test_kfifo_restart.py) fails at the third
+    burst when it restarts with the room for padding and record free."""
     q, msg = KfifoQueue(1 << 20), os.urandom(64)
     for _ in range(40):
         for _ in range(2000):

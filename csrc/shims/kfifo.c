@@ -96,22 +96,35 @@ static int64_t kfifo_rec_get_many(struct lf_kfifo_handle *h,
 				  uint32_t max_items)
 {
 	int64_t used, len;
-	uint32_t out, start, pad, pos = 0, k = 0;
-	char *fmt = h->fmt;
+	uint32_t out, start, pad, pos, k;
+	char *fmt;
+	int tries = 0, looked = 0;
 	int r = cons_enter(h, LF_KFIFO_RECORDS);
 
 	if (unlikely(r))
 		return r;
-	if (unlikely(fmt == NULL))
+	if (unlikely(h->fmt == NULL))
 		return LF_EINVAL;
-	out = start = lf_read32(&h->f->out);
 	max_items = min_u32(max_items, h->fmt_items);
 again:
-	used = cons_used(h, out, UINT32_MAX);	/* always refresh in */
+	/* Acquire: as in rec_next() (kfifo_impl.h). */
+	out = lf_load_acquire32(&h->f->out);
+	used = cons_used(h, &out, UINT32_MAX);	/* always refresh in */
 	if (used < 0)
 		return used;
+	start = out;
+	pos = k = 0;
+	fmt = h->fmt;
 	while (k < max_items && used > 0) {
 		len = rec_parse(h, out, (uint32_t)used, &pad);
+		/* The producer moved out past padding at start (a restart):
+		 * what was read there is not a message; start again from the
+		 * new out.  Only the first parse can be at a stale out. */
+		if (k == 0 && cons_moved(h, start)) {
+			if (++tries < LF_KFIFO_RETRIES)
+				goto again;
+			return LF_EAGAIN;
+		}
 		if (len == LF_EAGAIN) {		/* padding only */
 			out += pad;
 			break;
@@ -137,10 +150,10 @@ again:
 	*fmt = 0;
 	if (out != start)
 		cons_publish(h, out);
-	if (k == 0 && max_items && out != start) {
+	if (k == 0 && max_items && out != start && !looked) {
 		/* Only padding was there: look again at offset 0 (once; there
 		 * padding is corrupt). */
-		start = out;
+		looked = 1;
 		goto again;
 	}
 	return pos;

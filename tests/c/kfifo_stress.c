@@ -237,6 +237,17 @@ static void *rec_producer(void *arg)
 			    LF_EMISUSE)  /* nested put: refused */
 				fail("zc_nested_put", seq, 0);
 			memcpy(h.data + at, buf, lens[0]);
+			/* Now and then the consumer takes everything before
+			 * the commit, as one that keeps up does: a record the
+			 * reserve placed at offset 0 then restarts there at
+			 * commit (csrc/kfifo_rec.c, "Restart"). */
+			if (seq % 5 == 1) {
+				uint64_t until = SOON;
+
+				while (lf_kfifo_len(&h) != 0 &&
+				       lf_now_ns() < until)
+					lf_cpu_relax();
+			}
 			if (lf_kfifo_zc_commit(&h))
 				fail("commit", seq, 0);
 			seq++;
