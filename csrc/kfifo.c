@@ -200,24 +200,32 @@ static int64_t kfifo_reset(struct lf_kfifo_handle *h)
 {
 	struct lf_kfifo *f = h->f;
 	uint32_t in, out;
+	int tries;
 	int r = need_role(h, LF_KFIFO_ROLE_CONSUMER);
 
 	if (r)
 		return r;
 	/* The kernel's kfifo_reset_out: only the consumer moves out, so this
-	 * is safe while the producer runs; in is read like a get would. */
-	out = lf_read32(&f->out);
-	in = lf_load_acquire32(&f->in);
-	lf_write32(&f->in_cache, in);
-	if (in - out > h->size) {
-		/* A restart moved out meanwhile (kfifo_rec.c): out read after
-		 * in is at most in. */
+	 * is safe while the producer runs; in is read like a get would.  But
+	 * a restart (kfifo_rec.c) may move out meanwhile: a compare-and-swap,
+	 * where a store would move it back behind the padding it skipped. */
+	for (tries = 0; tries < LF_KFIFO_RETRIES; tries++) {
 		out = lf_load_acquire32(&f->out);
-		if (h->mode != LF_KFIFO_RECORDS || in - out > h->size)
+		in = lf_load_acquire32(&f->in);
+		lf_write32(&f->in_cache, in);
+		if (in - out > h->size) {
+			if (h->mode == LF_KFIFO_RECORDS && cons_moved(h, out))
+				continue;
 			return LF_ECORRUPT;
+		}
+		/* A full barrier: the consumer's reads before the index, as
+		 * cons_publish()'s store-release. */
+		if (lf_cmpxchg32(&f->out, out, in) == out) {
+			lf_kfifo_notify(&f->prod_sleeping, &f->prod_seq);
+			return in - out;
+		}
 	}
-	cons_publish(h, in);
-	return in - out;
+	return LF_ECORRUPT;
 }
 
 LF_KFIFO_CALL(int, close_producer, 0, (struct lf_kfifo_handle *h),

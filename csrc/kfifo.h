@@ -85,6 +85,9 @@
 
 #define LF_KFIFO_F_CLOSED	1u	/* flags: the producer closed */
 
+#define LF_KFIFO_RSV_FIXED	0x80000000u	/* lf_kfifo_zc_reserve: the
+						   message never moves */
+
 /*
  * The shared state (follows the region header).  Three cache lines, then
  * the data area.  Offsets are fixed (the layout version covers them).
@@ -209,7 +212,10 @@ int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
  * error (LF_EAGAIN: no room yet, LF_EMSGSIZE, LF_EMISUSE...) opens
  * nothing.  lf_kfifo_zc_commit() publishes the message (one store-release
  * of in) and ends the block, lf_kfifo_zc_abort() ends it publishing
- * nothing.  Consumer: lf_kfifo_zc_receive() opens the block on the next
+ * nothing.  The commit may copy the message to another offset (the
+ * restart, kfifo_rec.c); n | LF_KFIFO_RSV_FIXED asks for a message that
+ * stays where it was written (its contents are aligned relative to its
+ * address: KfifoQueue.reserve_array).  Consumer: lf_kfifo_zc_receive() opens the block on the next
  * message and returns offset << 32 | length (records never wrap: the
  * message is the contiguous range h->data + offset, both below 2^31); a
  * negative error (LF_EAGAIN: empty, LF_EOF...) opens nothing.

@@ -44,8 +44,13 @@
 #endif
 
 /* Records: how many times a consumer call starts again because the
- * producer moved out under it (a restart) before it answers LF_EAGAIN. */
+ * producer moved out under it (a restart; an honest producer moves it at
+ * most once while the consumer is inside a call) before it answers
+ * LF_ECORRUPT. */
 #define LF_KFIFO_RETRIES	8
+
+/* Offset 0 is never a restart's padding (it would be a whole lap). */
+_Static_assert(LF_KFIFO_HOT >= 64, "LF_KFIFO_HOT: at least 64 bytes");
 
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
@@ -170,9 +175,9 @@ static inline int64_t cons_used(struct lf_kfifo_handle *h, uint32_t *out,
 	lf_write32(&f->in_cache, in);
 	used = in - *out;
 	if (unlikely(used > h->size)) {
-		/* Pairs with the producer's cmpxchg of out in rec_restart(),
-		 * which comes before its store-release of any in past the
-		 * padding. */
+		/* The producer's cmpxchg of out in rec_restart() comes before
+		 * its store-release of any in past the padding, which the
+		 * load-acquire of in above read: so this read sees it. */
 		now = lf_load_acquire32(&f->out);
 		if (h->mode != LF_KFIFO_RECORDS || now == *out ||
 		    in - now > h->size)
@@ -360,7 +365,7 @@ again:
 	if (cons_moved(h, *out)) {
 		if (++tries < LF_KFIFO_RETRIES)
 			goto again;
-		return LF_EAGAIN;
+		return LF_ECORRUPT;	/* (an honest producer moves it once) */
 	}
 	if (unlikely(pad)) {
 		*out += pad;
@@ -464,7 +469,8 @@ LF_KFIFO_PRIVATE int kfifo_rec_put(struct lf_kfifo_handle *h, const char *p,
 				   uint32_t n);
 LF_KFIFO_PRIVATE int64_t kfifo_rec_parts(struct lf_kfifo_handle *h);
 LF_KFIFO_PRIVATE int64_t kfifo_rec_skip(struct lf_kfifo_handle *h);
-LF_KFIFO_PRIVATE int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n);
+LF_KFIFO_PRIVATE int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n,
+				       int fixed);
 LF_KFIFO_PRIVATE int kfifo_rec_commit(struct lf_kfifo_handle *h);
 LF_KFIFO_PRIVATE int kfifo_rec_abort(struct lf_kfifo_handle *h);
 

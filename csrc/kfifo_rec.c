@@ -57,7 +57,7 @@ static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
  *
  * put and put_many restart when the ring is empty as they start.  A
  * reserve() block places its record at offset 0 whenever that room is
- * free, and decides at commit: restart if the consumer has taken
+ * free (unless LF_KFIFO_RSV_FIXED), and decides at commit: restart if the consumer has taken
  * everything by then (the usual case when it keeps up: it had the time
  * the block took), else move the record to where it belongs (one copy
  * more).  Finding out costs a read of out, a line the consumer writes: a
@@ -181,8 +181,11 @@ again:
 	}
 	/* What was read at start was the padding a restart skipped, or
 	 * records of the next lap already written over it. */
-	if (cons_moved(h, start) && ++tries < LF_KFIFO_RETRIES)
-		goto again;
+	if (cons_moved(h, start)) {
+		if (++tries < LF_KFIFO_RETRIES)
+			goto again;
+		return LF_ECORRUPT;	/* (an honest producer moves it once) */
+	}
 	return n;
 }
 
@@ -320,7 +323,7 @@ int64_t kfifo_rec_skip(struct lf_kfifo_handle *h)
 }
 
 /* Zero-copy put: reserve, write at part[0], commit or abort (kfifo.h). */
-int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n)
+int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n, int fixed)
 {
 	uint32_t in;
 	int r = rec_begin(h, n, &in, 0);
@@ -328,9 +331,10 @@ int kfifo_rec_reserve(struct lf_kfifo_handle *h, uint32_t n)
 	if (unlikely(r))
 		return r;
 	/* Restart decided at commit ("Restart" above): at offset 0 if that
-	 * room is free now (out is within a lap of the record's end there). */
+	 * room is free now (out is within a lap of the record's end there),
+	 * unless the message must stay where it is written. */
 	h->rsv_restart = 0;
-	if (rec_hot(h, in)) {
+	if (!fixed && rec_hot(h, in)) {
 		uint32_t next = in + (h->size - (in & h->mask));
 		int64_t free = prod_free(h, next, n + LF_KFIFO_REC_HDR);
 

@@ -211,7 +211,8 @@ int kfifo_wait_readable(struct lf_kfifo_handle *h, uint64_t deadline)
 
 	if (r)
 		return r;
-	return kfifo_wait_on(h, kfifo_readable, lf_read32(&f->out), 1,
+	/* Acquire, as every consumer's first read of out (rec_next()). */
+	return kfifo_wait_on(h, kfifo_readable, lf_load_acquire32(&f->out), 1,
 			     &f->cons_sleeping, &f->cons_seq,
 			     LF_KFIFO_ROLE_PRODUCER, deadline);
 }

@@ -51,7 +51,8 @@ int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n)
 
 	if (unlikely(r))
 		return r;
-	r = kfifo_rec_reserve(h, n);
+	r = kfifo_rec_reserve(h, n & ~LF_KFIFO_RSV_FIXED,
+			      !!(n & LF_KFIFO_RSV_FIXED));
 	if (unlikely(r)) {
 		unclaim(h, 0);
 		return r;

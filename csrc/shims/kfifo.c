@@ -123,7 +123,8 @@ again:
 		if (k == 0 && cons_moved(h, start)) {
 			if (++tries < LF_KFIFO_RETRIES)
 				goto again;
-			return LF_EAGAIN;
+			return LF_ECORRUPT;	/* (an honest producer moves
+						   it once) */
 		}
 		if (len == LF_EAGAIN) {		/* padding only */
 			out += pad;
@@ -254,7 +255,7 @@ static int kfifo_wait_readable_or(struct lf_kfifo_handle *h,
 	if (r)
 		return r;
 	wait_stop_word = stop;
-	r = kfifo_wait_on(h, readable_or_stop, lf_read32(&f->out), 1,
+	r = kfifo_wait_on(h, readable_or_stop, lf_load_acquire32(&f->out), 1,
 			  &f->cons_sleeping, &f->cons_seq,
 			  LF_KFIFO_ROLE_PRODUCER, deadline);
 	wait_stop_word = NULL;

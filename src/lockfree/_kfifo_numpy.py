@@ -194,7 +194,7 @@ class KfifoArrays(KfifoZeroCopy):
                              f"needs a {n}-byte message; max_message is "
                              f"{most}")
         rsv = Reservation(self, n, bool(block), deadline(block, timeout),
-                          checked=False)
+                          checked=False, fixed=True)
         return _ArrayReservation(rsv, dims, dt, head)
 
     def receive_array(self, block: bool = True,

@@ -57,6 +57,7 @@ _abort: Any = lib.lf_kfifo_zc_abort
 _receive: Any = lib.lf_kfifo_zc_receive
 _consume: Any = lib.lf_kfifo_zc_consume
 _leave: Any = lib.lf_kfifo_zc_leave
+_FIXED: int = lib.LF_KFIFO_RSV_FIXED
 _getrefcount = sys.getrefcount
 _LOW32 = 0xFFFFFFFF
 
@@ -111,12 +112,17 @@ class Reservation:
     """``q.reserve(nbytes)``: a context manager whose ``__enter__`` returns
     the writable view, and whose ``__exit__`` commits or discards."""
 
-    __slots__ = ("_q", "_n", "_block", "_dl", "_view", "_at", "_checked")
+    __slots__ = ("_q", "_n", "_arg", "_block", "_dl", "_view", "_at",
+                 "_checked")
 
     def __init__(self, q: KfifoZeroCopy, nbytes: int, block: bool, dl: int,
-                 checked: bool = True) -> None:
+                 checked: bool = True, fixed: bool = False) -> None:
         self._q = q
         self._n = nbytes
+        # fixed: the message must stay where it is written (reserve_array
+        # aligns its data relative to the view's address), where a commit
+        # may otherwise copy it elsewhere (csrc/kfifo_rec.c, "Restart").
+        self._arg = nbytes | _FIXED if fixed else nbytes
         self._block = block
         self._dl = dl
         self._checked = checked  # False for reserve_array (see there)
@@ -133,7 +139,7 @@ class Reservation:
         # included, is refused; the wait for room is outside it.
         while True:
             try:
-                at = _reserve(h, n)
+                at = _reserve(h, self._arg)
                 if at >= 0:
                     self._at = at
                     self._view = view = memoryview(q._ring_w)[at:at + n]

@@ -63,6 +63,12 @@
  *             LF_EMISUSE and change nothing, so every message arrives
  *             exactly once and each producer's in order; some LF_EMISUSE
  *             must have been seen on both sides.
+ *   resetrace a producer restarting (kfifo_rec.c; LF_KFIFO_HOT is 512
+ *             in these builds) against a consumer that resets the ring
+ *             every third call and takes messages otherwise: a reset must
+ *             never move out back over a restart's move (it would leave
+ *             in more than a lap ahead: LF_ECORRUPT on both sides), and
+ *             every message taken is whole and later than the previous.
  *   roles     a second producer handle and a second consumer handle in
  *             the same process are refused with LF_EBUSY while the
  *             first ones hold their roles, and accepted after release.
@@ -1001,6 +1007,88 @@ static void misuse(void)
 		fail("misuse_never_detected", prod, cons);
 }
 
+#define RESET_SIZE	4096u
+
+static struct lf_kfifo *reset_ring;
+static uint32_t reset_stop;
+
+/* resetrace's messages, cheap to make so that the producer restarts often:
+ * 100..279 bytes, the sequence number, then its low byte repeated. */
+static uint32_t reset_len(uint64_t seq)
+{
+	return 100 + (uint32_t)(seq * 37 % 180);
+}
+
+static void *reset_producer(void *arg)
+{
+	struct lf_kfifo_handle h;
+	unsigned char buf[MAX_PAYLOAD];
+	uint64_t seq = 0;
+	int r;
+
+	(void)arg;
+	lf_kfifo_handle_init(&h, reset_ring, RESET_SIZE, LF_KFIFO_RECORDS);
+	while (!lf_read32(&reset_stop) && !lf_read32(&failed)) {
+		memset(buf, (int)(seq & 0xff), reset_len(seq));
+		memcpy(buf, &seq, 8);
+		r = lf_kfifo_rec_put(&h, (char *)buf, reset_len(seq));
+		if (r == 0)
+			seq++;
+		else if (r != LF_EAGAIN)
+			fail("resetrace_put", seq, (uint64_t)-r);
+	}
+	lf_kfifo_release(&h);
+	return NULL;
+}
+
+static void resetrace(uint64_t calls)
+{
+	struct lf_kfifo_handle h;
+	unsigned char buf[MAX_PAYLOAD];
+	uint64_t i, seq, taken = 0, resets = 0, last = 0;
+	pthread_t t;
+	int64_t r, k;
+
+	reset_ring = new_ring(RESET_SIZE, LF_KFIFO_RECORDS);
+	lf_kfifo_handle_init(&h, reset_ring, RESET_SIZE, LF_KFIFO_RECORDS);
+	lf_write32(&reset_stop, 0);
+	pthread_create(&t, NULL, reset_producer, NULL);
+	for (i = 0; i < calls && !lf_read32(&failed); i++) {
+		if (i % 3 == 0) {
+			r = lf_kfifo_reset(&h);
+			if (r < 0)
+				fail("resetrace_reset", i, (uint64_t)-r);
+			resets++;
+			continue;
+		}
+		r = lf_kfifo_rec_get_into(&h, (char *)buf, sizeof(buf));
+		if (r == LF_EAGAIN)
+			continue;
+		if (r < 8) {
+			fail("resetrace_get", i, (uint64_t)-r);
+			break;
+		}
+		memcpy(&seq, buf, 8);
+		if (taken && seq <= last)
+			fail("resetrace_order", last, seq);
+		if ((uint64_t)r != reset_len(seq))
+			fail("resetrace_length", seq, (uint64_t)r);
+		for (k = 8; k < r; k++)
+			if (buf[k] != (unsigned char)(seq & 0xff))
+				fail("resetrace_torn", seq, (uint64_t)k);
+		last = seq;
+		taken++;
+	}
+	lf_write32(&reset_stop, 1);
+	pthread_join(t, NULL);
+	printf("resetrace_calls=%" PRIu64 " resets=%" PRIu64 " taken=%" PRIu64
+	       "\n", i, resets, taken);
+	if (!taken && !lf_read32(&failed))
+		fail("resetrace_nothing_taken", i, resets);
+	lf_kfifo_release(&h);
+	free(reset_ring);
+}
+
 static void roles(void)
 {
 	struct lf_kfifo *f = new_ring(64, LF_KFIFO_RECORDS);
@@ -1066,6 +1154,8 @@ int main(int argc, char **argv)
 		wakerace(emulated() ? 2000 : 20000, 5000000000ull);
 	wakebound();
 	misuse();
+	resetrace(long_mode() ? 100000000ull : emulated() ? 100000ull
+						      : 3000000ull);
 	roles();
 	if (lf_read32(&failed)) {
 		printf(NAME ": FAIL see first_failure\n");
