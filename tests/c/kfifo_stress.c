@@ -1154,8 +1154,8 @@ int main(int argc, char **argv)
 		wakerace(emulated() ? 2000 : 20000, 5000000000ull);
 	wakebound();
 	misuse();
-	resetrace(long_mode() ? 100000000ull : emulated() ? 100000ull
-						      : 3000000ull);
+	resetrace((emulated() ? 100000ull : 3000000ull) *
+		  (long_mode() ? 10 : 1));
 	roles();
 	if (lf_read32(&failed)) {
 		printf(NAME ": FAIL see first_failure\n");
