@@ -142,6 +142,12 @@ CASES = {c.name: c for c in [
                                           "records", shared=True),
          kfifo_step, roles=("producer", "consumer"),
          peek=lambda q, c: c.call("len", len, C, q)),
+    # Rings past the producer's restart offset (128 KiB, csrc/kfifo_rec.c):
+    # the producer moves out over its padding while both are scribbled.
+    Case("Kfifo-restart", lambda r: Kfifo(r.choice((1 << 18, 1 << 20)),
+                                          "records", shared=True),
+         kfifo_step, roles=("producer", "consumer"),
+         peek=lambda q, c: c.call("len", len, C, q)),
 ]}
 
 

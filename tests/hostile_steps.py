@@ -387,8 +387,14 @@ def kfifo_step(q, c, role):
     if role == "producer":
         if op <= 4:
             c.call("put_message", q.put_message, PUT, msg, True, 0.01)
-        elif op == 5:
+        elif op == 5 and r.randrange(2):
             c.call("put_message", q.put_message, PUT, msg, False)
+        elif op == 5:
+            def reserve():
+                with q.reserve(len(msg), timeout=0.01) as buf:
+                    buf[:] = msg
+                return len(msg)
+            c.call("reserve", reserve, PUT, check=_count(most))
         else:
             items = [msg] * r.randrange(1, 6)
             c.call("put_many", q.put_many, PUT, items, True, 0.01,
@@ -405,6 +411,11 @@ def kfifo_step(q, c, role):
                if v is None or 0 <= v <= most else "beyond max_message")
     elif op == 5:
         c.call("skip_message", q.skip_message, GET, check=_count(most))
+    elif op == 6 and r.randrange(2):
+        def receive():
+            with q.receive(timeout=0.01) as view:
+                return len(view)
+        c.call("receive", receive, GET, check=_count(most))
     elif op == 6:
         def views():
             vs = q.message_views()
