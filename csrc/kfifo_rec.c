@@ -2,10 +2,10 @@
  * kfifo records mode: length-prefixed messages that never wrap (kfifo.h).
  * The producer's room and padding, put and put_many, the count, the gets
  * that copy or skip (the consumer's parser, rec_parse/rec_next/rec_end, is
- * in kfifo_impl.h: the shims' gets use it too), and the reserve/commit
+ * in kfifo_rec.h: the shims' gets use it too), and the reserve/commit
  * halves of the zero-copy put (kfifo_zc.c opens and ends the blocks).
  */
-#include "kfifo_impl.h"
+#include "kfifo_rec.h"
 
 #include <stdint.h>
 

@@ -4,7 +4,7 @@
  * the record parser, inlined here as in the core files.
  */
 #include "kfifo.h"  /* csrc/shims/kfifo.h */
-#include "../kfifo_impl.h"
+#include "../kfifo_rec.h"
 
 /*
  * The calls whose result the caller reads from the handle afterwards (a
@@ -107,7 +107,7 @@ static int64_t kfifo_rec_get_many(struct lf_kfifo_handle *h,
 		return LF_EINVAL;
 	max_items = min_u32(max_items, h->fmt_items);
 again:
-	/* Acquire: as in rec_next() (kfifo_impl.h). */
+	/* Acquire: as in rec_next() (kfifo_rec.h). */
 	out = lf_load_acquire32(&h->f->out);
 	used = cons_used(h, &out, UINT32_MAX);	/* always refresh in */
 	if (used < 0)
