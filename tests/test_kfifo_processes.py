@@ -17,6 +17,7 @@ import pytest
 from lockfree import ConsumerDied, Kfifo, ProducerDied
 
 from .conftest import LONG
+from .kfifo_helpers import await_true, kill_producer_round
 
 # -- cross-process stress: seq numbers and checksums -------------------------
 
@@ -187,11 +188,6 @@ def _consume_checked(q, first, last, bad):
         want = seq + 1
 
 
-def _await(cond, seconds=30):
-    end = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.001)
 
 
 def test_random_sigkill_of_producers_and_consumers_loses_nothing():
@@ -219,21 +215,8 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
     try:
         for _ in range(runs):                     # producers killed
             p = ctx.Process(target=_produce_from, args=(q, want, progress))
-            p.start()
-            # Until it has taken the dead one's role, a get would say
-            # ProducerDied (rightly: the registered producer is dead).
-            _await(lambda p=p: q.producer_pid == p.pid)
-            end = time.monotonic() + rnd.uniform(0.002, 0.05)
-            while time.monotonic() < end or want == progress.value == 0:
-                _check(cons.get_message(timeout=30), want)
-                want += 1
-            os.kill(p.pid, signal.SIGKILL)
-            with pytest.raises(ProducerDied):
-                while True:
-                    _check(cons.get_message(timeout=30), want)
-                    want += 1
-            p.join(10)
-            assert want >= progress.value        # every committed one came
+            want = kill_producer_round(p, q, cons, want, _check, progress,
+                                       rnd.uniform(0.002, 0.05))
         cons.close()
         seq, prev = want, want - 1                # consumers killed
         prod.put_message(_message(seq, rng))      # take the producer role
@@ -243,7 +226,7 @@ def test_random_sigkill_of_producers_and_consumers_loses_nothing():
             c = ctx.Process(target=_consume_checked,
                             args=(q, first, last, bad))
             c.start()
-            _await(lambda c=c: q.consumer_pid == c.pid)
+            await_true(lambda c=c: q.consumer_pid == c.pid)
             end = time.monotonic() + rnd.uniform(0.002, 0.05)
             while time.monotonic() < end or last.value < 0:
                 try:

@@ -8,16 +8,15 @@ to where it belongs)."""
 
 import os
 import random
-import signal
 import struct
-import time
 import zlib
 
 import pytest
 
-from lockfree import KfifoQueue, ProducerDied
+from lockfree import KfifoQueue
 
 from .conftest import LONG
+from .kfifo_helpers import kill_producer_round
 
 HOT = 128 << 10  # LF_KFIFO_HOT, csrc/kfifo_impl.h
 RING = 1 << 20
@@ -268,27 +267,10 @@ def test_producers_killed_at_random_moments_lose_nothing():
         for _ in range(runs):
             p = ctx.Process(target=_produce_big,
                             args=(q, want, -1, progress, at0))
-            p.start()
-            _await_producer(q, p.pid)
-            end = time.monotonic() + rnd.uniform(0.005, 0.1)
-            while time.monotonic() < end or progress.value == want == 0:
-                _check_big(cons.get_message(timeout=30), want)
-                want += 1
-            os.kill(p.pid, signal.SIGKILL)
-            with pytest.raises(ProducerDied):
-                while True:
-                    _check_big(cons.get_message(timeout=30), want)
-                    want += 1
-            p.join(10)
-            assert want >= progress.value   # every committed one came
+            want = kill_producer_round(p, q, cons, want, _check_big,
+                                       progress, rnd.uniform(0.005, 0.1))
     finally:
         cons.close()
         q.close()
     assert at0.value > 0
 
-
-def _await_producer(q, pid: int) -> None:
-    end = time.monotonic() + 30
-    while q.producer_pid != pid:
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.001)
