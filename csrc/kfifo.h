@@ -215,15 +215,17 @@ int64_t lf_kfifo_rec_skip(struct lf_kfifo_handle *h);
  * nothing.  The commit may copy the message to another offset (the
  * restart, kfifo_rec.c); n | LF_KFIFO_RSV_FIXED asks for a message that
  * stays where it was written (its contents are aligned relative to its
- * address: KfifoQueue.reserve_array).  Consumer: lf_kfifo_zc_receive() opens the block on the next
- * message and returns offset << 32 | length (records never wrap: the
- * message is the contiguous range h->data + offset, both below 2^31); a
- * negative error (LF_EAGAIN: empty, LF_EOF...) opens nothing.
+ * address: KfifoQueue.reserve_array).  Consumer: lf_kfifo_zc_receive()
+ * opens the block on the next message and returns offset << 32 | length
+ * (records never wrap: the message is the contiguous range h->data +
+ * offset, both below 2^31); a negative error (LF_EAGAIN: empty,
+ * LF_EOF...) opens nothing.
  * lf_kfifo_zc_consume() consumes it and ends the block (the length),
  * lf_kfifo_zc_leave() ends it leaving the message in the ring.  Ending a
  * block this process has not open (a fork child's copy of its parent's):
- * LF_EMISUSE; any thread of the opener's process may end it.  The caller waits for room
- * or data (lf_kfifo_wait_*) between attempts, outside any block.
+ * LF_EMISUSE; any thread of the opener's process may end it.  The caller
+ * waits for room or data (lf_kfifo_wait_*) between attempts, outside any
+ * block.
  * lf_kfifo_zc_held(): is a block open on either role, by this process? */
 int64_t lf_kfifo_zc_reserve(struct lf_kfifo_handle *h, uint32_t n);
 int lf_kfifo_zc_commit(struct lf_kfifo_handle *h);

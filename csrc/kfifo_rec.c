@@ -57,11 +57,12 @@ static inline void rec_write_pad(struct lf_kfifo_handle *h, uint32_t idx,
  *
  * put and put_many restart when the ring is empty as they start.  A
  * reserve() block places its record at offset 0 whenever that room is
- * free (unless LF_KFIFO_RSV_FIXED), and decides at commit: restart if the consumer has taken
- * everything by then (the usual case when it keeps up: it had the time
- * the block took), else move the record to where it belongs (one copy
- * more).  Finding out costs a read of out, a line the consumer writes: a
- * producer that could not restart tries again HOT / 4 bytes later.
+ * free (unless LF_KFIFO_RSV_FIXED), and decides at commit: restart if the
+ * consumer has taken everything by then (the usual case when it keeps up:
+ * it had the time the block took), else move the record to where it
+ * belongs (one copy more).  Finding out costs a read of out, a line the
+ * consumer writes: a producer that could not restart tries again HOT / 4
+ * bytes later.
  */
 static inline int rec_hot(const struct lf_kfifo_handle *h, uint32_t idx)
 {
