@@ -256,7 +256,7 @@ int lf_rcu_buf_publish(const struct lf_rcu_bh *h, const char *data,
 uint64_t lf_rcu_buf_version(const struct lf_rcu_bh *h);
 /* cffi:end */
 
-/* Internal, shared by rcu.c, rcu_call.c and rcu_buf.c. */
+/* Internal, shared by rcu.c, rcu_sync.c, rcu_call.c and rcu_buf.c. */
 #define LF_RCU_ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 /* Validation failure in a *_handle_init: name the field, LF_ECORRUPT. */
 #define LF_RCU_CORRUPT(name)			\
