@@ -76,8 +76,8 @@ int kfifo_membarrier_ready(struct lf_kfifo *f)
  * index; one whose flag load came after it sees the flag (stored before the
  * membarrier) and wakes.  seq is read before the re-check, so a wake-up
  * between the re-check and the sleep changes seq and FUTEX_WAIT returns at
- * once.  tests/c/kfifo_stress.c's "wakerace" phase races the two halves
- * and fails when the membarrier is removed (misses in most runs).
+ * once.  tests/c/kfifo_wait_stress.c's "wakerace" phase races the two
+ * halves and fails when the membarrier is removed (misses in most runs).
  *
  * The guarantee stated is a bound, not "impossible": the waiter's first
  * sleep lasts at most LF_KFIFO_RACE_NS (50 us, kfifo.h), then it re-checks,
@@ -99,10 +99,10 @@ int kfifo_membarrier_ready(struct lf_kfifo *f)
  *    idle in lazy-TLB mode on our mm at registration keeps the old state
  *    until it next switches to another process.  A publisher running there
  *    gets no IPI.
- * tests/c/kfifo_stress.c "wakebound" publishes without notifying inside a
- * waiter's first sleep and fails if the waiter is not back within 100 ms
- * (an unbounded first sleep fails it); "wakerace" fails above 1 % misses
- * (the mutant without the membarrier misses far more).
+ * tests/c/kfifo_wait_stress.c "wakebound" publishes without notifying
+ * inside a waiter's first sleep and fails if the waiter is not back within
+ * 100 ms (an unbounded first sleep fails it); "wakerace" fails above 1 %
+ * misses (the mutant without the membarrier misses far more).
  *
  * Cost: ~2 us per sleep, paid only after lf_wait's spin and yield budget.
  * Where membarrier is unavailable (old kernel, seccomp) the process marks

@@ -65,8 +65,8 @@ BUILD = CDIR / "build"
 # LF_BENCH_NO_CK: the bench harness without Concurrency Kit, as in the wheel
 # (the programs must not depend on optional headers).
 # LF_KFIFO_HOT=512: the kfifo records producer's restart (csrc/kfifo_rec.c)
-# from offset 512 instead of 128 KiB, so that kfifo_stress's small record
-# rings restart too, under every variant.
+# from offset 512 instead of 128 KiB, so that kfifo_rec_stress's small
+# record rings restart too, under every variant.
 _COMMON = ["-pthread", "-std=gnu11", "-Wall", "-Wextra", "-DLF_TEST_HOOKS",
            "-DLF_BENCH_NO_CK", "-DLF_KFIFO_HOT=512u"]
 
