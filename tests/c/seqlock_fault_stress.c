@@ -225,12 +225,26 @@ static void scribbled(uint32_t flags, uint64_t size)
 			lf_seq_write_end(sl, end);
 			lf_spin_unlock(&sl->lock);
 		}
+		/* A garbage owner word (pid above INT32_MAX: no lock wrote
+		 * it) holding the lock with the count odd: a waiting reader
+		 * gets LF_ECORRUPT at its first owner check, not a hang nor a
+		 * dead-owner report; clearing the word lets a write repair. */
+		lf_write64(&sl->lock.owner, 0xFFFFFFFF00000001ull);
+		lf_write32(&sl->seq, lf_read32(&sl->seq) | 1);
+		t0 = lf_now_ns();
+		r = lf_seq_read_until(h, out, size, t0 + 2000000000ull);
+		late = lf_now_ns() - t0;
+		int garbage = r == LF_ECORRUPT && late < 1000000000ull;
+		lf_write64(&sl->lock.owner, 0);
+		garbage = garbage && round_trip(h, size, ++k);
 		printf("odd_counter_%llu lock_free=%s repaired=%d "
-		       "odd_wseq_write_even=%d live_writer_deadline=%d\n",
-		       (unsigned long long)size,
-		       corrupt ? "corrupt" : "other", repaired, even, waited);
-		if (!corrupt || !repaired || !even || !waited)
-			fail("odd counter / odd wseq / live writer mishandled");
+		       "odd_wseq_write_even=%d live_writer_deadline=%d "
+		       "garbage_owner=%s\n", (unsigned long long)size,
+		       corrupt ? "corrupt" : "other", repaired, even, waited,
+		       garbage ? "corrupt" : "other");
+		if (!corrupt || !repaired || !even || !waited || !garbage)
+			fail("odd counter / odd wseq / live writer / garbage "
+			     "owner mishandled");
 	}
 	free(sl);
 }
