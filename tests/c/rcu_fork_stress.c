@@ -31,6 +31,7 @@
 #include "lockwait.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -194,8 +195,14 @@ static void run_reclaim_race(void)
 	printf("reclaim_race_rc=%d\nreclaim_race_depth=%llu\n"
 	       "reclaim_race_nr_dead=%llu\n", rc, (unsigned long long)depth,
 	       (unsigned long long)dead);
-	if (!fired)
+	if (!fired) {
+		/* The child still waits on race_pipe (it holds the pipe's
+		 * write end too, so it would wait for ever, and keep stdout
+		 * open for the test harness): end it here. */
+		kill(race_child, SIGKILL);
+		waitpid(race_child, NULL, 0);
 		fail("reclaim race: the hook never ran");
+	}
 	else if (depth != 1 || dead != 0)
 		fail("reclaim race: a live reader's slot was reclaimed from "
 		     "the dead process that had it before (section depth "
